@@ -1,0 +1,102 @@
+import zoneinfo
+
+from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a known time zone.")
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email, password, **extra_fields):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", False)
+        extra_fields.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra_fields)
+
+    def create_superuser(self, email, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", True)
+        extra_fields.setdefault("is_superuser", True)
+        return self._create_user(email, password, **extra_fields)
+
+
+class User(AbstractUser):
+    """A person: logs in with their email; every time they see is shown in `timezone`."""
+
+    username = None
+    first_name = None
+    last_name = None
+    email = models.EmailField("email address", unique=True)
+    display_name = models.CharField(max_length=120, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    objects = UserManager()
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.email.split("@")[0]
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        try:
+            return zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo("UTC")
+
+    @property
+    def is_coach(self) -> bool:
+        return hasattr(self, "coach_profile")
+
+
+class CoachProfile(models.Model):
+    """What makes a user a coach, and the windows that govern their sessions."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="coach_profile")
+    headline = models.CharField(max_length=160, blank=True)
+    bio = models.TextField(blank=True)
+    request_window_hours = models.PositiveIntegerField(
+        default=48, help_text="How long a booking request waits for the coach before it expires."
+    )
+    reschedule_window_hours = models.PositiveIntegerField(
+        default=48, help_text="How long a proposed new time waits for an answer."
+    )
+    minimum_notice_hours = models.PositiveIntegerField(
+        default=12, help_text="Students cannot book a time that starts sooner than this."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(request_window_hours__gte=1),
+                name="coachprofile_request_window_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(reschedule_window_hours__gte=1),
+                name="coachprofile_reschedule_window_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Coach {self.user}"

@@ -1,0 +1,96 @@
+from django.conf import settings
+from django.db import models
+
+
+class PaymentState(models.TextChoices):
+    CREATED = "CREATED", "Created"
+    DONE = "DONE", "Done"
+    FAILED = "FAILED", "Failed"
+
+
+class RefundState(models.TextChoices):
+    CREATED = "CREATED", "Created"
+    DONE = "DONE", "Done"
+    FAILED = "FAILED", "Failed"
+
+
+class RefundKind(models.TextChoices):
+    FULL = "full", "Full refund"
+    PARTIAL = "partial", "Partial refund"
+
+
+class Payment(models.Model):
+    """The money a student paid for one package, as recorded by a gateway."""
+
+    package = models.OneToOneField(
+        "sessions_app.Package", on_delete=models.PROTECT, related_name="payment"
+    )
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    gateway = models.CharField(max_length=32)
+    reference = models.CharField(max_length=128, blank=True)
+    state = models.CharField(
+        max_length=8, choices=PaymentState.choices, default=PaymentState.CREATED
+    )
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=PaymentState.values), name="payment_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment {self.pk}: {self.amount_cents} {self.currency}"
+
+
+class Refund(models.Model):
+    """Money returned for one session. Never edited: a correction is a new entry.
+
+    A refund has its own states (created, done, failed); it never changes a session's status by
+    itself. Canceling does, through the lifecycle.
+    """
+
+    session = models.ForeignKey(
+        "sessions_app.Session", on_delete=models.PROTECT, related_name="refunds"
+    )
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    kind = models.CharField(max_length=8, choices=RefundKind.choices)
+    state = models.CharField(max_length=8, choices=RefundState.choices, default=RefundState.CREATED)
+    gateway = models.CharField(max_length=32)
+    reference = models.CharField(max_length=128, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="refunds_issued",
+        null=True,
+        blank=True,
+    )
+    reason = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount_cents__gte=1), name="refund_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=RefundKind.values), name="refund_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(state__in=RefundState.values), name="refund_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund {self.pk}: {self.amount_cents} {self.currency} ({self.kind})"

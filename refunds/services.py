@@ -1,0 +1,104 @@
+"""Writes for money: recording a package's payment and issuing a session's refund.
+
+A refund never changes a session's status: `sessions_app.services.session_cancel` does that and
+calls `refund_issue` inside its own transaction.
+"""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from refunds.gateways import get_gateway
+from refunds.models import Payment, PaymentState, Refund, RefundKind, RefundState
+from refunds.selectors import session_refundable_cents
+from sessions_app.lifecycle import DomainError
+
+
+class RefundNotAllowed(DomainError):
+    default_message = "That refund is not possible."
+
+
+def payment_record(*, package, gateway_name: str | None = None) -> Payment:
+    """Record the payment for a freshly bought package through the gateway."""
+    gateway = get_gateway(gateway_name)
+    with transaction.atomic():
+        payment = Payment.objects.create(
+            package=package,
+            amount_cents=package.price_cents,
+            currency=package.currency,
+            gateway=gateway.name,
+            idempotency_key=f"package-{package.pk}-payment",
+        )
+        result = gateway.charge(payment)
+        payment.state = PaymentState(result.state)
+        payment.reference = result.reference
+        payment.save(update_fields=["state", "reference"])
+    return payment
+
+
+def refund_issue(
+    *,
+    session,
+    kind: str,
+    issued_by,
+    idempotency_key: str,
+    amount_cents: int | None = None,
+    reason: str = "",
+) -> Refund:
+    """Refund part or all of one session's share, at most once per `idempotency_key`.
+
+    `full` returns whatever of the session's share is still refundable; `partial` takes
+    1..refundable cents. The package's payment row is locked, so concurrent refunds of the same
+    package can never add up to more than was paid.
+    """
+    if kind not in RefundKind.values:
+        raise RefundNotAllowed("Choose a full or a partial refund.")
+    gateway = get_gateway()
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(package_id=session.package_id)
+        existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+        if payment.state != PaymentState.DONE:
+            raise RefundNotAllowed("The payment for this package has not gone through.")
+        refundable = session_refundable_cents(session=session)
+        if refundable <= 0:
+            raise RefundNotAllowed("Nothing is left to refund for this session.")
+        if kind == RefundKind.FULL:
+            amount = refundable
+        else:
+            if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
+                raise RefundNotAllowed("Enter the amount to refund.")
+            if amount_cents < 1:
+                raise RefundNotAllowed("A partial refund must be at least 0.01.")
+            if amount_cents > refundable:
+                raise RefundNotAllowed(
+                    f"At most {refundable / 100:.2f} {payment.currency} can be refunded "
+                    "for this session."
+                )
+            amount = amount_cents
+        try:
+            with transaction.atomic():
+                refund = Refund.objects.create(
+                    session=session,
+                    payment=payment,
+                    amount_cents=amount,
+                    currency=payment.currency,
+                    kind=kind,
+                    gateway=gateway.name,
+                    issued_by=issued_by,
+                    reason=reason,
+                    idempotency_key=idempotency_key,
+                )
+        except IntegrityError:
+            return Refund.objects.get(idempotency_key=idempotency_key)
+        _apply_gateway_result(refund, gateway.refund(refund))
+    return refund
+
+
+def _apply_gateway_result(refund: Refund, result) -> None:
+    refund.state = RefundState(result.state)
+    refund.reference = result.reference
+    refund.failure_reason = result.failure_reason
+    if refund.state != RefundState.CREATED:
+        refund.settled_at = timezone.now()
+    refund.save(update_fields=["state", "reference", "failure_reason", "settled_at"])

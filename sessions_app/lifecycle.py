@@ -1,0 +1,141 @@
+"""The session lifecycle: statuses, actions, who may act, and the one table of transitions.
+
+Nothing but `sessions_app.services._transition` (and the set-based sweeps that apply the same
+rows in bulk) changes a session's status. This module imports no models, so templates, forms,
+tasks and other apps can import it freely.
+"""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import models
+
+
+class DomainError(Exception):
+    """A refusal whose message is fit to show a person."""
+
+    default_message = "That is not possible."
+
+    def __init__(self, message: str | None = None):
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class TransitionNotAllowed(DomainError):
+    default_message = "This session cannot do that in its current state."
+
+
+class PermissionDenied(DomainError, DjangoPermissionDenied):
+    default_message = "You are not allowed to do that with this session."
+
+
+class Status(models.TextChoices):
+    UNSCHEDULED = "UNSCHEDULED", "Unscheduled"
+    REQUESTED = "REQUESTED", "Requested"
+    CONFIRMED = "CONFIRMED", "Confirmed"
+    RESCHEDULING = "RESCHEDULING", "Rescheduling"
+    COMPLETED = "COMPLETED", "Completed"
+    CANCELED = "CANCELED", "Canceled"
+
+
+class Action(models.TextChoices):
+    CREATE = "create", "Purchased"
+    BOOK = "book", "Booked"
+    WITHDRAW = "withdraw", "Withdrawn"
+    ACCEPT = "accept", "Accepted"
+    DECLINE = "decline", "Declined"
+    EXPIRE = "expire", "Request expired"
+    PROPOSE_RESCHEDULE = "propose_reschedule", "Reschedule proposed"
+    CONFIRM_RESCHEDULE = "confirm_reschedule", "New time confirmed"
+    COUNTER_PROPOSE = "counter_propose", "Another time proposed"
+    EXPIRE_RESCHEDULE = "expire_reschedule", "Reschedule expired"
+    COMPLETE = "complete", "Completed"
+    CANCEL = "cancel", "Canceled"
+
+
+class Role(models.TextChoices):
+    STUDENT = "student", "Student"
+    COACH = "coach", "Coach"
+    # The party (coach or student) who did not make the pending reschedule proposal.
+    RESPONDER = "responder", "The other side"
+    SYSTEM = "system", "System"
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: Status
+    action: Action
+    target: Status
+    roles: frozenset[Role]
+
+
+def _rows(sources, action, target, *roles):
+    return [Transition(source, action, target, frozenset(roles)) for source in sources]
+
+
+S = Status
+TRANSITIONS: dict[tuple[Status, Action], Transition] = {
+    (t.source, t.action): t
+    for t in [
+        *_rows([S.UNSCHEDULED], Action.BOOK, S.REQUESTED, Role.STUDENT),
+        *_rows([S.REQUESTED], Action.WITHDRAW, S.UNSCHEDULED, Role.STUDENT),
+        *_rows([S.REQUESTED], Action.ACCEPT, S.CONFIRMED, Role.COACH),
+        *_rows([S.REQUESTED], Action.DECLINE, S.UNSCHEDULED, Role.COACH),
+        *_rows([S.REQUESTED], Action.EXPIRE, S.UNSCHEDULED, Role.SYSTEM),
+        *_rows([S.CONFIRMED], Action.PROPOSE_RESCHEDULE, S.RESCHEDULING, Role.COACH, Role.STUDENT),
+        *_rows([S.RESCHEDULING], Action.CONFIRM_RESCHEDULE, S.CONFIRMED, Role.RESPONDER),
+        *_rows([S.RESCHEDULING], Action.COUNTER_PROPOSE, S.RESCHEDULING, Role.RESPONDER),
+        *_rows([S.RESCHEDULING], Action.EXPIRE_RESCHEDULE, S.UNSCHEDULED, Role.SYSTEM),
+        *_rows([S.CONFIRMED], Action.COMPLETE, S.COMPLETED, Role.SYSTEM),
+        *_rows(
+            [S.UNSCHEDULED, S.REQUESTED, S.CONFIRMED, S.RESCHEDULING, S.COMPLETED],
+            Action.CANCEL,
+            S.CANCELED,
+            Role.COACH,
+        ),
+    ]
+}
+
+# Statuses in which a session holds its slot (HELD while requested, BOOKED once confirmed).
+HOLDING_STATUSES = (Status.REQUESTED, Status.CONFIRMED)
+TERMINAL_STATUSES = (Status.CANCELED,)
+
+_VERBS = {
+    Action.BOOK: "book",
+    Action.WITHDRAW: "withdraw",
+    Action.ACCEPT: "accept",
+    Action.DECLINE: "decline",
+    Action.EXPIRE: "expire",
+    Action.PROPOSE_RESCHEDULE: "reschedule",
+    Action.CONFIRM_RESCHEDULE: "confirm a new time for",
+    Action.COUNTER_PROPOSE: "propose another time for",
+    Action.EXPIRE_RESCHEDULE: "expire the proposal of",
+    Action.COMPLETE: "complete",
+    Action.CANCEL: "cancel",
+}
+_REFUSALS = {
+    Status.CANCELED: "This session was canceled; it cannot change any more.",
+    Status.COMPLETED: "This session is already completed.",
+}
+
+
+def transition_for(status: str, action: str) -> Transition:
+    """The table row for `action` from `status`, or `TransitionNotAllowed` with a reason."""
+    row = TRANSITIONS.get((Status(status), Action(action)))
+    if row is None:
+        label = Status(status).label.lower()
+        article = "an" if label[0] in "aeiou" else "a"
+        reason = _REFUSALS.get(Status(status)) or (
+            f"You can't {_VERBS.get(Action(action), action)} {article} {label} session."
+        )
+        raise TransitionNotAllowed(reason)
+    return row
+
+
+def allowed_actions(status: str, roles: set[Role]) -> list[Action]:
+    """The actions the table allows from `status` to someone holding `roles`."""
+    return [
+        row.action
+        for (source, _), row in TRANSITIONS.items()
+        if source == status and row.roles & roles
+    ]

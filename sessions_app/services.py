@@ -1,0 +1,522 @@
+"""Every write to sessions. Each service is atomic, locks what it changes, checks the transition
+table in `lifecycle.py` and the actor's role, and writes exactly one `SessionEvent` per status
+change. Refusals raise a `DomainError` whose message is fit to show a person.
+"""
+
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from calendars import services as calendar_services
+from calendars.models import TimeSlot
+from calendars.services import SlotUnavailable
+from refunds import services as refund_services
+from refunds.services import RefundNotAllowed
+from sessions_app.lifecycle import (
+    HOLDING_STATUSES,
+    Action,
+    PermissionDenied,
+    Status,
+    Transition,
+    TransitionNotAllowed,
+    transition_for,
+)
+from sessions_app.models import (
+    Offering,
+    Package,
+    ProposalStatus,
+    RescheduleProposal,
+    Session,
+    SessionEvent,
+)
+from sessions_app.selectors import session_pending_proposal, session_roles
+
+REFUND_CHOICES = ("full", "partial", "none")
+
+
+# --- internals: the one write path for a status --------------------------------------------
+
+
+def _lock(session: Session) -> Session:
+    """Re-read `session` under a row lock, so every check sees the committed state."""
+    return (
+        Session.objects.select_for_update(of=("self",))
+        .select_related("package", "coach__coach_profile")
+        .get(pk=session.pk)
+    )
+
+
+def _authorize(session: Session, action: Action, actor, proposal=None) -> Transition:
+    """The table row for `action`, or a refusal: outsiders first, then status, then role."""
+    roles = session_roles(session=session, user=actor, proposal=proposal)
+    if not roles:
+        raise PermissionDenied("This session is not yours.")
+    row = transition_for(session.status, action)
+    if not row.roles & roles:
+        raise PermissionDenied(_role_refusal(row))
+    return row
+
+
+def _role_refusal(row: Transition) -> str:
+    who = ", ".join(sorted(role.label.lower() for role in row.roles))
+    if row.action in (Action.CONFIRM_RESCHEDULE, Action.COUNTER_PROPOSE):
+        return "You proposed this time; the other side answers it."
+    return f"Only the {who} can do that."
+
+
+def _transition(
+    session: Session,
+    row: Transition,
+    actor,
+    *,
+    now: datetime,
+    fields: tuple[str, ...] = (),
+    details: dict | None = None,
+) -> SessionEvent:
+    """Apply an authorized table row: save the new status (and `fields`) and log the event."""
+    source = session.status
+    session.status = row.target
+    session.save(update_fields=["status", "updated_at", *fields])
+    return SessionEvent.objects.create(
+        session=session,
+        actor=actor,
+        action=row.action,
+        from_status=source,
+        to_status=row.target,
+        details=details or {},
+        created_at=now,
+    )
+
+
+def _slot_details(slot: TimeSlot) -> dict:
+    return {"slot_id": slot.pk, "start": slot.start.isoformat(), "end": slot.end.isoformat()}
+
+
+def _earliest_bookable(session: Session, now: datetime) -> datetime:
+    profile = getattr(session.coach, "coach_profile", None)
+    notice = profile.minimum_notice_hours if profile else 0
+    return now + timedelta(hours=notice)
+
+
+def _check_student_free(session: Session, slot: TimeSlot) -> None:
+    """A student cannot hold two sessions at the same time."""
+    clash = Session.objects.filter(
+        student_id=session.student_id,
+        status__in=HOLDING_STATUSES,
+        slot__start__lt=slot.end,
+        slot__end__gt=slot.start,
+    ).exclude(pk=session.pk)
+    proposals = RescheduleProposal.objects.filter(
+        session__student_id=session.student_id,
+        status=ProposalStatus.PENDING,
+        slot__start__lt=slot.end,
+        slot__end__gt=slot.start,
+    ).exclude(session_id=session.pk)
+    if clash.exists() or proposals.exists():
+        raise SlotUnavailable("The student already has a session at that time.")
+
+
+def _hold(session: Session, slot: TimeSlot, now: datetime) -> TimeSlot:
+    if slot.coach_id != session.coach_id:
+        raise SlotUnavailable("That time belongs to another coach.")
+    if slot.start < _earliest_bookable(session, now):
+        raise SlotUnavailable("That time is too soon; pick a later one.")
+    _check_student_free(session, slot)
+    return calendar_services.slot_hold(
+        slot=slot, coach=session.coach, not_before=_earliest_bookable(session, now)
+    )
+
+
+# --- purchase --------------------------------------------------------------------------------
+
+
+def split_price(total_cents: int, parts: int) -> list[int]:
+    """Split evenly; the remainder cents go to the first sessions, one each."""
+    base, remainder = divmod(total_cents, parts)
+    return [base + (1 if index < remainder else 0) for index in range(parts)]
+
+
+def package_purchase(*, student, offering: Offering) -> Package:
+    """Buy `offering`: record the payment and create its sessions as unscheduled credits."""
+    if student.pk == offering.coach_id:
+        raise PermissionDenied("You cannot buy your own offering.")
+    now = timezone.now()
+    with transaction.atomic():
+        offering = Offering.objects.select_for_update().get(pk=offering.pk)
+        if not offering.is_active:
+            raise TransitionNotAllowed("This offering is no longer available.")
+        package = Package.objects.create(
+            offering=offering,
+            coach_id=offering.coach_id,
+            student=student,
+            title=offering.title,
+            session_count=offering.session_count,
+            duration_minutes=offering.duration_minutes,
+            price_cents=offering.price_cents,
+            currency=offering.currency,
+        )
+        refund_services.payment_record(package=package)
+        shares = split_price(offering.price_cents, offering.session_count)
+        sessions = Session.objects.bulk_create(
+            Session(
+                package=package,
+                coach_id=offering.coach_id,
+                student=student,
+                number=number,
+                price_share_cents=share,
+                currency=offering.currency,
+            )
+            for number, share in enumerate(shares, start=1)
+        )
+        SessionEvent.objects.bulk_create(
+            SessionEvent(
+                session=session,
+                actor=student,
+                action=Action.CREATE,
+                from_status="",
+                to_status=Status.UNSCHEDULED,
+                details={"package_id": package.pk, "price_share_cents": session.price_share_cents},
+                created_at=now,
+            )
+            for session in sessions
+        )
+    return package
+
+
+# --- booking -----------------------------------------------------------------------------------
+
+
+def session_book(*, session: Session, slot: TimeSlot, actor) -> Session:
+    """The student asks for `slot`: UNSCHEDULED -> REQUESTED, the slot OPEN -> HELD.
+
+    The request waits for the coach until min(now + the coach's request window, the start).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        session = _lock(session)
+        row = _authorize(session, Action.BOOK, actor)
+        slot = _hold(session, slot, now)
+        window = session.coach.coach_profile.request_window_hours
+        session.slot = slot
+        session.request_expires_at = min(now + timedelta(hours=window), slot.start)
+        try:
+            with transaction.atomic():
+                _transition(
+                    session,
+                    row,
+                    actor,
+                    now=now,
+                    fields=("slot", "request_expires_at"),
+                    details=_slot_details(slot),
+                )
+        except IntegrityError as exc:
+            raise SlotUnavailable() from exc
+    return session
+
+
+def session_withdraw(*, session: Session, actor) -> Session:
+    """The student takes back a request: REQUESTED -> UNSCHEDULED, the slot reopened."""
+    return _unbook(session, Action.WITHDRAW, actor)
+
+
+def session_decline(*, session: Session, actor, reason: str = "") -> Session:
+    """The coach turns a request down: the credit goes back to the student, the slot reopens."""
+    return _unbook(session, Action.DECLINE, actor, reason=reason)
+
+
+def _unbook(session: Session, action: Action, actor, reason: str = "") -> Session:
+    now = timezone.now()
+    with transaction.atomic():
+        session = _lock(session)
+        row = _authorize(session, action, actor)
+        slot = session.slot
+        session.slot = None
+        session.request_expires_at = None
+        details = _slot_details(slot)
+        if reason:
+            details["reason"] = reason.strip()
+        _transition(
+            session, row, actor, now=now, fields=("slot", "request_expires_at"), details=details
+        )
+        calendar_services.slots_release(slot_ids=[slot.pk], now=now)
+    return session
+
+
+def session_accept(*, session: Session, actor) -> Session:
+    """The coach accepts a request: REQUESTED -> CONFIRMED, the slot HELD -> BOOKED."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = _lock(session)
+        row = _authorize(session, Action.ACCEPT, actor)
+        if session.request_expires_at and session.request_expires_at <= now:
+            raise TransitionNotAllowed("This request has expired; the student can book again.")
+        calendar_services.slot_book(slot=session.slot)
+        session.request_expires_at = None
+        _transition(
+            session,
+            row,
+            actor,
+            now=now,
+            fields=("request_expires_at",),
+            details=_slot_details(session.slot),
+        )
+    return session
+
+
+# --- rescheduling ------------------------------------------------------------------------------
+
+
+def _propose(session: Session, slot: TimeSlot, actor, now: datetime) -> RescheduleProposal:
+    if session.slot_id == slot.pk:
+        raise SlotUnavailable("That is the time already agreed; pick a different one.")
+    slot = _hold(session, slot, now)
+    window = session.coach.coach_profile.reschedule_window_hours
+    return RescheduleProposal.objects.create(
+        session=session,
+        slot=slot,
+        proposed_by=actor,
+        expires_at=min(now + timedelta(hours=window), slot.start),
+    )
+
+
+def session_propose_reschedule(*, session: Session, slot: TimeSlot, actor) -> RescheduleProposal:
+    """Either side proposes a new time: CONFIRMED -> RESCHEDULING.
+
+    The proposed slot is HELD and the old one reopens; the other side must answer.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        session = _lock(session)
+        row = _authorize(session, Action.PROPOSE_RESCHEDULE, actor)
+        old_slot = session.slot
+        calendar_services.slots_release(slot_ids=[old_slot.pk], now=now)
+        try:
+            with transaction.atomic():
+                proposal = _propose(session, slot, actor, now)
+        except IntegrityError as exc:
+            raise SlotUnavailable() from exc
+        _transition(
+            session,
+            row,
+            actor,
+            now=now,
+            details={
+                "proposal_id": proposal.pk,
+                "from_slot_id": old_slot.pk,
+                **_slot_details(proposal.slot),
+            },
+        )
+    return proposal
+
+
+def session_confirm_reschedule(*, session: Session, actor) -> Session:
+    """The side that did not propose accepts the new time: RESCHEDULING -> CONFIRMED."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = _lock(session)
+        proposal = session_pending_proposal(session=session)
+        row = _authorize(session, Action.CONFIRM_RESCHEDULE, actor, proposal)
+        if proposal.expires_at <= now:
+            raise TransitionNotAllowed("This proposal has expired.")
+        calendar_services.slot_book(slot=proposal.slot)
+        RescheduleProposal.objects.filter(pk=proposal.pk).update(
+            status=ProposalStatus.ACCEPTED, decided_at=now
+        )
+        session.slot = proposal.slot
+        session.sequence += 1
+        _transition(
+            session,
+            row,
+            actor,
+            now=now,
+            fields=("slot", "sequence"),
+            details={"proposal_id": proposal.pk, **_slot_details(proposal.slot)},
+        )
+    return session
+
+
+def session_counter_propose(*, session: Session, slot: TimeSlot, actor) -> RescheduleProposal:
+    """The side that did not propose offers another time; now the other side answers."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = _lock(session)
+        previous = session_pending_proposal(session=session)
+        row = _authorize(session, Action.COUNTER_PROPOSE, actor, previous)
+        RescheduleProposal.objects.filter(pk=previous.pk).update(
+            status=ProposalStatus.SUPERSEDED, decided_at=now
+        )
+        calendar_services.slots_release(slot_ids=[previous.slot_id], now=now)
+        try:
+            with transaction.atomic():
+                proposal = _propose(session, slot, actor, now)
+        except IntegrityError as exc:
+            raise SlotUnavailable() from exc
+        _transition(
+            session,
+            row,
+            actor,
+            now=now,
+            details={
+                "proposal_id": proposal.pk,
+                "superseded_proposal_id": previous.pk,
+                **_slot_details(proposal.slot),
+            },
+        )
+    return proposal
+
+
+# --- cancel ------------------------------------------------------------------------------------
+
+
+def session_cancel(
+    *,
+    session: Session,
+    actor,
+    refund: str,
+    amount_cents: int | None = None,
+    reason: str = "",
+    idempotency_key: str | None = None,
+) -> Session:
+    """The coach cancels: any non-terminal status -> CANCELED, with the refund they chose.
+
+    `refund` is "full" (the session's refundable share), "partial" (`amount_cents`, 1..refundable)
+    or "none" (no `Refund` row; the choice is kept in the cancel event). Held or booked future
+    slots reopen. A second submission of the same cancel is refused, so it refunds once.
+    """
+    if refund not in REFUND_CHOICES:
+        raise RefundNotAllowed("Choose Full refund, Partial refund or Cancel without refund.")
+    if refund != "partial" and amount_cents is not None:
+        raise RefundNotAllowed("An amount goes only with a partial refund.")
+    now = timezone.now()
+    with transaction.atomic():
+        session = _lock(session)
+        row = _authorize(session, Action.CANCEL, actor)
+        release = [session.slot_id] if session.status in HOLDING_STATUSES else []
+        proposal = session_pending_proposal(session=session)
+        if proposal is not None:
+            RescheduleProposal.objects.filter(pk=proposal.pk).update(
+                status=ProposalStatus.CANCELED, decided_at=now
+            )
+            release.append(proposal.slot_id)
+        details = {"refund": refund, "reason": reason.strip()}
+        if refund != "none":
+            issued = refund_services.refund_issue(
+                session=session,
+                kind=refund,
+                amount_cents=amount_cents,
+                issued_by=actor,
+                reason=reason.strip(),
+                idempotency_key=idempotency_key or f"session-{session.pk}-cancel",
+            )
+            details.update(refund_id=issued.pk, refund_amount_cents=issued.amount_cents)
+        session.request_expires_at = None
+        _transition(session, row, actor, now=now, fields=("request_expires_at",), details=details)
+        calendar_services.slots_release(slot_ids=release, now=now)
+    return session
+
+
+# --- system sweeps -----------------------------------------------------------------------------
+
+SWEEP_CHUNK = 1000
+
+
+def _sweep(queryset, apply) -> int:
+    """Run `apply(ids, now)` over `queryset`'s ids in locked chunks until none are left."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                queryset.select_for_update(skip_locked=True).values_list("pk", flat=True)[
+                    :SWEEP_CHUNK
+                ]
+            )
+            if not ids:
+                return total
+            total += apply(ids)
+
+
+def sessions_expire_stale(*, now: datetime | None = None) -> int:
+    """Expire requests and reschedule proposals past their window, set-based and chunked.
+
+    Each expired request goes REQUESTED -> UNSCHEDULED and each expired proposal's session
+    RESCHEDULING -> UNSCHEDULED (the credit stays with the student); every one writes its event
+    and reopens its slot. Safe to run twice or concurrently. Returns how many sessions changed.
+    """
+    now = now or timezone.now()
+    stale_requests = Session.objects.filter(
+        status=Status.REQUESTED, request_expires_at__lte=now
+    ).order_by("pk")
+    stale_proposals = RescheduleProposal.objects.filter(
+        status=ProposalStatus.PENDING, expires_at__lte=now, session__status=Status.RESCHEDULING
+    ).order_by("pk")
+
+    def expire_requests(ids: list[int]) -> int:
+        rows = list(
+            Session.objects.filter(pk__in=ids, status=Status.REQUESTED).values_list("pk", "slot_id")
+        )
+        changed = Session.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            status=Status.UNSCHEDULED, slot=None, request_expires_at=None, updated_at=now
+        )
+        _bulk_events(rows, Action.EXPIRE, Status.REQUESTED, now)
+        calendar_services.slots_release(slot_ids=[slot for _, slot in rows], now=now)
+        return changed
+
+    def expire_proposals(ids: list[int]) -> int:
+        rows = list(
+            RescheduleProposal.objects.filter(
+                pk__in=ids, status=ProposalStatus.PENDING
+            ).values_list("pk", "session_id", "slot_id")
+        )
+        RescheduleProposal.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
+            status=ProposalStatus.EXPIRED, decided_at=now
+        )
+        session_ids = [session_id for _, session_id, _ in rows]
+        changed = Session.objects.filter(pk__in=session_ids, status=Status.RESCHEDULING).update(
+            status=Status.UNSCHEDULED, slot=None, updated_at=now
+        )
+        _bulk_events(
+            [(session_id, slot_id) for _, session_id, slot_id in rows],
+            Action.EXPIRE_RESCHEDULE,
+            Status.RESCHEDULING,
+            now,
+        )
+        calendar_services.slots_release(slot_ids=[slot for _, _, slot in rows], now=now)
+        return changed
+
+    return _sweep(stale_requests, expire_requests) + _sweep(stale_proposals, expire_proposals)
+
+
+def sessions_complete_past(*, now: datetime | None = None) -> int:
+    """Mark confirmed sessions whose end has passed as completed (set-based, chunked)."""
+    now = now or timezone.now()
+    past = Session.objects.filter(status=Status.CONFIRMED, slot__end__lte=now).order_by("pk")
+
+    def complete(ids: list[int]) -> int:
+        rows = list(
+            Session.objects.filter(pk__in=ids, status=Status.CONFIRMED).values_list("pk", "slot_id")
+        )
+        changed = Session.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            status=Status.COMPLETED, updated_at=now
+        )
+        _bulk_events(rows, Action.COMPLETE, Status.CONFIRMED, now)
+        return changed
+
+    return _sweep(past, complete)
+
+
+def _bulk_events(rows, action: Action, source: Status, now: datetime) -> list[SessionEvent]:
+    """One event per (session id, slot id) row, for a sweep applying `action` from `source`."""
+    target = transition_for(source, action).target
+    return SessionEvent.objects.bulk_create(
+        SessionEvent(
+            session_id=session_id,
+            actor=None,
+            action=action,
+            from_status=source,
+            to_status=target,
+            details={"slot_id": slot_id} if slot_id else {},
+            created_at=now,
+        )
+        for session_id, slot_id in rows
+    )

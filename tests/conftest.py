@@ -1,0 +1,50 @@
+"""Shared test set-up: fast hashing, in-memory email, and honest skips for missing components.
+
+A test that needs a component this machine lacks (PostgreSQL, redis-server, Chromium) calls
+`require_component`: it skips with the reason on a developer's machine and fails in CI, where
+`COACHBOOK_REQUIRE_ALL=1` forbids such skips.
+"""
+
+import os
+import shutil
+
+import pytest
+from django.db import connection
+
+REQUIRE_ALL = os.environ.get("COACHBOOK_REQUIRE_ALL") == "1"
+
+
+def require_component(available: bool, reason: str) -> None:
+    if available:
+        return
+    if REQUIRE_ALL:
+        pytest.fail(f"{reason} (COACHBOOK_REQUIRE_ALL=1 forbids skipping)")
+    pytest.skip(reason)
+
+
+def chromium_path() -> str | None:
+    return (
+        os.environ.get("CHROMIUM_PATH")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if connection.vendor == "postgresql":
+        return
+    # PostgreSQL-only tests run in the second pass of `make test` (python -m scripts.pgcluster).
+    skip = pytest.mark.skip(reason="PostgreSQL-only: runs in the PostgreSQL pass of make test")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
