@@ -1,8 +1,13 @@
+import secrets
 import zoneinfo
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
 from django.db import models
+
+
+def new_calendar_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def validate_timezone(value: str) -> None:
@@ -41,6 +46,8 @@ class User(AbstractUser):
     email = models.EmailField("email address", unique=True)
     display_name = models.CharField(max_length=120, blank=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    # The secret in the user's calendar feed URL; regenerating it kills the old URL.
+    calendar_token = models.CharField(max_length=64, unique=True, default=new_calendar_token)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = []

@@ -85,6 +85,9 @@ class Session(models.Model):
     request_expires_at = models.DateTimeField(null=True, blank=True)
     # Raised whenever the agreed time changes, for calendar feeds (iCalendar SEQUENCE).
     sequence = models.PositiveIntegerField(default=0)
+    # Each reminder is sent once per agreed time; a reschedule clears them.
+    reminder_24h_sent_at = models.DateTimeField(null=True, blank=True)
+    reminder_1h_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
