@@ -325,12 +325,13 @@ def session_confirm_reschedule(*, session: Session, actor) -> Session:
         )
         session.slot = proposal.slot
         session.sequence += 1
+        session.reminder_24h_sent_at = session.reminder_1h_sent_at = None
         _transition(
             session,
             row,
             actor,
             now=now,
-            fields=("slot", "sequence"),
+            fields=("slot", "sequence", "reminder_24h_sent_at", "reminder_1h_sent_at"),
             details={"proposal_id": proposal.pk, **_slot_details(proposal.slot)},
         )
     return session
