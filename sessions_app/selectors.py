@@ -1,9 +1,13 @@
 """Reads for sessions, scoped to whoever asks, with the joins that keep query counts flat."""
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sessions_app.lifecycle import HOLDING_STATUSES, Role, Status, allowed_actions
-from sessions_app.models import ProposalStatus, RescheduleProposal, Session
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from sessions_app.lifecycle import HOLDING_STATUSES, Action, Role, Status, allowed_actions
+from sessions_app.models import ProposalStatus, RescheduleProposal, Session, SessionEvent
 
 
 def slot_active_holders(*, slot) -> tuple[QuerySet, QuerySet]:
@@ -43,3 +47,43 @@ def session_roles(
 def session_available_actions(*, session: Session, user) -> list[str]:
     """What `user` may do with `session` right now, as lifecycle action values."""
     return list(allowed_actions(session.status, session_roles(session=session, user=user)))
+
+
+@dataclass(frozen=True)
+class CancellationRate:
+    canceled: int
+    booked: int
+    days: int
+
+    @property
+    def rate(self) -> float:
+        return self.canceled / self.booked if self.booked else 0.0
+
+    @property
+    def percent(self) -> int:
+        return round(self.rate * 100)
+
+
+def coach_cancellation_rate(
+    *, coach, days: int = 90, now: datetime | None = None
+) -> CancellationRate:
+    """Sessions the coach canceled after they had a time, over sessions booked, last `days`.
+
+    Booked: distinct sessions of the coach with a `book` event in the window. Canceled: distinct
+    sessions the coach canceled in the window from Requested, Confirmed or Rescheduling (an
+    unused credit canceled costs no student a planned session). Two queries' worth in one.
+    """
+    since = (now or timezone.now()) - timedelta(days=days)
+    counts = SessionEvent.objects.filter(session__coach=coach, created_at__gte=since).aggregate(
+        booked=Count("session", filter=Q(action=Action.BOOK), distinct=True),
+        canceled=Count(
+            "session",
+            filter=Q(
+                action=Action.CANCEL,
+                actor=coach,
+                from_status__in=[Status.REQUESTED, Status.CONFIRMED, Status.RESCHEDULING],
+            ),
+            distinct=True,
+        ),
+    )
+    return CancellationRate(canceled=counts["canceled"], booked=counts["booked"], days=days)
