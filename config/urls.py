@@ -8,5 +8,10 @@ admin.site.site_title = "Coachbook admin"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("profile/", include("accounts.urls")),
+    path("sessions/", include("sessions_app.urls")),
+    path("coaches/", include("sessions_app.catalog_urls")),
+    path("availability/", include("calendars.urls")),
+    path("calendar/", include("calendars.feed_urls")),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]
