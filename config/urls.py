@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import TemplateView
+
+from sessions_app import views as sessions_views
 
 admin.site.site_header = "Coachbook administration"
 admin.site.site_title = "Coachbook admin"
@@ -13,5 +14,5 @@ urlpatterns = [
     path("coaches/", include("sessions_app.catalog_urls")),
     path("availability/", include("calendars.urls")),
     path("calendar/", include("calendars.feed_urls")),
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("", sessions_views.home, name="home"),
 ]

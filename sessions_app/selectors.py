@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from sessions_app.lifecycle import HOLDING_STATUSES, Action, Role, Status, allowed_actions
@@ -87,3 +87,28 @@ def coach_cancellation_rate(
         ),
     )
     return CancellationRate(canceled=counts["canceled"], booked=counts["booked"], days=days)
+
+
+# --- pages (issue 3): lists scoped to the viewer ---------------------------------------------
+
+
+def _awaiting_coach_proposal(*, coach, now: datetime) -> Exists:
+    return Exists(
+        RescheduleProposal.objects.filter(
+            session=OuterRef("pk"), status=ProposalStatus.PENDING, expires_at__gt=now
+        ).exclude(proposed_by=coach)
+    )
+
+
+def coach_tasks_filter(*, coach, now: datetime) -> Q:
+    """Sessions waiting on `coach`: live requests and proposals the coach has to answer."""
+    return Q(status=Status.REQUESTED, request_expires_at__gt=now) | (
+        Q(status=Status.RESCHEDULING) & _awaiting_coach_proposal(coach=coach, now=now)
+    )
+
+
+def coach_task_count(*, coach, now: datetime | None = None) -> int:
+    """How many sessions wait on `coach` (the Tasks badge): one COUNT query."""
+    now = now or timezone.now()
+    tasks = coach_tasks_filter(coach=coach, now=now)
+    return Session.objects.filter(coach=coach).filter(tasks).count()
