@@ -1,15 +1,27 @@
 """Writes for time slots. Sessions hold, book and release slots only through these functions."""
 
+import bisect
 import logging
+import urllib.parse
+import zoneinfo
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import User
-from calendars.models import SlotStatus, TimeSlot
+from calendars import sync as calendar_sync
+from calendars.models import (
+    AvailabilityPattern,
+    BlockSource,
+    ExternalCalendar,
+    SlotStatus,
+    TimeSlot,
+)
 from sessions_app.lifecycle import DomainError, PermissionDenied
 
 logger = logging.getLogger(__name__)
@@ -114,3 +126,518 @@ def slots_reopen_freed(*, now: datetime | None = None) -> int:
     if reopened:
         logger.info("slots_reopen_freed reopened %d slot(s)", reopened)
     return reopened
+
+
+# --- weekly availability patterns --------------------------------------------------------------
+#
+# A pattern is a weekly window in the coach's own wall-clock time ("Mondays 09:00-12:00, 60-minute
+# slots, Europe/Berlin"). It is turned into OPEN `TimeSlot`s date by date with zoneinfo, so a
+# 09:00 slot stays at 09:00 local time across a DST change. Slots that would overlap one of the
+# coach's existing slots are skipped, never forced. A pattern made "for N weeks" is materialised
+# at once; an ongoing one (no `valid_until`) is rolled forward daily by
+# `availability_patterns_materialise`, which only fills dates after the latest slot the pattern
+# already made, so a slot the coach removed in between is not recreated.
+
+MAX_PATTERN_WEEKS = 52
+MAX_PATTERN_SLOT_MINUTES = int(MAX_SLOT_LENGTH.total_seconds() // 60)
+MIN_PATTERN_SLOT_MINUTES = 5
+
+
+@dataclass(frozen=True)
+class PatternsResult:
+    """What creating weekly patterns did: the patterns, and how many slots were made or skipped."""
+
+    patterns: list[AvailabilityPattern]
+    created: int
+    skipped: int
+
+
+def local_to_utc(day: date, wall: time, tz: zoneinfo.ZoneInfo) -> datetime:
+    """The UTC instant of wall-clock `wall` on `day` in `tz`.
+
+    An ambiguous time (clocks going back) means its first occurrence; a time that does not exist
+    (clocks going forward) moves forward by the gap, as a wall clock would.
+    """
+    return datetime.combine(day, wall, tzinfo=tz).astimezone(UTC)
+
+
+def local_time_exists(day: date, wall: time, tz: zoneinfo.ZoneInfo) -> bool:
+    """False for a wall-clock time skipped by a DST change (e.g. 02:30 on a spring-forward day)."""
+    naive = datetime.combine(day, wall)
+    return local_to_utc(day, wall, tz).astimezone(tz).replace(tzinfo=None) == naive
+
+
+def _pattern_tz(pattern: AvailabilityPattern) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(pattern.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def _pattern_times(
+    pattern: AvailabilityPattern, first: date, last: date
+) -> list[tuple[datetime, datetime]]:
+    """Every (start, end) in UTC that `pattern` defines on the dates first..last (inclusive)."""
+    tz = _pattern_tz(pattern)
+    step = timedelta(minutes=pattern.slot_minutes)
+    day = first + timedelta(days=(pattern.weekday - first.weekday()) % 7)
+    times = []
+    while day <= last:
+        start = local_to_utc(day, pattern.start_time, tz)
+        window_end = local_to_utc(day, pattern.end_time, tz)
+        while start + step <= window_end:
+            times.append((start, start + step))
+            start += step
+        day += timedelta(days=7)
+    return times
+
+
+def _create_each(slots: list[TimeSlot]) -> int:
+    """Create slots one by one, each in its own savepoint; an overlap the database catches
+    (a concurrent insert on PostgreSQL) skips that slot only."""
+    created = 0
+    for slot in slots:
+        try:
+            with transaction.atomic():
+                if TimeSlot.objects.filter(
+                    coach_id=slot.coach_id, start__lt=slot.end, end__gt=slot.start
+                ).exists():
+                    continue
+                slot.save(force_insert=True)
+                created += 1
+        except (IntegrityError, OperationalError) as exc:
+            logger.info("pattern slot %s refused by the database: %s", slot.start, exc)
+    return created
+
+
+def _insert_free(
+    pattern: AvailabilityPattern, times: list[tuple[datetime, datetime]], now: datetime
+) -> tuple[int, int]:
+    """Create OPEN slots of `pattern` for `times` that start after `now` and overlap none of
+    the coach's slots. Returns (created, skipped as overlapping). Call inside a transaction."""
+    times = sorted((start, end) for start, end in times if start > now)
+    if not times:
+        return 0, 0
+    existing = list(
+        TimeSlot.objects.filter(
+            coach_id=pattern.coach_id, start__lt=times[-1][1], end__gt=times[0][0]
+        )
+        .order_by("start")
+        .values_list("start", "end")
+    )
+    starts = [start for start, _ in existing]
+    reach = []  # reach[i]: the latest end among existing[0..i]
+    for _, end in existing:
+        reach.append(max(end, reach[-1]) if reach else end)
+    fresh = []
+    for start, end in times:
+        before = bisect.bisect_left(starts, end)  # existing slots starting before this one ends
+        if before and reach[before - 1] > start:
+            continue
+        fresh.append(TimeSlot(coach_id=pattern.coach_id, start=start, end=end, pattern=pattern))
+    created = 0
+    if fresh:
+        try:
+            with transaction.atomic():
+                TimeSlot.objects.bulk_create(fresh)
+            created = len(fresh)
+        except (IntegrityError, OperationalError):
+            # Someone added an overlapping slot meanwhile (PostgreSQL's exclusion constraint).
+            for slot in fresh:
+                slot.pk = None
+            created = _create_each(fresh)
+    return created, len(times) - created
+
+
+def availability_patterns_create(
+    *,
+    coach: User,
+    weekdays: Iterable[int],
+    start_time: time,
+    end_time: time,
+    slot_minutes: int,
+    weeks: int,
+    valid_from: date | None = None,
+    ongoing: bool = False,
+    now: datetime | None = None,
+) -> PatternsResult:
+    """Create one weekly pattern per weekday (0 = Monday) and materialise its slots.
+
+    Times are wall-clock times in the coach's timezone, DST-correct per date. Slots are made
+    for `weeks` weeks from `valid_from` (default: the coach's today); past times are left out and
+    times overlapping an existing slot are skipped and counted. `ongoing` patterns keep no end
+    date: the daily `availability_patterns_materialise` keeps them filled ahead. Refuses (and
+    writes nothing) when the input is malformed or the pattern would yield no future time at all.
+    """
+    now = now or timezone.now()
+    _require_coach(coach)
+    weekdays = sorted(set(weekdays))
+    if not weekdays or any(not isinstance(day, int) or not 0 <= day <= 6 for day in weekdays):
+        raise SlotInvalid("Choose at least one weekday.")
+    if isinstance(slot_minutes, bool) or not isinstance(slot_minutes, int):
+        raise SlotInvalid("Enter the slot length in minutes.")
+    if not MIN_PATTERN_SLOT_MINUTES <= slot_minutes <= MAX_PATTERN_SLOT_MINUTES:
+        raise SlotInvalid(
+            f"A slot lasts {MIN_PATTERN_SLOT_MINUTES} to {MAX_PATTERN_SLOT_MINUTES} minutes."
+        )
+    if isinstance(weeks, bool) or not isinstance(weeks, int) or not 1 <= weeks <= MAX_PATTERN_WEEKS:
+        raise SlotInvalid(f"Repeat for 1 to {MAX_PATTERN_WEEKS} weeks.")
+    if end_time <= start_time:
+        raise SlotInvalid("The end must be after the start (a window cannot cross midnight).")
+    window = datetime.combine(date.min, end_time) - datetime.combine(date.min, start_time)
+    if window < timedelta(minutes=slot_minutes):
+        raise SlotInvalid("The window is shorter than one slot.")
+    tz = coach.tzinfo
+    today = now.astimezone(tz).date()
+    valid_from = valid_from or today
+    if valid_from < today:
+        raise SlotInvalid("A pattern cannot start in the past.")
+    if valid_from > today + timedelta(days=366):
+        raise SlotInvalid("A pattern must start within a year.")
+    last = valid_from + timedelta(weeks=weeks) - timedelta(days=1)
+    patterns, created, skipped = [], 0, 0
+    with transaction.atomic():
+        for weekday in weekdays:
+            pattern = AvailabilityPattern.objects.create(
+                coach=coach,
+                weekday=weekday,
+                start_time=start_time,
+                end_time=end_time,
+                slot_minutes=slot_minutes,
+                timezone=tz.key,
+                valid_from=valid_from,
+                valid_until=None if ongoing else last,
+            )
+            made, overlapping = _insert_free(
+                pattern, _pattern_times(pattern, valid_from, last), now
+            )
+            patterns.append(pattern)
+            created += made
+            skipped += overlapping
+        if created + skipped == 0:
+            raise SlotInvalid("That pattern has no future times in the weeks chosen.")
+    return PatternsResult(patterns=patterns, created=created, skipped=skipped)
+
+
+def availability_pattern_create(
+    *,
+    coach: User,
+    weekday: int,
+    start_time: time,
+    end_time: time,
+    slot_minutes: int,
+    weeks: int,
+    valid_from: date | None = None,
+    ongoing: bool = False,
+    now: datetime | None = None,
+) -> AvailabilityPattern:
+    """Create one weekly pattern and materialise its slots for `weeks` weeks.
+
+    See `availability_patterns_create` (the same for several weekdays, with the counts).
+    """
+    return availability_patterns_create(
+        coach=coach,
+        weekdays=[weekday],
+        start_time=start_time,
+        end_time=end_time,
+        slot_minutes=slot_minutes,
+        weeks=weeks,
+        valid_from=valid_from,
+        ongoing=ongoing,
+        now=now,
+    ).patterns[0]
+
+
+def availability_pattern_delete(
+    *, pattern: AvailabilityPattern, coach: User, now: datetime | None = None
+) -> int:
+    """Stop a weekly pattern: it is deactivated and the open future slots it made go away.
+
+    Held and booked slots stay (their sessions go on); an open slot that sessions or proposals
+    point at is blocked instead of deleted, to keep that history. Safe to call twice. Returns
+    how many open slots were removed or blocked.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = (
+            AvailabilityPattern.objects.select_for_update()
+            .filter(pk=pattern.pk, coach=coach)
+            .first()
+        )
+        if locked is None:
+            raise PermissionDenied("That pattern is not yours.")
+        AvailabilityPattern.objects.filter(pk=locked.pk).update(is_active=False)
+        open_future = TimeSlot.objects.filter(pattern=locked, status=SlotStatus.OPEN, start__gt=now)
+        clean_ids = list(
+            open_future.filter(sessions__isnull=True, proposals__isnull=True)
+            .values_list("pk", flat=True)
+            .distinct()
+        )
+        blocked = open_future.exclude(pk__in=clean_ids).update(
+            status=SlotStatus.BLOCKED, block_source=BlockSource.COACH
+        )
+        deleted = TimeSlot.objects.filter(pk__in=clean_ids).delete()[1].get(TimeSlot._meta.label, 0)
+    return deleted + blocked
+
+
+def _materialise_pattern(pattern_id: int, now: datetime, weeks_ahead: int) -> int:
+    with transaction.atomic():
+        pattern = (
+            AvailabilityPattern.objects.select_for_update(of=("self",))
+            .filter(pk=pattern_id, is_active=True, coach__coach_profile__isnull=False)
+            .first()
+        )
+        if pattern is None:
+            return 0
+        tz = _pattern_tz(pattern)
+        today = now.astimezone(tz).date()
+        last = today + timedelta(weeks=weeks_ahead)
+        if pattern.valid_until is not None:
+            last = min(last, pattern.valid_until)
+        first = max(pattern.valid_from, today)
+        latest = TimeSlot.objects.filter(pattern=pattern).order_by("-start").first()
+        if latest is not None:
+            first = max(first, latest.start.astimezone(tz).date() + timedelta(days=1))
+        if first > last:
+            return 0
+        created, _ = _insert_free(pattern, _pattern_times(pattern, first, last), now)
+    return created
+
+
+def availability_patterns_materialise(
+    *, now: datetime | None = None, weeks_ahead: int | None = None
+) -> int:
+    """Create the missing OPEN slots of every active pattern up to `weeks_ahead` weeks ahead.
+
+    `weeks_ahead` defaults to `settings.AVAILABILITY_WEEKS_AHEAD`. Only dates after the latest
+    slot a pattern already made are filled, so running it twice (or concurrently: each pattern
+    is locked while it is filled) creates nothing new, and a slot the coach removed stays
+    removed. Times overlapping an existing slot are skipped. Returns how many slots were created.
+    """
+    now = now or timezone.now()
+    if weeks_ahead is None:
+        weeks_ahead = settings.AVAILABILITY_WEEKS_AHEAD
+    pattern_ids = list(
+        AvailabilityPattern.objects.filter(is_active=True)
+        .exclude(valid_until__lt=(now - timedelta(days=1)).date())
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    created = sum(_materialise_pattern(pk, now, weeks_ahead) for pk in pattern_ids)
+    if created:
+        logger.info("availability_patterns_materialise created %d slot(s)", created)
+    return created
+
+
+# --- external calendars (busy times elsewhere block slots here) --------------------------------
+#
+# A coach adds the secret iCal addresses of their other calendars (Google, Outlook, Apple).
+# Every sync fetches all of a coach's active calendars (`calendars.sync`: guarded, several at a
+# time, outside any transaction), then in one transaction per coach marks OPEN future slots that
+# overlap a busy time BLOCKED with block_source "external", and reopens slots it blocked earlier
+# whose busy time went away. HELD and BOOKED slots, and slots the coach blocked, are never
+# touched. A coach's calendars are synced together because a block can come from any of them:
+# while one of them fails, new busy times from the others still block, but nothing is reopened
+# for that coach (the failing calendar may still be busy then). A failure is recorded on the
+# calendar (`last_error`, `last_error_at`) and never stops the other coaches.
+
+MAX_EXTERNAL_CALENDARS = 10
+
+
+class ExternalCalendarInvalid(DomainError):
+    default_message = "That calendar address cannot be used."
+
+
+@dataclass
+class SyncResult:
+    """What a sync did: calendars fetched and failed, slots blocked and reopened."""
+
+    calendars: int
+    failed: int
+    blocked: int
+    reopened: int
+    errors: dict[int, str]
+
+    def __str__(self) -> str:
+        return (
+            f"calendars={self.calendars} failed={self.failed} "
+            f"blocked={self.blocked} reopened={self.reopened}"
+        )
+
+
+def external_calendar_add(*, coach: User, url: str, name: str = "") -> ExternalCalendar:
+    """Add one of the coach's external calendars (an http, https or webcal iCal address).
+
+    Checks the address's form and scheme only; the first sync says whether it can be read.
+    """
+    _require_coach(coach)
+    try:
+        url = calendar_sync.normalize_url(url)
+    except calendar_sync.CalendarFetchError as exc:
+        raise ExternalCalendarInvalid(exc.message) from exc
+    name = (name or "").strip()[:80] or (urllib.parse.urlsplit(url).hostname or "")[:80]
+    with transaction.atomic():
+        existing = ExternalCalendar.objects.select_for_update().filter(coach=coach)
+        if any(calendar.url == url for calendar in existing):
+            raise ExternalCalendarInvalid("You have already added that calendar.")
+        if len(existing) >= MAX_EXTERNAL_CALENDARS:
+            raise ExternalCalendarInvalid(
+                f"You can connect at most {MAX_EXTERNAL_CALENDARS} calendars; remove one first."
+            )
+        try:
+            with transaction.atomic():
+                return ExternalCalendar.objects.create(coach=coach, url=url, name=name)
+        except IntegrityError as exc:
+            raise ExternalCalendarInvalid("You have already added that calendar.") from exc
+
+
+def external_calendar_remove(
+    *, calendar: ExternalCalendar, coach: User, now: datetime | None = None
+) -> int:
+    """Disconnect an external calendar and reopen the slots that only it kept blocked.
+
+    With no other active calendar left, every future slot blocked by a calendar reopens at once;
+    otherwise the remaining calendars are synced right after (outside the transaction), which
+    reopens what none of them is busy for. Returns how many slots reopened.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = (
+            ExternalCalendar.objects.select_for_update().filter(pk=calendar.pk, coach=coach).first()
+        )
+        if locked is None:
+            raise PermissionDenied("That calendar is not yours.")
+        locked.delete()
+        others = ExternalCalendar.objects.filter(coach=coach, is_active=True).exists()
+        if not others:
+            return _external_blocks_reopen(coach_ids=[coach.pk], now=now)
+    return external_calendars_sync(coach=coach, now=now).reopened
+
+
+def external_calendar_sync(
+    *, calendar: ExternalCalendar, now: datetime | None = None
+) -> SyncResult:
+    """Sync one calendar now (with the coach's other calendars: a block can come from any)."""
+    return external_calendars_sync(coach=calendar.coach, now=now)
+
+
+def external_calendars_sync(
+    *, now: datetime | None = None, coach: User | None = None
+) -> SyncResult:
+    """Sync every active external calendar (or only `coach`'s): block and reopen slots.
+
+    Safe to run twice or concurrently (each coach's slots are updated under a lock on their
+    calendars, with conditional updates). Never raises for a bad feed: it is recorded on the
+    calendar and reported in the result.
+    """
+    now = now or timezone.now()
+    window_end = now + timedelta(weeks=calendar_sync.weeks_ahead())
+    calendars = ExternalCalendar.objects.filter(is_active=True).select_related("coach")
+    if coach is not None:
+        calendars = calendars.filter(coach=coach)
+    calendars = list(calendars.order_by("coach_id", "pk"))
+    outcomes = calendar_sync.fetch_many(
+        [
+            {
+                "calendar_id": calendar.pk,
+                "url": calendar.url,
+                "start": now,
+                "end": window_end,
+                "tz": calendar.coach.tzinfo,
+            }
+            for calendar in calendars
+        ]
+    )
+    result = SyncResult(calendars=len(calendars), failed=0, blocked=0, reopened=0, errors={})
+    by_coach: dict[int, list[ExternalCalendar]] = {}
+    for calendar in calendars:
+        by_coach.setdefault(calendar.coach_id, []).append(calendar)
+    for coach_id, coach_calendars in by_coach.items():
+        mine = [outcomes[calendar.pk] for calendar in coach_calendars]
+        try:
+            blocked, reopened = _external_blocks_apply(coach_id, mine, now, window_end)
+        except Exception:  # one coach's trouble must not stop the others
+            logger.exception("external calendar sync failed for coach %s", coach_id)
+            continue
+        result.blocked += blocked
+        result.reopened += reopened
+        for outcome in mine:
+            if not outcome.ok:
+                result.failed += 1
+                result.errors[outcome.calendar_id] = outcome.error
+    # Blocks left by calendars that were removed or switched off.
+    stale = TimeSlot.objects.filter(
+        status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL, start__gt=now
+    ).exclude(coach__external_calendars__is_active=True)
+    if coach is not None:
+        stale = stale.filter(coach=coach)
+    stale_coaches = list(stale.values_list("coach_id", flat=True).distinct())
+    if stale_coaches:
+        result.reopened += _external_blocks_reopen(coach_ids=stale_coaches, now=now)
+    logger.info("external calendar sync: %s", result)
+    return result
+
+
+def _external_blocks_reopen(*, coach_ids: list[int], now: datetime) -> int:
+    return TimeSlot.objects.filter(
+        coach_id__in=coach_ids,
+        status=SlotStatus.BLOCKED,
+        block_source=BlockSource.EXTERNAL,
+        start__gt=now,
+    ).update(status=SlotStatus.OPEN, block_source=BlockSource.NONE)
+
+
+def _external_blocks_apply(
+    coach_id: int, outcomes: list, now: datetime, window_end: datetime
+) -> tuple[int, int]:
+    """Record each calendar's outcome and bring the coach's future slots in line with the
+    union of their busy times. Returns (blocked, reopened)."""
+    busy = calendar_sync.merge(
+        interval for outcome in outcomes if outcome.ok for interval in outcome.busy
+    )
+    all_ok = all(outcome.ok for outcome in outcomes)
+    with transaction.atomic():
+        # Serialises concurrent syncs of the same coach.
+        list(ExternalCalendar.objects.select_for_update().filter(coach_id=coach_id))
+        for outcome in outcomes:
+            if outcome.ok:
+                ExternalCalendar.objects.filter(pk=outcome.calendar_id).update(
+                    last_synced_at=now, last_error="", last_error_at=None
+                )
+            else:
+                ExternalCalendar.objects.filter(pk=outcome.calendar_id).update(
+                    last_error=outcome.error[:2000], last_error_at=now
+                )
+        slots = TimeSlot.objects.filter(
+            coach_id=coach_id,
+            start__gt=now,
+            start__lt=window_end,
+            status__in=[SlotStatus.OPEN, SlotStatus.BLOCKED],
+        ).values_list("pk", "start", "end", "status", "block_source")
+        to_block, to_reopen = [], []
+        for pk, start, end, status, source in slots:
+            busy_now = calendar_sync.overlaps(busy, start, end)
+            if status == SlotStatus.OPEN and busy_now:
+                to_block.append(pk)
+            elif (
+                status == SlotStatus.BLOCKED
+                and source == BlockSource.EXTERNAL
+                and not busy_now
+                and all_ok
+            ):
+                to_reopen.append(pk)
+        blocked = reopened = 0
+        for chunk in _chunks(to_block):
+            blocked += TimeSlot.objects.filter(pk__in=chunk, status=SlotStatus.OPEN).update(
+                status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL
+            )
+        for chunk in _chunks(to_reopen):
+            reopened += TimeSlot.objects.filter(
+                pk__in=chunk, status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL
+            ).update(status=SlotStatus.OPEN, block_source=BlockSource.NONE)
+    return blocked, reopened
+
+
+def _chunks(ids: list[int], size: int = 500):
+    for index in range(0, len(ids), size):
+        yield ids[index : index + size]

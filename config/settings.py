@@ -156,3 +156,5 @@ LOGGING = {
 # --- Coachbook ------------------------------------------------------------------------------
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="manual")
 CANCELLATION_RATE_DAYS = 90
+# How far ahead (in weeks) the daily job materialises ongoing weekly availability patterns.
+AVAILABILITY_WEEKS_AHEAD = env.int("AVAILABILITY_WEEKS_AHEAD", default=4)
