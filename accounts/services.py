@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from accounts.models import CoachProfile, User
+from accounts.models import CoachProfile, User, new_calendar_token
 
 
 @transaction.atomic
@@ -21,4 +21,12 @@ def user_update_profile(*, user: User, display_name: str, timezone: str) -> User
     user.timezone = timezone
     user.full_clean(exclude=["password"])
     user.save(update_fields=["display_name", "timezone"])
+    return user
+
+
+@transaction.atomic
+def calendar_token_regenerate(*, user: User) -> User:
+    """Give `user` a new secret calendar feed URL; the old URL stops working at once."""
+    user.calendar_token = new_calendar_token()
+    user.save(update_fields=["calendar_token"])
     return user

@@ -1,10 +1,15 @@
-# Owned by the calendar sync work (issue 6): week view, subscription feed, external calendars.
-from django.urls import path
-from django.views.generic import TemplateView
+# The calendar sync work (issue 6): week view, subscription feed, external calendars.
+from django.urls import path, re_path
+
+from calendars import feed_views
 
 app_name = "feeds"
-placeholder = TemplateView.as_view(template_name="placeholder.html")
 
 urlpatterns = [
-    path("week/", placeholder, name="week"),
+    path("week/", feed_views.week, name="week"),
+    re_path(r"^feed/(?P<token>[A-Za-z0-9_-]{16,64})\.ics$", feed_views.feed, name="feed"),
+    path("feed/regenerate/", feed_views.feed_regenerate, name="regenerate"),
+    path("external/add/", feed_views.external_calendar_add, name="external_add"),
+    path("external/<int:pk>/remove/", feed_views.external_calendar_remove, name="external_remove"),
+    path("external/sync/", feed_views.external_calendars_sync, name="external_sync"),
 ]

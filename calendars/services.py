@@ -2,6 +2,7 @@
 
 import bisect
 import logging
+import urllib.parse
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,7 +14,14 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import User
-from calendars.models import AvailabilityPattern, BlockSource, SlotStatus, TimeSlot
+from calendars import sync as calendar_sync
+from calendars.models import (
+    AvailabilityPattern,
+    BlockSource,
+    ExternalCalendar,
+    SlotStatus,
+    TimeSlot,
+)
 from sessions_app.lifecycle import DomainError, PermissionDenied
 
 logger = logging.getLogger(__name__)
@@ -419,3 +427,217 @@ def availability_patterns_materialise(
     if created:
         logger.info("availability_patterns_materialise created %d slot(s)", created)
     return created
+
+
+# --- external calendars (busy times elsewhere block slots here) --------------------------------
+#
+# A coach adds the secret iCal addresses of their other calendars (Google, Outlook, Apple).
+# Every sync fetches all of a coach's active calendars (`calendars.sync`: guarded, several at a
+# time, outside any transaction), then in one transaction per coach marks OPEN future slots that
+# overlap a busy time BLOCKED with block_source "external", and reopens slots it blocked earlier
+# whose busy time went away. HELD and BOOKED slots, and slots the coach blocked, are never
+# touched. A coach's calendars are synced together because a block can come from any of them:
+# while one of them fails, new busy times from the others still block, but nothing is reopened
+# for that coach (the failing calendar may still be busy then). A failure is recorded on the
+# calendar (`last_error`, `last_error_at`) and never stops the other coaches.
+
+MAX_EXTERNAL_CALENDARS = 10
+
+
+class ExternalCalendarInvalid(DomainError):
+    default_message = "That calendar address cannot be used."
+
+
+@dataclass
+class SyncResult:
+    """What a sync did: calendars fetched and failed, slots blocked and reopened."""
+
+    calendars: int
+    failed: int
+    blocked: int
+    reopened: int
+    errors: dict[int, str]
+
+    def __str__(self) -> str:
+        return (
+            f"calendars={self.calendars} failed={self.failed} "
+            f"blocked={self.blocked} reopened={self.reopened}"
+        )
+
+
+def external_calendar_add(*, coach: User, url: str, name: str = "") -> ExternalCalendar:
+    """Add one of the coach's external calendars (an http, https or webcal iCal address).
+
+    Checks the address's form and scheme only; the first sync says whether it can be read.
+    """
+    _require_coach(coach)
+    try:
+        url = calendar_sync.normalize_url(url)
+    except calendar_sync.CalendarFetchError as exc:
+        raise ExternalCalendarInvalid(exc.message) from exc
+    name = (name or "").strip()[:80] or (urllib.parse.urlsplit(url).hostname or "")[:80]
+    with transaction.atomic():
+        existing = ExternalCalendar.objects.select_for_update().filter(coach=coach)
+        if any(calendar.url == url for calendar in existing):
+            raise ExternalCalendarInvalid("You have already added that calendar.")
+        if len(existing) >= MAX_EXTERNAL_CALENDARS:
+            raise ExternalCalendarInvalid(
+                f"You can connect at most {MAX_EXTERNAL_CALENDARS} calendars; remove one first."
+            )
+        try:
+            with transaction.atomic():
+                return ExternalCalendar.objects.create(coach=coach, url=url, name=name)
+        except IntegrityError as exc:
+            raise ExternalCalendarInvalid("You have already added that calendar.") from exc
+
+
+def external_calendar_remove(
+    *, calendar: ExternalCalendar, coach: User, now: datetime | None = None
+) -> int:
+    """Disconnect an external calendar and reopen the slots that only it kept blocked.
+
+    With no other active calendar left, every future slot blocked by a calendar reopens at once;
+    otherwise the remaining calendars are synced right after (outside the transaction), which
+    reopens what none of them is busy for. Returns how many slots reopened.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = (
+            ExternalCalendar.objects.select_for_update().filter(pk=calendar.pk, coach=coach).first()
+        )
+        if locked is None:
+            raise PermissionDenied("That calendar is not yours.")
+        locked.delete()
+        others = ExternalCalendar.objects.filter(coach=coach, is_active=True).exists()
+        if not others:
+            return _external_blocks_reopen(coach_ids=[coach.pk], now=now)
+    return external_calendars_sync(coach=coach, now=now).reopened
+
+
+def external_calendar_sync(
+    *, calendar: ExternalCalendar, now: datetime | None = None
+) -> SyncResult:
+    """Sync one calendar now (with the coach's other calendars: a block can come from any)."""
+    return external_calendars_sync(coach=calendar.coach, now=now)
+
+
+def external_calendars_sync(
+    *, now: datetime | None = None, coach: User | None = None
+) -> SyncResult:
+    """Sync every active external calendar (or only `coach`'s): block and reopen slots.
+
+    Safe to run twice or concurrently (each coach's slots are updated under a lock on their
+    calendars, with conditional updates). Never raises for a bad feed: it is recorded on the
+    calendar and reported in the result.
+    """
+    now = now or timezone.now()
+    window_end = now + timedelta(weeks=calendar_sync.weeks_ahead())
+    calendars = ExternalCalendar.objects.filter(is_active=True).select_related("coach")
+    if coach is not None:
+        calendars = calendars.filter(coach=coach)
+    calendars = list(calendars.order_by("coach_id", "pk"))
+    outcomes = calendar_sync.fetch_many(
+        [
+            {
+                "calendar_id": calendar.pk,
+                "url": calendar.url,
+                "start": now,
+                "end": window_end,
+                "tz": calendar.coach.tzinfo,
+            }
+            for calendar in calendars
+        ]
+    )
+    result = SyncResult(calendars=len(calendars), failed=0, blocked=0, reopened=0, errors={})
+    by_coach: dict[int, list[ExternalCalendar]] = {}
+    for calendar in calendars:
+        by_coach.setdefault(calendar.coach_id, []).append(calendar)
+    for coach_id, coach_calendars in by_coach.items():
+        mine = [outcomes[calendar.pk] for calendar in coach_calendars]
+        try:
+            blocked, reopened = _external_blocks_apply(coach_id, mine, now, window_end)
+        except Exception:  # one coach's trouble must not stop the others
+            logger.exception("external calendar sync failed for coach %s", coach_id)
+            continue
+        result.blocked += blocked
+        result.reopened += reopened
+        for outcome in mine:
+            if not outcome.ok:
+                result.failed += 1
+                result.errors[outcome.calendar_id] = outcome.error
+    # Blocks left by calendars that were removed or switched off.
+    stale = TimeSlot.objects.filter(
+        status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL, start__gt=now
+    ).exclude(coach__external_calendars__is_active=True)
+    if coach is not None:
+        stale = stale.filter(coach=coach)
+    stale_coaches = list(stale.values_list("coach_id", flat=True).distinct())
+    if stale_coaches:
+        result.reopened += _external_blocks_reopen(coach_ids=stale_coaches, now=now)
+    logger.info("external calendar sync: %s", result)
+    return result
+
+
+def _external_blocks_reopen(*, coach_ids: list[int], now: datetime) -> int:
+    return TimeSlot.objects.filter(
+        coach_id__in=coach_ids,
+        status=SlotStatus.BLOCKED,
+        block_source=BlockSource.EXTERNAL,
+        start__gt=now,
+    ).update(status=SlotStatus.OPEN, block_source=BlockSource.NONE)
+
+
+def _external_blocks_apply(
+    coach_id: int, outcomes: list, now: datetime, window_end: datetime
+) -> tuple[int, int]:
+    """Record each calendar's outcome and bring the coach's future slots in line with the
+    union of their busy times. Returns (blocked, reopened)."""
+    busy = calendar_sync.merge(
+        interval for outcome in outcomes if outcome.ok for interval in outcome.busy
+    )
+    all_ok = all(outcome.ok for outcome in outcomes)
+    with transaction.atomic():
+        # Serialises concurrent syncs of the same coach.
+        list(ExternalCalendar.objects.select_for_update().filter(coach_id=coach_id))
+        for outcome in outcomes:
+            if outcome.ok:
+                ExternalCalendar.objects.filter(pk=outcome.calendar_id).update(
+                    last_synced_at=now, last_error="", last_error_at=None
+                )
+            else:
+                ExternalCalendar.objects.filter(pk=outcome.calendar_id).update(
+                    last_error=outcome.error[:2000], last_error_at=now
+                )
+        slots = TimeSlot.objects.filter(
+            coach_id=coach_id,
+            start__gt=now,
+            start__lt=window_end,
+            status__in=[SlotStatus.OPEN, SlotStatus.BLOCKED],
+        ).values_list("pk", "start", "end", "status", "block_source")
+        to_block, to_reopen = [], []
+        for pk, start, end, status, source in slots:
+            busy_now = calendar_sync.overlaps(busy, start, end)
+            if status == SlotStatus.OPEN and busy_now:
+                to_block.append(pk)
+            elif (
+                status == SlotStatus.BLOCKED
+                and source == BlockSource.EXTERNAL
+                and not busy_now
+                and all_ok
+            ):
+                to_reopen.append(pk)
+        blocked = reopened = 0
+        for chunk in _chunks(to_block):
+            blocked += TimeSlot.objects.filter(pk__in=chunk, status=SlotStatus.OPEN).update(
+                status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL
+            )
+        for chunk in _chunks(to_reopen):
+            reopened += TimeSlot.objects.filter(
+                pk__in=chunk, status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL
+            ).update(status=SlotStatus.OPEN, block_source=BlockSource.NONE)
+    return blocked, reopened
+
+
+def _chunks(ids: list[int], size: int = 500):
+    for index in range(0, len(ids), size):
+        yield ids[index : index + size]

@@ -158,3 +158,8 @@ PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="manual")
 CANCELLATION_RATE_DAYS = 90
 # How far ahead (in weeks) the daily job materialises ongoing weekly availability patterns.
 AVAILABILITY_WEEKS_AHEAD = env.int("AVAILABILITY_WEEKS_AHEAD", default=4)
+# External calendar sync (calendars/sync.py): fetch limits, and whether private, loopback and
+# link-local addresses may be fetched (never in production: tests serve feeds from 127.0.0.1).
+CALENDAR_SYNC_ALLOW_PRIVATE = env.bool("CALENDAR_SYNC_ALLOW_PRIVATE", default=False)
+CALENDAR_SYNC_TIMEOUT = env.int("CALENDAR_SYNC_TIMEOUT", default=10)
+CALENDAR_SYNC_MAX_BYTES = env.int("CALENDAR_SYNC_MAX_BYTES", default=2 * 1024 * 1024)

@@ -1,0 +1,166 @@
+"""Calendar pages: the secret subscription feed, the week view, and external busy calendars.
+
+Thin views: reads through `calendars.feeds` / `calendars.sync` selectors, writes through
+`accounts.services` and `calendars.services`; domain errors become messages, never a 500.
+"""
+
+from datetime import date
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST, require_safe
+
+from accounts.services import calendar_token_regenerate
+from calendars import feeds
+from calendars import services as calendar_services
+from calendars import sync as calendar_sync
+from sessions_app.lifecycle import DomainError
+
+# --- the subscription feed ----------------------------------------------------------------------
+
+
+@require_safe
+def feed(request, token: str):
+    """The user's sessions as an iCalendar feed; the token in the URL is the only credential."""
+    user = feeds.user_by_calendar_token(token=token)
+    if user is None:
+        raise Http404("No calendar feed at this address.")
+    response = HttpResponse(feeds.feed_ics(user=user), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = 'inline; filename="coachbook.ics"'
+    response["Cache-Control"] = "private, max-age=300"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _back(request, default: str):
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect(default)
+
+
+@login_required
+@require_POST
+def feed_regenerate(request):
+    """A new secret feed URL; the old one answers 404 from now on."""
+    calendar_token_regenerate(user=request.user)
+    messages.success(
+        request,
+        "Your calendar feed has a new address. The old address no longer works: "
+        "subscribe again with the new one in each calendar app.",
+    )
+    return _back(request, reverse("accounts:profile") + "#calendar-feed")
+
+
+# --- the week view ------------------------------------------------------------------------------
+
+
+@login_required
+@require_safe
+def week(request):
+    """One week (Monday first) of the viewer's calendar, in their timezone; ?week=YYYY-MM-DD."""
+    user = request.user
+    today = timezone.now().astimezone(user.tzinfo).date()
+    asked = request.GET.get("week", "").strip()
+    day = today
+    if asked:
+        try:
+            day = date.fromisoformat(asked)
+        except ValueError:
+            messages.warning(
+                request, f"“{asked[:40]}” is not a date (use YYYY-MM-DD); showing this week."
+            )
+    the_week = feeds.week_for_user(user=user, monday=feeds.week_monday(day))
+    return render(
+        request,
+        "calendars/week.html",
+        {
+            "week": the_week,
+            "today": today,
+            "this_monday": feeds.week_monday(today),
+            "tz_name": user.tzinfo.key,
+        },
+    )
+
+
+# --- external busy calendars (on the coach's availability page) ---------------------------------
+
+AVAILABILITY = "calendars:availability"
+
+
+def _availability():
+    return redirect(reverse(AVAILABILITY) + "#external-calendars")
+
+
+class ExternalCalendarForm(forms.Form):
+    url = forms.CharField(label="Secret iCal address", max_length=2000)
+    name = forms.CharField(label="Name (optional)", max_length=80, required=False)
+
+
+def _sync_message(request, result) -> None:
+    if result.errors:
+        for error in result.errors.values():
+            messages.error(request, f"A calendar could not be read: {error}")
+    if result.calendars > len(result.errors):
+        messages.success(
+            request,
+            f"Calendars synced: {result.blocked} slot(s) newly blocked, "
+            f"{result.reopened} reopened.",
+        )
+
+
+@login_required
+@require_POST
+def external_calendar_add(request):
+    """Connect an external calendar, then sync it at once so the coach sees it works."""
+    form = ExternalCalendarForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return _availability()
+    try:
+        calendar = calendar_services.external_calendar_add(
+            coach=request.user, url=form.cleaned_data["url"], name=form.cleaned_data["name"]
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return _availability()
+    messages.success(request, f"Added “{calendar}”. Its busy times now block your open slots.")
+    _sync_message(request, calendar_services.external_calendar_sync(calendar=calendar))
+    return _availability()
+
+
+@login_required
+@require_POST
+def external_calendar_remove(request, pk: int):
+    calendar = calendar_sync.external_calendar_get(pk=pk, coach=request.user)
+    if calendar is None:
+        messages.error(request, "That calendar is not connected (any more).")
+        return _availability()
+    try:
+        reopened = calendar_services.external_calendar_remove(calendar=calendar, coach=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return _availability()
+    messages.success(request, f"Removed “{calendar}”; {reopened} slot(s) it blocked reopened.")
+    return _availability()
+
+
+@login_required
+@require_POST
+def external_calendars_sync(request):
+    if not request.user.is_coach:
+        messages.error(request, "Only coaches connect external calendars.")
+        return redirect("home")
+    _sync_message(request, calendar_services.external_calendars_sync(coach=request.user))
+    return _availability()

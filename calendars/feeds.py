@@ -1,0 +1,326 @@
+"""What a user's calendar shows: the iCalendar subscription feed and the week view.
+
+Reads only (selectors for the feed and the week page) plus the builder that turns a user's
+sessions into an RFC 5545 calendar. Every query is scoped to the user it is for, and the number
+of queries does not grow with the number of sessions or slots.
+
+A session's UID is `session-<id>@coachbook` everywhere (this feed and the .ics files attached to
+emails), so a calendar that got an invitation by email and also subscribes to the feed shows
+one event, updated in place: `SEQUENCE` is `Session.sequence`, raised on every confirmed
+reschedule.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import icalendar
+from django.conf import settings
+from django.db.models import OuterRef, Q, Subquery
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from calendars.models import BlockSource, SlotStatus, TimeSlot
+from sessions_app.lifecycle import Action, Status
+from sessions_app.models import ProposalStatus, RescheduleProposal, Session, SessionEvent
+
+PRODID = "-//Coachbook//Coachbook sessions//EN"
+# A canceled session stays in the feed (STATUS:CANCELLED) this long after its cancellation, so
+# subscribed calendars see it canceled before it disappears.
+CANCELED_VISIBLE_DAYS = 30
+# Completed sessions stay in the feed this long after they ended: a subscribed calendar keeps
+# the recent history instead of losing each session the moment it is completed.
+COMPLETED_VISIBLE_DAYS = 90
+# Statuses whose time a subscribed calendar had already been shown; only their cancellation is
+# published (a canceled request never appeared, so it never needs a CANCELLED entry).
+_PUBLISHED_STATUSES = (Status.CONFIRMED, Status.RESCHEDULING, Status.COMPLETED)
+
+
+def session_uid(session_id: int) -> str:
+    """The iCalendar UID of a session, shared by the feed and emailed invitations."""
+    return f"session-{session_id}@coachbook"
+
+
+def session_url(session_id: int) -> str:
+    return f"{settings.SITE_URL}{reverse('sessions:detail', args=[session_id])}"
+
+
+# --- feed selectors ---------------------------------------------------------------------------
+
+
+def user_by_calendar_token(*, token: str) -> User | None:
+    """The active user whose feed URL carries `token`, or None (unknown, revoked, inactive)."""
+    if not token:
+        return None
+    return User.objects.filter(calendar_token=token, is_active=True).first()
+
+
+def feed_sessions(*, user: User, now: datetime | None = None) -> list[Session]:
+    """The sessions `user`'s feed publishes (as coach and as student), in one query.
+
+    Confirmed and rescheduling sessions (a rescheduling one at its last agreed time), completed
+    ones from the last COMPLETED_VISIBLE_DAYS, and sessions canceled in the last
+    CANCELED_VISIBLE_DAYS after they had been published. Canceled ones carry `canceled_at`.
+    """
+    now = now or timezone.now()
+    cancel_events = SessionEvent.objects.filter(
+        session=OuterRef("pk"), action=Action.CANCEL
+    ).order_by("-created_at", "-id")
+    return list(
+        Session.objects.filter(Q(coach=user) | Q(student=user), slot__isnull=False)
+        .annotate(
+            canceled_at=Subquery(cancel_events.values("created_at")[:1]),
+            canceled_from=Subquery(cancel_events.values("from_status")[:1]),
+        )
+        .filter(
+            Q(status__in=[Status.CONFIRMED, Status.RESCHEDULING])
+            | Q(
+                status=Status.COMPLETED,
+                slot__end__gte=now - timedelta(days=COMPLETED_VISIBLE_DAYS),
+            )
+            | Q(
+                status=Status.CANCELED,
+                canceled_at__gte=now - timedelta(days=CANCELED_VISIBLE_DAYS),
+                canceled_from__in=_PUBLISHED_STATUSES,
+            )
+        )
+        .select_related("slot", "coach", "student", "package")
+        .order_by("slot__start", "pk")
+    )
+
+
+# --- the feed -----------------------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _session_event(session: Session, user: User) -> icalendar.Event:
+    other = session.student if session.coach_id == user.pk else session.coach
+    role = "student" if session.coach_id == user.pk else "coach"
+    url = session_url(session.pk)
+    event = icalendar.Event()
+    event.add("uid", session_uid(session.pk))
+    event.add("sequence", session.sequence)
+    event.add("dtstamp", _utc(session.updated_at))
+    event.add("last-modified", _utc(session.updated_at))
+    event.add("created", _utc(session.created_at))
+    event.add("dtstart", _utc(session.slot.start))
+    event.add("dtend", _utc(session.slot.end))
+    event.add("summary", f"{session.package.title} with {other.name}")
+    lines = [f"Coachbook session {session.number} of {session.package.title}."]
+    lines.append(f"Your {role}: {other.name} <{other.email}>.")
+    if session.status == Status.RESCHEDULING:
+        event.add("status", "TENTATIVE")
+        lines.append("A new time has been proposed; this is the last agreed time.")
+    elif session.status == Status.CANCELED:
+        event.add("status", "CANCELLED")
+        lines.append("This session was canceled.")
+    else:
+        event.add("status", "CONFIRMED")
+    lines.append(f"Details: {url}")
+    event.add("description", "\n".join(lines))
+    event.add("url", url)
+    event.add("transp", "TRANSPARENT" if session.status == Status.CANCELED else "OPAQUE")
+    return event
+
+
+def feed_calendar(*, user: User, sessions: list[Session]) -> icalendar.Calendar:
+    """The RFC 5545 calendar for `user`'s feed, all times in UTC."""
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    calendar.add("x-wr-calname", f"Coachbook: {user.name}")
+    calendar.add("x-wr-caldesc", "Your Coachbook sessions. Keep this address secret.")
+    # How often subscribers should refetch (Outlook and Apple honour these; Google decides).
+    calendar.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", "PT1H")
+    for session in sessions:
+        calendar.add_component(_session_event(session, user))
+    return calendar
+
+
+def feed_ics(*, user: User, now: datetime | None = None) -> bytes:
+    """The serialized feed for `user` (one query for the sessions)."""
+    return feed_calendar(user=user, sessions=feed_sessions(user=user, now=now)).to_ical()
+
+
+# --- the week view ------------------------------------------------------------------------------
+
+
+@dataclass
+class WeekEntry:
+    start: datetime
+    end: datetime
+    kind: str  # open, held, booked, blocked, requested, confirmed, rescheduling, proposed, ...
+    label: str
+    detail: str = ""
+    session_id: int | None = None
+    status: str = ""
+
+
+@dataclass
+class WeekDay:
+    date: date
+    entries: list[WeekEntry] = field(default_factory=list)
+
+
+@dataclass
+class Week:
+    monday: date
+    tz: ZoneInfo
+    days: list[WeekDay]
+    is_coach: bool
+
+    @property
+    def previous(self) -> date:
+        return self.monday - timedelta(days=7)
+
+    @property
+    def next(self) -> date:
+        return self.monday + timedelta(days=7)
+
+    @property
+    def sunday(self) -> date:
+        return self.monday + timedelta(days=6)
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(day.entries for day in self.days)
+
+
+def week_monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def week_bounds(monday: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """Local Monday 00:00 to the next Monday 00:00 in `tz` (167 to 169 hours across DST)."""
+    start = datetime.combine(monday, datetime.min.time(), tzinfo=tz)
+    end = datetime.combine(monday + timedelta(days=7), datetime.min.time(), tzinfo=tz)
+    return start, end
+
+
+_SLOT_LABELS = {
+    SlotStatus.OPEN: "Open",
+    SlotStatus.HELD: "Held",
+    SlotStatus.BOOKED: "Booked",
+    SlotStatus.BLOCKED: "Blocked",
+}
+_SESSION_KINDS = {
+    Status.REQUESTED: "requested",
+    Status.CONFIRMED: "confirmed",
+    Status.RESCHEDULING: "rescheduling",
+    Status.COMPLETED: "completed",
+}
+
+
+def week_for_user(*, user: User, monday: date) -> Week:
+    """One week of `user`'s calendar in their timezone: a constant number of queries (3).
+
+    A coach sees every slot (open, held, booked, blocked) labelled with the session holding it,
+    plus sessions they attend as a student; a student sees their sessions and the new times
+    proposed for them.
+    """
+    tz = user.tzinfo
+    start, end = week_bounds(monday, tz)
+    is_coach = user.is_coach
+    entries: list[WeekEntry] = []
+
+    sessions = list(
+        Session.objects.filter(
+            Q(coach=user) | Q(student=user),
+            status__in=list(_SESSION_KINDS),
+            slot__start__lt=end,
+            slot__end__gt=start,
+        ).select_related("slot", "coach", "student", "package")
+    )
+    proposals = list(
+        RescheduleProposal.objects.filter(
+            Q(session__coach=user) | Q(session__student=user),
+            status=ProposalStatus.PENDING,
+            slot__start__lt=end,
+            slot__end__gt=start,
+        ).select_related("slot", "session__coach", "session__student", "session__package")
+    )
+    # A coach's slot held by one of their sessions or proposals is shown once, as that session.
+    by_slot: dict[int, WeekEntry] = {}
+    for session in sessions:
+        coaching = session.coach_id == user.pk
+        other = session.student if coaching else session.coach
+        label = Status(session.status).label
+        if session.status == Status.RESCHEDULING:
+            label = "Rescheduling: last agreed time, a new one is proposed"
+        entry = WeekEntry(
+            start=session.slot.start,
+            end=session.slot.end,
+            kind=_SESSION_KINDS[Status(session.status)],
+            label=label,
+            detail=f"{session.package.title} with {other.name}",
+            session_id=session.pk,
+            status=session.status,
+        )
+        if coaching and is_coach and session.status != Status.RESCHEDULING:
+            by_slot[session.slot_id] = entry
+        else:
+            entries.append(entry)
+    for proposal in proposals:
+        session = proposal.session
+        coaching = session.coach_id == user.pk
+        other = session.student if coaching else session.coach
+        waiting = "waiting for an answer" if proposal.proposed_by_id == user.pk else "answer it"
+        entry = WeekEntry(
+            start=proposal.slot.start,
+            end=proposal.slot.end,
+            kind="proposed",
+            label=f"Proposed new time ({waiting})",
+            detail=f"{session.package.title} with {other.name}",
+            session_id=session.pk,
+            status=session.status,
+        )
+        if coaching and is_coach:
+            by_slot[proposal.slot_id] = entry
+        else:
+            entries.append(entry)
+
+    if is_coach:
+        slots = TimeSlot.objects.filter(coach=user, start__lt=end, end__gt=start).only(
+            "id", "start", "end", "status", "block_source"
+        )
+        for slot in slots:
+            slot_label = _SLOT_LABELS[SlotStatus(slot.status)]
+            held = by_slot.pop(slot.pk, None)
+            if held is not None:
+                held.kind = slot.status.lower()
+                held.label = f"{slot_label}: {held.label.lower()}"
+                entries.append(held)
+                continue
+            if slot.status == SlotStatus.BLOCKED:
+                detail = {
+                    BlockSource.EXTERNAL: "Busy in one of your external calendars",
+                    BlockSource.COACH: "Blocked by you",
+                }.get(slot.block_source, "Not bookable")
+            elif slot.status == SlotStatus.OPEN:
+                detail = "Students can book this time"
+            else:
+                detail = "Being released"
+            entries.append(
+                WeekEntry(
+                    start=slot.start,
+                    end=slot.end,
+                    kind=slot.status.lower(),
+                    label=slot_label,
+                    detail=detail,
+                )
+            )
+        entries.extend(by_slot.values())
+
+    days = [WeekDay(date=monday + timedelta(days=offset)) for offset in range(7)]
+    for entry in sorted(entries, key=lambda e: (e.start, e.end, e.label)):
+        entry.start, entry.end = entry.start.astimezone(tz), entry.end.astimezone(tz)
+        index = (entry.start.date() - monday).days
+        days[min(max(index, 0), 6)].entries.append(entry)
+    return Week(monday=monday, tz=tz, days=days, is_coach=is_coach)

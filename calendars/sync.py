@@ -1,0 +1,404 @@
+"""Fetching and reading coaches' external calendars (their secret iCal addresses elsewhere).
+
+No database writes here: `calendars.services.external_calendars_sync` calls these functions,
+then blocks and reopens slots. Everything that touches the network is guarded:
+
+- only http and https (a `webcal://` address is read as https);
+- the host is resolved and every address it resolves to must be public: private, loopback,
+  link-local, shared, reserved, multicast and unspecified addresses are refused, unless
+  `settings.CALENDAR_SYNC_ALLOW_PRIVATE` is true (tests serve feeds from 127.0.0.1). The
+  connection is then made to the address that was checked, so a DNS answer that changes
+  between check and connect cannot smuggle a private address in, and every redirect (at most
+  five, http/https only) goes through the same check;
+- no proxies from the environment; a per-operation timeout and an overall deadline;
+- at most `settings.CALENDAR_SYNC_MAX_BYTES` (2 MB) are read.
+"""
+
+import bisect
+import http.client
+import ipaddress
+import logging
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+
+from calendars.models import ExternalCalendar
+from sessions_app.lifecycle import DomainError
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_SCHEMES = ("http", "https")
+MAX_REDIRECTS = 5
+USER_AGENT = "Coachbook-calendar-sync/1.0"
+Interval = tuple[datetime, datetime]
+
+
+class CalendarFetchError(DomainError):
+    """Why an external calendar could not be read, in words a coach can act on."""
+
+    default_message = "The calendar could not be read."
+
+
+class AddressRefused(CalendarFetchError):
+    default_message = (
+        "That address points to a private or local network; only public calendar "
+        "addresses can be synced."
+    )
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def sync_timeout() -> float:
+    return float(_setting("CALENDAR_SYNC_TIMEOUT", 10))
+
+
+def sync_max_bytes() -> int:
+    return int(_setting("CALENDAR_SYNC_MAX_BYTES", 2 * 1024 * 1024))
+
+
+def weeks_ahead() -> int:
+    return int(_setting("AVAILABILITY_WEEKS_AHEAD", 4))
+
+
+# --- addresses ----------------------------------------------------------------------------------
+
+
+def normalize_url(url: str) -> str:
+    """A calendar address as it will be fetched, or `CalendarFetchError` saying what is wrong.
+
+    `webcal://` (what Apple and Outlook hand out) becomes `https://`; anything but http and
+    https is refused.
+    """
+    url = (url or "").strip()
+    if not url:
+        raise CalendarFetchError("Enter the calendar's address.")
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("webcal", "webcals"):
+        url = f"https://{rest}"
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise CalendarFetchError(
+            "Only http:// and https:// calendar addresses (or webcal://) can be synced."
+        )
+    if len(url) > 2000:
+        raise CalendarFetchError("That address is too long.")
+    try:
+        URLValidator(schemes=list(ALLOWED_SCHEMES))(url)
+    except ValidationError as exc:
+        raise CalendarFetchError("That is not a valid web address.") from exc
+    if urllib.parse.urlsplit(url).username is not None:
+        raise CalendarFetchError("Addresses with a user name or password cannot be synced.")
+    return url
+
+
+def address_is_public(address: str) -> bool:
+    """Whether an IP address is on the public internet (not private, local or reserved)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+def _guarded_create_connection(allow_private: bool):
+    """A replacement for `socket.create_connection` that connects only to checked addresses."""
+
+    def connect(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
+        host, port = address
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise CalendarFetchError(f"The host {host} could not be found.") from exc
+        if not allow_private:
+            for info in infos:
+                if not address_is_public(info[4][0]):
+                    logger.warning("calendar sync refused %s (%s)", host, info[4][0])
+                    raise AddressRefused()
+        error: OSError | None = None
+        for family, kind, proto, _, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+                    sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                error = exc
+                sock.close()
+        raise error or OSError(f"no address for {host}")
+
+    return connect
+
+
+class _GuardedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, allow_private: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _guarded_create_connection(allow_private)
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, allow_private: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _guarded_create_connection(allow_private)
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, allow_private: bool):
+        super().__init__()
+        self.allow_private = allow_private
+
+    def http_open(self, req):
+        def factory(host, **kwargs):
+            return _GuardedHTTPConnection(host, allow_private=self.allow_private, **kwargs)
+
+        return self.do_open(factory, req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, allow_private: bool):
+        super().__init__(context=ssl.create_default_context())
+        self.allow_private = allow_private
+
+    def https_open(self, req):
+        def factory(host, **kwargs):
+            return _GuardedHTTPSConnection(host, allow_private=self.allow_private, **kwargs)
+
+        return self.do_open(factory, req, context=self._context)
+
+
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlsplit(newurl).scheme.lower() not in ALLOWED_SCHEMES:
+            raise CalendarFetchError("The calendar address redirected to an unsupported address.")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener(allow_private: bool) -> urllib.request.OpenerDirector:
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler({}),  # never through a proxy from the environment
+        urllib.request.UnknownHandler(),
+        _GuardedHTTPHandler(allow_private),
+        _GuardedHTTPSHandler(allow_private),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _RedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+# --- fetching -----------------------------------------------------------------------------------
+
+
+def fetch(
+    url: str,
+    *,
+    timeout: float | None = None,
+    max_bytes: int | None = None,
+    allow_private: bool | None = None,
+) -> bytes:
+    """GET a calendar file, guarded as the module docstring says; `CalendarFetchError` if not."""
+    url = normalize_url(url)
+    timeout = sync_timeout() if timeout is None else timeout
+    max_bytes = sync_max_bytes() if max_bytes is None else max_bytes
+    if allow_private is None:
+        allow_private = bool(_setting("CALENDAR_SYNC_ALLOW_PRIVATE", False))
+    host = urllib.parse.urlsplit(url).hostname
+    request = urllib.request.Request(
+        url, headers={"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"}
+    )
+    deadline = time.monotonic() + timeout * 3
+    try:
+        with _opener(allow_private).open(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise _too_big(max_bytes)
+            chunks, size = [], 0
+            while True:
+                chunk = response.read(64 * 1024)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_big(max_bytes)
+                if time.monotonic() > deadline:
+                    raise CalendarFetchError(f"{host} took too long to send the calendar.")
+                chunks.append(chunk)
+    except CalendarFetchError:
+        raise
+    except urllib.error.HTTPError as exc:
+        raise CalendarFetchError(
+            f"{host} answered {exc.code} {exc.reason}: check that the address is still valid."
+        ) from exc
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, CalendarFetchError):
+            raise reason from exc
+        if isinstance(reason, TimeoutError | socket.timeout):
+            raise CalendarFetchError(f"{host} did not answer in time.") from exc
+        raise CalendarFetchError(f"Could not connect to {host}: {reason}.") from exc
+    except TimeoutError as exc:
+        raise CalendarFetchError(f"{host} did not answer in time.") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise CalendarFetchError(f"Reading from {host} failed: {exc}.") from exc
+    return b"".join(chunks)
+
+
+def _too_big(max_bytes: int) -> CalendarFetchError:
+    return CalendarFetchError(
+        f"The calendar file is larger than {max_bytes // (1024 * 1024) or 1} MB; "
+        "export a shorter calendar."
+    )
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _as_utc(value: date | datetime, tz: ZoneInfo) -> datetime:
+    """An iCalendar time as an aware UTC datetime: all-day dates and floating times in `tz`."""
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, datetime.min.time())
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(UTC)
+
+
+def busy_intervals(data: bytes, *, start: datetime, end: datetime, tz: ZoneInfo) -> list[Interval]:
+    """The busy times in an iCalendar file between `start` and `end`, merged, in UTC.
+
+    Recurring events are expanded (RRULE, RDATE, EXDATE, moved occurrences); transparent
+    ("free") and cancelled events are skipped; all-day events are busy whole days in `tz`.
+    """
+    if b"BEGIN:VCALENDAR" not in data[:4096].upper():
+        raise CalendarFetchError(
+            "That address did not return a calendar file (.ics). Use the secret iCal "
+            "address from your calendar's settings, not the web page's address."
+        )
+    try:
+        calendar = icalendar.Calendar.from_ical(data)
+        occurrences = recurring_ical_events.of(calendar, skip_bad_series=True).between(start, end)
+    except Exception as exc:  # icalendar and the expander raise many kinds for bad input
+        logger.info("unreadable calendar file: %r", exc)
+        raise CalendarFetchError(f"The calendar file could not be read ({exc}).") from exc
+    busy: list[Interval] = []
+    for event in occurrences:
+        if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
+            continue
+        if str(event.get("STATUS", "")).upper() == "CANCELLED":
+            continue
+        dtstart = event.get("DTSTART")
+        if dtstart is None:
+            continue
+        first = dtstart.dt
+        if event.get("DTEND") is not None:
+            last = event.get("DTEND").dt
+        elif event.get("DURATION") is not None:
+            last = first + event.get("DURATION").dt
+        elif isinstance(first, datetime):
+            continue  # an instant takes no time
+        else:
+            last = first + timedelta(days=1)
+        begin, finish = max(_as_utc(first, tz), start), min(_as_utc(last, tz), end)
+        if finish > begin:
+            busy.append((begin, finish))
+    return merge(busy)
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sorted, non-overlapping intervals covering the same time (touching ones joined)."""
+    merged: list[Interval] = []
+    for begin, finish in sorted(intervals):
+        if merged and begin <= merged[-1][1]:
+            if finish > merged[-1][1]:
+                merged[-1] = (merged[-1][0], finish)
+        else:
+            merged.append((begin, finish))
+    return merged
+
+
+def overlaps(busy: list[Interval], begin: datetime, finish: datetime) -> bool:
+    """Whether [begin, finish) overlaps any of the merged `busy` intervals."""
+    # The last busy interval starting before `finish` has the latest end of those that could
+    # overlap (merged intervals are disjoint and sorted).
+    index = bisect.bisect_left(busy, (finish,)) - 1
+    return index >= 0 and busy[index][1] > begin
+
+
+@dataclass
+class FetchOutcome:
+    calendar_id: int
+    busy: list[Interval] | None = None
+    error: str = ""
+    events: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.busy is not None
+
+
+def fetch_busy(
+    *, calendar_id: int, url: str, start: datetime, end: datetime, tz: ZoneInfo
+) -> FetchOutcome:
+    """Fetch and read one calendar; never raises (the error is in the outcome)."""
+    try:
+        busy = busy_intervals(fetch(url), start=start, end=end, tz=tz)
+    except CalendarFetchError as exc:
+        return FetchOutcome(calendar_id, error=exc.message)
+    except Exception as exc:  # one broken feed must never stop the others
+        logger.exception("calendar %s: unexpected sync failure", calendar_id)
+        return FetchOutcome(calendar_id, error=f"Unexpected error while syncing: {exc}")
+    return FetchOutcome(calendar_id, busy=busy, events=len(busy))
+
+
+def fetch_many(jobs: list[dict], *, workers: int | None = None) -> dict[int, FetchOutcome]:
+    """`fetch_busy` for each job (its keyword arguments), several at once; by calendar id."""
+    if not jobs:
+        return {}
+    workers = workers or int(_setting("CALENDAR_SYNC_WORKERS", 8))
+    if len(jobs) == 1 or workers <= 1:
+        outcomes = [fetch_busy(**job) for job in jobs]
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            outcomes = list(pool.map(lambda job: fetch_busy(**job), jobs))
+    return {outcome.calendar_id: outcome for outcome in outcomes}
+
+
+# --- reads for the availability page ------------------------------------------------------------
+
+
+def external_calendars_for(*, coach) -> list[ExternalCalendar]:
+    """The coach's external calendars, oldest first (one query)."""
+    return list(ExternalCalendar.objects.filter(coach=coach).order_by("created_at", "pk"))
+
+
+def external_calendar_get(*, pk: int, coach) -> ExternalCalendar | None:
+    """One of the coach's external calendars, or None when it is not theirs (or gone)."""
+    return ExternalCalendar.objects.filter(pk=pk, coach=coach).first()

@@ -1,0 +1,218 @@
+"""The secret subscription feed: what it publishes, how it changes, and who can read it."""
+
+from datetime import UTC, timedelta
+
+import icalendar
+import pytest
+import time_machine
+from django.db import connection
+from django.template.loader import render_to_string
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.services import calendar_token_regenerate
+from sessions_app import services
+from tests.factories import (
+    OfferingFactory,
+    StudentFactory,
+    TimeSlotFactory,
+    make_package,
+    make_session,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def feed_url(user) -> str:
+    return reverse("feeds:feed", kwargs={"token": user.calendar_token})
+
+
+def get_feed(client, user) -> icalendar.Calendar:
+    response = client.get(feed_url(user))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/calendar; charset=utf-8"
+    return icalendar.Calendar.from_ical(response.content)
+
+
+def events_by_uid(calendar) -> dict[str, icalendar.Event]:
+    return {str(event["UID"]): event for event in calendar.walk("VEVENT")}
+
+
+def confirmed_sessions(coach_offering, count):
+    """`count` confirmed sessions of one coach, each with its own student."""
+    coach = coach_offering.coach
+    sessions = []
+    for _ in range(count):
+        package = make_package(offering=coach_offering)
+        session = package.sessions.order_by("number").first()
+        services.session_book(
+            session=session, slot=TimeSlotFactory(coach=coach), actor=package.student
+        )
+        services.session_accept(session=session, actor=coach)
+        session.refresh_from_db()
+        sessions.append(session)
+    return sessions
+
+
+def test_feed_parses_back_with_calendar_properties_and_the_confirmed_session(client):
+    session = make_session("CONFIRMED")
+    coach, student = session.coach, session.student
+
+    response = client.get(feed_url(coach))
+    calendar = icalendar.Calendar.from_ical(response.content)
+
+    assert str(calendar["PRODID"]) == "-//Coachbook//Coachbook sessions//EN"
+    assert str(calendar["VERSION"]) == "2.0"
+    assert str(calendar["X-WR-CALNAME"]) == f"Coachbook: {coach.name}"
+    [event] = calendar.walk("VEVENT")
+    assert str(event["UID"]) == f"session-{session.pk}@coachbook"
+    assert int(event["SEQUENCE"]) == 0
+    assert str(event["STATUS"]) == "CONFIRMED"
+    assert str(event["SUMMARY"]) == f"{session.package.title} with {student.name}"
+    assert str(event["URL"]).endswith(f"/sessions/{session.pk}/")
+    assert event["DTSTART"].dt == session.slot.start
+    assert event["DTEND"].dt == session.slot.end
+    assert event["DTSTART"].dt.utcoffset() == timedelta(0)
+    assert event["DTSTAMP"].dt.utcoffset() == timedelta(0)
+    text = response.content.decode()
+    assert f"DTSTART:{session.slot.start.astimezone(UTC):%Y%m%dT%H%M%SZ}" in text
+    assert response["Cache-Control"] == "private, max-age=300"
+
+
+def test_student_feed_names_the_coach(client):
+    session = make_session("CONFIRMED")
+
+    [event] = get_feed(client, session.student).walk("VEVENT")
+
+    assert str(event["SUMMARY"]) == f"{session.package.title} with {session.coach.name}"
+    assert str(event["UID"]) == f"session-{session.pk}@coachbook"
+
+
+def test_feed_leaves_out_unscheduled_and_requested_sessions(client):
+    requested = make_session("REQUESTED")
+    package = make_package(student=requested.student)
+
+    assert get_feed(client, requested.student).walk("VEVENT") == []
+    assert get_feed(client, package.offering.coach).walk("VEVENT") == []
+
+
+def test_rescheduling_session_stays_at_its_last_agreed_time_as_tentative(client):
+    session = make_session("RESCHEDULING")
+
+    [event] = get_feed(client, session.coach).walk("VEVENT")
+
+    assert str(event["STATUS"]) == "TENTATIVE"
+    assert event["DTSTART"].dt == session.slot.start
+    assert str(event["UID"]) == f"session-{session.pk}@coachbook"
+
+
+def test_confirmed_reschedule_bumps_sequence_and_moves_the_same_uid(client):
+    session = make_session("CONFIRMED")
+    new_slot = TimeSlotFactory(coach=session.coach, start=session.slot.start + timedelta(days=2))
+    services.session_propose_reschedule(session=session, slot=new_slot, actor=session.student)
+    services.session_confirm_reschedule(session=session, actor=session.coach)
+
+    events = events_by_uid(get_feed(client, session.coach))
+
+    event = events[f"session-{session.pk}@coachbook"]
+    assert len(events) == 1
+    assert int(event["SEQUENCE"]) == 1
+    assert event["DTSTART"].dt == new_slot.start
+    assert str(event["STATUS"]) == "CONFIRMED"
+
+
+def test_canceled_session_is_kept_cancelled_for_30_days_then_dropped(client):
+    session = make_session("CONFIRMED")
+    services.session_cancel(session=session, actor=session.coach, refund="none")
+
+    [event] = get_feed(client, session.student).walk("VEVENT")
+    assert str(event["STATUS"]) == "CANCELLED"
+    assert str(event["UID"]) == f"session-{session.pk}@coachbook"
+
+    with time_machine.travel(timezone.now() + timedelta(days=29)):
+        assert len(get_feed(client, session.student).walk("VEVENT")) == 1
+    with time_machine.travel(timezone.now() + timedelta(days=31)):
+        assert get_feed(client, session.student).walk("VEVENT") == []
+
+
+def test_canceled_request_never_appears(client):
+    session = make_session("REQUESTED")
+    services.session_cancel(session=session, actor=session.coach, refund="none")
+
+    assert get_feed(client, session.coach).walk("VEVENT") == []
+
+
+def test_unknown_token_is_404(client):
+    make_session("CONFIRMED")
+
+    assert client.get("/calendar/feed/not-a-real-token-at-all-0000.ics").status_code == 404
+    assert client.get("/calendar/feed/short.ics").status_code == 404
+
+
+def test_regenerating_kills_the_old_url_and_the_new_one_works(client):
+    session = make_session("CONFIRMED")
+    coach = session.coach
+    old_url = feed_url(coach)
+    client.force_login(coach)
+
+    response = client.post(reverse("feeds:regenerate"))
+
+    coach.refresh_from_db()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:profile") + "#calendar-feed"
+    client.logout()
+    assert client.get(old_url).status_code == 404
+    assert len(get_feed(client, coach).walk("VEVENT")) == 1
+
+
+def test_regenerate_needs_a_post_from_a_signed_in_user(client):
+    user = StudentFactory()
+    token = user.calendar_token
+
+    assert client.post(reverse("feeds:regenerate")).status_code == 302  # to the login page
+    client.force_login(user)
+    assert client.get(reverse("feeds:regenerate")).status_code == 405
+    user.refresh_from_db()
+    assert user.calendar_token == token
+
+
+def test_calendar_token_regenerate_changes_the_token():
+    user = StudentFactory()
+    old = user.calendar_token
+
+    calendar_token_regenerate(user=user)
+
+    user.refresh_from_db()
+    assert user.calendar_token != old
+    assert len(user.calendar_token) == 43
+
+
+def test_feed_query_count_does_not_grow_with_sessions(client):
+    offering = OfferingFactory(session_count=1)
+    confirmed_sessions(offering, 1)
+    with CaptureQueriesContext(connection) as one:
+        client.get(feed_url(offering.coach))
+    confirmed_sessions(offering, 6)
+    with CaptureQueriesContext(connection) as seven:
+        calendar = get_feed(client, offering.coach)
+
+    assert len(calendar.walk("VEVENT")) == 7
+    assert len(one.captured_queries) == len(seven.captured_queries) == 2
+
+
+def test_feed_instructions_show_the_url_the_apps_and_the_regenerate_form():
+    user = StudentFactory()
+    request = RequestFactory().get("/profile/")
+    request.user = user
+
+    html = render_to_string("calendars/_feed_instructions.html", {"user": user}, request=request)
+
+    assert f'value="http://testserver/calendar/feed/{user.calendar_token}.ics"' in html
+    assert f'href="webcal://testserver/calendar/feed/{user.calendar_token}.ics"' in html
+    assert "From URL" in html
+    assert "New Calendar Subscription" in html
+    assert "Subscribe from web" in html
+    assert f'action="{reverse("feeds:regenerate")}"' in html
+    assert "Regenerate feed URL" in html
