@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sessions_app.lifecycle import HOLDING_STATUSES, Action, Role, Status, allowed_actions
@@ -112,3 +113,156 @@ def coach_task_count(*, coach, now: datetime | None = None) -> int:
     now = now or timezone.now()
     tasks = coach_tasks_filter(coach=coach, now=now)
     return Session.objects.filter(coach=coach).filter(tasks).count()
+
+
+def _pending_proposals() -> Prefetch:
+    return Prefetch(
+        "proposals",
+        queryset=RescheduleProposal.objects.filter(status=ProposalStatus.PENDING).select_related(
+            "slot"
+        ),
+        to_attr="pending_proposals",
+    )
+
+
+def _list_base() -> QuerySet:
+    return Session.objects.select_related("slot", "package", "coach", "student")
+
+
+def _with_refunded_cents(queryset: QuerySet) -> QuerySet:
+    from refunds.selectors import COUNTED_STATES
+
+    return queryset.annotate(
+        refunded_cents=Coalesce(
+            Sum("refunds__amount_cents", filter=Q(refunds__state__in=COUNTED_STATES)), 0
+        )
+    )
+
+
+def session_for_user(*, user, pk) -> Session | None:
+    """One session that `user` coaches or attends (None for anyone else's or an unknown id)."""
+    return (
+        _list_base()
+        .select_related("package__payment", "coach__coach_profile")
+        .filter(Q(coach=user) | Q(student=user), pk=pk)
+        .first()
+    )
+
+
+def session_detail_for_user(*, user, pk) -> Session | None:
+    """`session_for_user` plus its events (with actors), refunds and pending proposal."""
+    return (
+        _list_base()
+        .select_related("package__payment")
+        .prefetch_related(
+            Prefetch("events", queryset=SessionEvent.objects.select_related("actor")),
+            "refunds",
+            _pending_proposals(),
+        )
+        .filter(Q(coach=user) | Q(student=user), pk=pk)
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class CoachTasks:
+    requests: list[Session]
+    proposals: list[Session]
+
+    def __len__(self) -> int:
+        return len(self.requests) + len(self.proposals)
+
+
+def coach_tasks(*, coach, now: datetime | None = None) -> CoachTasks:
+    """What waits on `coach`: live booking requests, and proposals the coach must answer.
+
+    Each list is ordered oldest expiry first. Three queries whatever the number of rows.
+    """
+    now = now or timezone.now()
+    requests = (
+        _list_base()
+        .filter(coach=coach, status=Status.REQUESTED, request_expires_at__gt=now)
+        .order_by("request_expires_at", "pk")
+    )
+    expires = RescheduleProposal.objects.filter(
+        session=OuterRef("pk"), status=ProposalStatus.PENDING
+    ).values("expires_at")[:1]
+    proposals = (
+        _list_base()
+        .filter(coach=coach, status=Status.RESCHEDULING)
+        .filter(_awaiting_coach_proposal(coach=coach, now=now))
+        .annotate(proposal_expires_at=Subquery(expires))
+        .prefetch_related(_pending_proposals())
+        .order_by("proposal_expires_at", "pk")
+    )
+    return CoachTasks(requests=list(requests), proposals=list(proposals))
+
+
+def coach_upcoming_sessions(*, coach, now: datetime | None = None) -> QuerySet:
+    """Confirmed sessions that have not ended, and sessions being rescheduled, soonest first."""
+    now = now or timezone.now()
+    return (
+        _list_base()
+        .filter(coach=coach)
+        .filter(Q(status=Status.CONFIRMED, slot__end__gt=now) | Q(status=Status.RESCHEDULING))
+        .prefetch_related(_pending_proposals())
+        .order_by("slot__start", "pk")
+    )
+
+
+def coach_completed_sessions(*, coach) -> QuerySet:
+    """Completed sessions, newest first."""
+    return (
+        _list_base()
+        .filter(coach=coach, status=Status.COMPLETED)
+        .order_by(F("slot__start").desc(nulls_last=True), "-pk")
+    )
+
+
+def coach_canceled_sessions(*, coach) -> QuerySet:
+    """Canceled sessions, most recently canceled first, with what was refunded."""
+    return _with_refunded_cents(
+        _list_base().filter(coach=coach, status=Status.CANCELED).order_by("-updated_at", "-pk")
+    )
+
+
+def student_active_sessions(*, student) -> QuerySet:
+    """The student's sessions that are not completed or canceled (credits included)."""
+    return (
+        _list_base()
+        .filter(student=student)
+        .exclude(status__in=[Status.COMPLETED, Status.CANCELED])
+        .prefetch_related(_pending_proposals())
+        .order_by(F("slot__start").asc(nulls_first=True), "package_id", "number")
+    )
+
+
+def student_past_sessions(*, student) -> QuerySet:
+    """The student's completed and canceled sessions, newest first, with refunded amounts."""
+    return _with_refunded_cents(
+        _list_base()
+        .filter(student=student, status__in=[Status.COMPLETED, Status.CANCELED])
+        .order_by("-updated_at", "-pk")
+    )
+
+
+def session_choosable_slots(*, session: Session, now: datetime | None = None) -> QuerySet:
+    """The coach's OPEN slots this session could move to: far enough ahead, not its own time."""
+    from calendars.models import SlotStatus, TimeSlot
+
+    now = now or timezone.now()
+    profile = getattr(session.coach, "coach_profile", None)
+    notice = profile.minimum_notice_hours if profile else 0
+    slots = TimeSlot.objects.filter(
+        coach_id=session.coach_id, status=SlotStatus.OPEN, start__gte=now + timedelta(hours=notice)
+    )
+    if session.slot_id:
+        slots = slots.exclude(pk=session.slot_id)
+    return slots.order_by("start", "pk")
+
+
+def session_slot_choice(*, session: Session, slot_id: int):
+    """The coach's slot `slot_id` (any status: the service decides), or None if not theirs."""
+    from calendars.models import TimeSlot
+
+    return TimeSlot.objects.filter(pk=slot_id, coach_id=session.coach_id).first()

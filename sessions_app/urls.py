@@ -1,15 +1,23 @@
-# Owned by the web pages work (issue 3): Tasks, Upcoming, Completed, session details, actions.
+# The session pages (issue 3): Tasks, Upcoming, Completed, Canceled, My sessions, details, actions.
 from django.urls import path
-from django.views.generic import TemplateView
+
+from sessions_app import views
 
 app_name = "sessions"
-placeholder = TemplateView.as_view(template_name="placeholder.html")
 
 urlpatterns = [
-    path("tasks/", placeholder, name="tasks"),
-    path("upcoming/", placeholder, name="upcoming"),
-    path("completed/", placeholder, name="completed"),
-    path("canceled/", placeholder, name="canceled"),
-    path("my/", placeholder, name="my_sessions"),
-    path("<int:pk>/", placeholder, name="detail"),
+    path("tasks/", views.tasks, name="tasks"),
+    path("upcoming/", views.upcoming, name="upcoming"),
+    path("completed/", views.completed, name="completed"),
+    path("canceled/", views.canceled, name="canceled"),
+    path("my/", views.my_sessions, name="my_sessions"),
+    path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/book/", views.book, name="book"),
+    path("<int:pk>/withdraw/", views.withdraw, name="withdraw"),
+    path("<int:pk>/accept/", views.accept, name="accept"),
+    path("<int:pk>/decline/", views.decline, name="decline"),
+    path("<int:pk>/reschedule/", views.reschedule, name="reschedule"),
+    path("<int:pk>/reschedule/confirm/", views.confirm_reschedule, name="confirm_reschedule"),
+    path("<int:pk>/reschedule/counter/", views.counter_propose, name="counter_propose"),
+    path("<int:pk>/cancel/", views.cancel, name="cancel"),
 ]
