@@ -1,10 +1,14 @@
 # Owned by the availability work (issue 3): open slots, weekly patterns.
 from django.urls import path
-from django.views.generic import TemplateView
+
+from calendars import views
 
 app_name = "calendars"
-placeholder = TemplateView.as_view(template_name="placeholder.html")
 
 urlpatterns = [
-    path("", placeholder, name="availability"),
+    path("", views.availability, name="availability"),
+    path("slots/add/", views.slot_add, name="slot_add"),
+    path("slots/<int:pk>/remove/", views.slot_remove, name="slot_remove"),
+    path("patterns/add/", views.pattern_add, name="pattern_add"),
+    path("patterns/<int:pk>/stop/", views.pattern_stop, name="pattern_stop"),
 ]
