@@ -7,6 +7,7 @@ broker); production (`DEBUG=false`) refuses to start with the default secret key
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -137,6 +138,68 @@ if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
+
+# Celery (config/celery.py reads every CELERY_* setting). Broker: Redis when REDIS_URL is set,
+# else kombu's filesystem transport under .celery/ (no server; `make run` uses it). Results
+# are never read, so there is no result backend. See docs/operations.md.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _celery_dir = Path(env.str("CELERY_FILESYSTEM_DIR", default=str(BASE_DIR / ".celery")))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_celery_dir / "queue"),
+        "data_folder_out": str(_celery_dir / "queue"),
+        "processed_folder": str(_celery_dir / "processed"),
+        "control_folder": str(_celery_dir / "control"),
+        "store_processed": False,
+    }
+    for _folder in ("queue", "processed", "control"):
+        (_celery_dir / _folder).mkdir(parents=True, exist_ok=True)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = env.str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / ".celery" / "celerybeat-schedule")
+)
+# Each entry expires shortly before its next run, so a backlog never piles up duplicates.
+_every = {
+    "expire": env.int("JOBS_EXPIRE_EVERY_SECONDS", default=60),
+    "reopen": env.int("JOBS_REOPEN_EVERY_SECONDS", default=300),
+    "complete": env.int("JOBS_COMPLETE_EVERY_SECONDS", default=300),
+    "reminders": env.int("JOBS_REMINDERS_EVERY_SECONDS", default=300),
+}
+CELERY_BEAT_SCHEDULE = {
+    "expire-stale": {
+        "task": "sessions.expire_stale",
+        "schedule": _every["expire"],
+        "options": {"expires": _every["expire"]},
+    },
+    "reopen-freed-slots": {
+        "task": "calendars.reopen_freed_slots",
+        "schedule": _every["reopen"],
+        "options": {"expires": _every["reopen"]},
+    },
+    "complete-past": {
+        "task": "sessions.complete_past",
+        "schedule": _every["complete"],
+        "options": {"expires": _every["complete"]},
+    },
+    "send-reminders": {
+        "task": "sessions.send_reminders",
+        "schedule": _every["reminders"],
+        "options": {"expires": _every["reminders"]},
+    },
+    "materialise-availability": {
+        "task": "calendars.materialise_availability",
+        # Daily at a fixed UTC time (a crontab survives beat restarts without a schedule file).
+        "schedule": crontab(minute=15, hour=env.int("JOBS_MATERIALISE_HOUR_UTC", default=3)),
+        "options": {"expires": 3600},
+    },
+}
 
 # --- Security (production) ------------------------------------------------------------------
 if not DEBUG:

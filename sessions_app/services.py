@@ -3,9 +3,12 @@ table in `lifecycle.py` and the actor's role, and writes exactly one `SessionEve
 change. Refusals raise a `DomainError` whose message is fit to show a person.
 """
 
+import logging
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from calendars import services as calendar_services
@@ -33,6 +36,7 @@ from sessions_app.models import (
 from sessions_app.selectors import session_pending_proposal, session_roles
 
 REFUND_CHOICES = ("full", "partial", "none")
+logger = logging.getLogger(__name__)
 
 
 # --- internals: the one write path for a status --------------------------------------------
@@ -78,7 +82,7 @@ def _transition(
     source = session.status
     session.status = row.target
     session.save(update_fields=["status", "updated_at", *fields])
-    return SessionEvent.objects.create(
+    event = SessionEvent.objects.create(
         session=session,
         actor=actor,
         action=row.action,
@@ -87,6 +91,28 @@ def _transition(
         details=details or {},
         created_at=now,
     )
+    _notify_on_commit([event.pk])
+    return event
+
+
+NOTIFY_CHUNK = 100
+
+
+def _notify_on_commit(event_ids: list[int]) -> None:
+    """Email the people concerned once the transaction commits (never for a rolled-back change).
+
+    One task per event, or per NOTIFY_CHUNK events for a sweep, so 100k expiries make 1,000
+    small tasks rather than 100k messages or one task that never finishes.
+    """
+    from sessions_app.tasks import notify_event, notify_events
+
+    if len(event_ids) == 1:
+        event_id = event_ids[0]
+        transaction.on_commit(lambda: notify_event.delay(event_id=event_id))
+        return
+    for start in range(0, len(event_ids), NOTIFY_CHUNK):
+        chunk = event_ids[start : start + NOTIFY_CHUNK]
+        transaction.on_commit(lambda chunk=chunk: notify_events.delay(event_ids=chunk))
 
 
 def _slot_details(slot: TimeSlot) -> dict:
@@ -509,7 +535,7 @@ def sessions_complete_past(*, now: datetime | None = None) -> int:
 def _bulk_events(rows, action: Action, source: Status, now: datetime) -> list[SessionEvent]:
     """One event per (session id, slot id) row, for a sweep applying `action` from `source`."""
     target = transition_for(source, action).target
-    return SessionEvent.objects.bulk_create(
+    events = SessionEvent.objects.bulk_create(
         SessionEvent(
             session_id=session_id,
             actor=None,
@@ -521,3 +547,55 @@ def _bulk_events(rows, action: Action, source: Status, now: datetime) -> list[Se
         )
         for session_id, slot_id in rows
     )
+    _notify_on_commit([event.pk for event in events])
+    return events
+
+
+def sessions_send_reminders(*, now: datetime | None = None) -> int:
+    """Send the 1 h and 24 h reminders of confirmed sessions, each once per agreed time.
+
+    Rows are claimed in locked chunks with a conditional UPDATE (the reminder field still empty)
+    and the emails go after the claim commits, so concurrent runs never send one twice. A session
+    already within its last hour gets only the 1 h reminder (the 24 h one is claimed silently). A
+    failed send releases its claim for the next run. Returns how many sessions were reminded.
+    """
+    from sessions_app import notifications
+
+    now = now or timezone.now()
+    reminded = 0
+    for field, ahead in notifications.reminder_horizons():
+        failed: list[int] = []
+        due = Session.objects.filter(
+            status=Status.CONFIRMED,
+            slot__start__gt=now,
+            slot__start__lte=now + ahead,
+            **{f"{field}__isnull": True},
+        ).order_by("pk")
+        claim = {field: now}
+        if field == "reminder_1h_sent_at":
+            claim["reminder_24h_sent_at"] = Coalesce("reminder_24h_sent_at", Value(now))
+        while True:
+            with transaction.atomic():
+                ids = list(
+                    due.exclude(pk__in=failed)
+                    .select_for_update(of=("self",), skip_locked=True)
+                    .values_list("pk", flat=True)[:SWEEP_CHUNK]
+                )
+                if not ids:
+                    break
+                Session.objects.filter(pk__in=ids, **{f"{field}__isnull": True}).update(**claim)
+                claimed = list(
+                    Session.objects.filter(pk__in=ids, **{field: now})
+                    .select_related("slot", "package", "coach", "student")
+                    .order_by("pk")
+                )
+            for session in claimed:
+                try:
+                    notifications.reminder_send(session=session, now=now)
+                except Exception:
+                    logger.exception("reminder for session %s failed; will retry", session.pk)
+                    Session.objects.filter(pk=session.pk, **{field: now}).update(**{field: None})
+                    failed.append(session.pk)
+                else:
+                    reminded += 1
+    return reminded

@@ -48,3 +48,14 @@ def _test_settings(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_memory_broker():
+    """Tasks queued by tests (on_commit notifications) go to an in-memory broker, never to the
+    developer's .celery/ queue or a Redis. Tests that run tasks turn on eager mode themselves."""
+    from config.celery import app
+
+    app.conf.broker_url = "memory://localhost/"
+    app.conf.broker_transport_options = {}
+    yield

@@ -1,0 +1,14 @@
+from django.core.management.base import BaseCommand
+
+from sessions_app.services import sessions_expire_stale
+
+
+class Command(BaseCommand):
+    help = (
+        "Expire booking requests and reschedule proposals past their window (what beat runs "
+        "every minute): each writes its event, reopens its slot and emails both sides."
+    )
+
+    def handle(self, *args, **options):
+        count = sessions_expire_stale()
+        self.stdout.write(f"Expired {count} stale request(s) and reschedule proposal(s).")

@@ -1,0 +1,409 @@
+"""Emails about session changes: who hears about what, in which timezone, with which link and
+calendar attachment; sent only after a commit, and only once."""
+
+import smtplib
+from datetime import UTC, datetime, timedelta
+
+import icalendar
+import pytest
+import time_machine
+from django.core import mail
+from django.core.cache import cache
+from django.db import transaction
+
+from config.celery import app as celery_app
+from sessions_app import notifications, services
+from sessions_app.lifecycle import Action, PermissionDenied
+from sessions_app.models import SessionEvent
+from tests.factories import CoachFactory, OfferingFactory, StudentFactory, TimeSlotFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)  # a Monday
+START = datetime(2025, 1, 8, 13, 0, tzinfo=UTC)  # Wednesday 14:00 CET, 08:00 EST
+SITE = "https://coachbook.example"
+
+
+@pytest.fixture(autouse=True)
+def eager_tasks(settings):
+    """Run Celery tasks in-process for these unit tests only, with a clean claim cache."""
+    settings.SITE_URL = SITE
+    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.task_always_eager = celery_app.conf.task_eager_propagates = True
+    cache.clear()
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def people(clock):
+    coach = CoachFactory(timezone="Europe/Berlin", display_name="Carla Coach")
+    student = StudentFactory(timezone="America/New_York", display_name="Sam Student")
+    offering = OfferingFactory(coach=coach, title="Chess basics", price_cents=30000)
+    package = services.package_purchase(student=student, offering=offering)
+    session = package.sessions.order_by("number").first()
+    slot = TimeSlotFactory(coach=coach, start=START)
+    return coach, student, session, slot
+
+
+def _run(django_capture_on_commit_callbacks, action, **kwargs):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        result = action(**kwargs)
+    return result, callbacks
+
+
+def _fresh(session):
+    session.refresh_from_db()
+    return session
+
+
+def _requested(people, capture):
+    _coach, student, session, slot = people
+    _run(capture, services.session_book, session=session, slot=slot, actor=student)
+    mail.outbox.clear()
+    return _fresh(session)
+
+
+def _confirmed(people, capture):
+    session = _requested(people, capture)
+    _run(capture, services.session_accept, session=session, actor=people[0])
+    mail.outbox.clear()
+    return _fresh(session)
+
+
+def _ics(message):
+    (name, content, mimetype), *rest = message.attachments
+    assert (name, mimetype, rest) == ("session.ics", "text/calendar; charset=utf-8", [])
+    return icalendar.Calendar.from_ical(content).walk("VEVENT")[0]
+
+
+def _html(message):
+    (html, mimetype), *rest = message.alternatives
+    assert (mimetype, rest) == ("text/html", [])
+    return html
+
+
+def test_book_emails_only_the_coach_in_the_coachs_timezone_with_a_link(
+    people, django_capture_on_commit_callbacks
+):
+    coach, student, session, slot = people
+
+    _run(
+        django_capture_on_commit_callbacks,
+        services.session_book,
+        session=session,
+        slot=slot,
+        actor=student,
+    )
+
+    [message] = mail.outbox
+    assert message.to == [coach.email]
+    assert message.subject == "New request from Sam Student, Wed 8 Jan, 14:00 CET"
+    assert "Wed 8 Jan 2025, 14:00\u201315:00 CET (Europe/Berlin)" in message.body
+    assert "Accept or decline it before Wed 8 Jan 2025, 10:00 CET, or it expires." in message.body
+    assert f"Open the session: {SITE}/sessions/{session.pk}/" in message.body
+    html = _html(message)
+    assert f'href="{SITE}/sessions/{session.pk}/"' in html
+    assert "14:00\u201315:00 CET (Europe/Berlin)" in html
+    assert message.attachments == []
+    assert message.extra_headers["Auto-Submitted"] == "auto-generated"
+
+
+def test_accept_emails_the_student_an_ics_invitation_in_utc(
+    people, django_capture_on_commit_callbacks
+):
+    coach, student, _, _ = people
+    session = _requested(people, django_capture_on_commit_callbacks)
+
+    _run(
+        django_capture_on_commit_callbacks,
+        services.session_accept,
+        session=session,
+        actor=coach,
+    )
+
+    [message] = mail.outbox
+    assert message.to == [student.email]
+    assert message.subject == "Confirmed: Chess basics with Carla Coach, Wed 8 Jan, 08:00 EST"
+    assert "Wed 8 Jan 2025, 08:00\u201309:00 EST (America/New_York)" in message.body
+    event = _ics(message)
+    assert str(event["UID"]) == f"session-{session.pk}@coachbook"
+    assert event["SEQUENCE"] == 0
+    assert event.decoded("DTSTART") == START
+    assert event["DTSTART"].to_ical() == b"20250108T130000Z"  # UTC, no TZID
+    assert event.decoded("DTEND") == START + timedelta(hours=1)
+    assert str(event["STATUS"]) == "CONFIRMED"
+
+
+def test_confirmed_reschedule_invitation_carries_the_raised_sequence_to_the_proposer(
+    people, django_capture_on_commit_callbacks
+):
+    coach, student, _, _ = people
+    session = _confirmed(people, django_capture_on_commit_callbacks)
+    new_slot = TimeSlotFactory(coach=coach, start=START + timedelta(days=1))
+    _run(
+        django_capture_on_commit_callbacks,
+        services.session_propose_reschedule,
+        session=session,
+        slot=new_slot,
+        actor=coach,
+    )
+    [proposal_email] = mail.outbox
+    mail.outbox.clear()
+
+    _run(
+        django_capture_on_commit_callbacks,
+        services.session_confirm_reschedule,
+        session=_fresh(session),
+        actor=student,
+    )
+
+    assert proposal_email.to == [student.email]
+    assert proposal_email.subject == "Carla Coach proposed a new time, Thu 9 Jan, 08:00 EST"
+    assert "Confirm the new time or propose another one before" in proposal_email.body
+    [message] = mail.outbox
+    assert message.to == [coach.email]
+    assert message.subject == "New time confirmed, Thu 9 Jan, 14:00 CET"
+    event = _ics(message)
+    assert (str(event["UID"]), event["SEQUENCE"]) == (f"session-{session.pk}@coachbook", 1)
+    assert event.decoded("DTSTART") == START + timedelta(days=1)
+
+
+def _withdraw(people, capture):
+    session = _requested(people, capture)
+    return lambda: services.session_withdraw(session=session, actor=people[1])
+
+
+def _decline(people, capture):
+    session = _requested(people, capture)
+    return lambda: services.session_decline(session=session, actor=people[0], reason="Away")
+
+
+def _propose_by_student(people, capture):
+    session = _confirmed(people, capture)
+    slot = TimeSlotFactory(coach=people[0], start=START + timedelta(days=1))
+    return lambda: services.session_propose_reschedule(session=session, slot=slot, actor=people[1])
+
+
+def _counter_by_coach(people, capture):
+    session = _confirmed(people, capture)
+    first = TimeSlotFactory(coach=people[0], start=START + timedelta(days=1))
+    services.session_propose_reschedule(session=session, slot=first, actor=people[1])
+    second = TimeSlotFactory(coach=people[0], start=START + timedelta(days=2))
+    return lambda: services.session_counter_propose(
+        session=_fresh(session), slot=second, actor=people[0]
+    )
+
+
+def _cancel_with_full_refund(people, capture):
+    session = _confirmed(people, capture)
+    return lambda: services.session_cancel(
+        session=session, actor=people[0], refund="full", reason="Ill"
+    )
+
+
+def _expire(people, capture):
+    _requested(people, capture)
+    return lambda: services.sessions_expire_stale(now=NOW + timedelta(days=3))
+
+
+def _expire_reschedule(people, capture):
+    session = _confirmed(people, capture)
+    slot = TimeSlotFactory(coach=people[0], start=START + timedelta(days=1))
+    services.session_propose_reschedule(session=session, slot=slot, actor=people[0])
+    return lambda: services.sessions_expire_stale(now=NOW + timedelta(days=3))
+
+
+def _complete(people, capture):
+    _confirmed(people, capture)
+    return lambda: services.sessions_complete_past(now=START + timedelta(hours=2))
+
+
+@pytest.mark.parametrize(
+    ("arrange", "recipients", "subject", "says"),
+    [
+        (_withdraw, ["coach"], "Sam Student withdrew their request, Wed 8 Jan, 14:00 CET",
+         "The time is open again."),
+        (_decline, ["student"], "Carla Coach declined your request, Wed 8 Jan, 08:00 EST",
+         "Their note: Away"),
+        (_propose_by_student, ["coach"], "Sam Student proposed a new time, Thu 9 Jan, 14:00 CET",
+         "The previous time has been released."),
+        (_counter_by_coach, ["student"],
+         "Carla Coach proposed another time, Fri 10 Jan, 08:00 EST",
+         "Confirm the new time or propose another one"),
+        (_cancel_with_full_refund, ["student"],
+         "Session canceled: Chess basics, Wed 8 Jan, 08:00 EST", "Full refund: 100.00 USD."),
+        (_expire, ["coach", "student"], "Request expired, Wed 8 Jan, 14:00 CET",
+         "The request from Sam Student expired before it was answered."),
+        (_expire_reschedule, ["coach", "student"], "Proposed time expired, Thu 9 Jan, 14:00 CET",
+         "the student keeps the session credit"),
+        (_complete, ["coach", "student"], "Session completed: Chess basics",
+         "Your session with Sam Student is marked as completed."),
+    ],
+)  # fmt: skip
+def test_each_transition_tells_the_other_side_and_system_ones_tell_both(
+    people, django_capture_on_commit_callbacks, arrange, recipients, subject, says
+):
+    coach, student, _, _ = people
+    act = arrange(people, django_capture_on_commit_callbacks)
+    mail.outbox.clear()
+
+    _run(django_capture_on_commit_callbacks, act)
+
+    who = {"coach": coach.email, "student": student.email}
+    assert [message.to for message in mail.outbox] == [[who[role]] for role in recipients]
+    first = mail.outbox[0]
+    assert first.subject == subject
+    assert says in first.body
+    assert says in _html(first)
+
+
+def test_student_hears_their_own_side_of_an_expired_request(
+    people, django_capture_on_commit_callbacks
+):
+    _coach, student, _, _ = people
+    _requested(people, django_capture_on_commit_callbacks)
+
+    _run(django_capture_on_commit_callbacks, services.sessions_expire_stale, now=START)
+
+    to_student = next(message for message in mail.outbox if message.to == [student.email])
+    assert to_student.subject == "Request expired, Wed 8 Jan, 08:00 EST"
+    assert "Carla Coach did not answer your request in time" in to_student.body
+    assert "Your session credit is back" in to_student.body
+
+
+def test_canceling_a_confirmed_session_attaches_a_canceled_invitation(
+    people, django_capture_on_commit_callbacks
+):
+    session = _confirmed(people, django_capture_on_commit_callbacks)
+
+    _run(
+        django_capture_on_commit_callbacks,
+        services.session_cancel,
+        session=session,
+        actor=people[0],
+        refund="none",
+    )
+
+    [message] = mail.outbox
+    assert "No refund was issued." in message.body
+    event = _ics(message)
+    assert (str(event["UID"]), str(event["STATUS"])) == (
+        f"session-{session.pk}@coachbook",
+        "CANCELLED",
+    )
+
+
+def test_purchase_sends_no_email(clock, django_capture_on_commit_callbacks):
+    offering = OfferingFactory()
+
+    _run(
+        django_capture_on_commit_callbacks,
+        services.package_purchase,
+        student=StudentFactory(),
+        offering=offering,
+    )
+
+    assert mail.outbox == []
+
+
+def test_nothing_is_sent_for_a_rolled_back_change(people, django_capture_on_commit_callbacks):
+    _coach, student, session, slot = people
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        services.session_book(session=session, slot=slot, actor=student)
+        raise RuntimeError("the request failed after the booking")
+
+    assert (callbacks, mail.outbox) == ([], [])
+    assert _fresh(session).status == "UNSCHEDULED"
+
+
+def test_a_refused_action_sends_nothing(people, django_capture_on_commit_callbacks):
+    session = _requested(people, django_capture_on_commit_callbacks)
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(PermissionDenied),
+    ):
+        services.session_accept(session=session, actor=people[1])
+
+    assert (callbacks, mail.outbox) == ([], [])
+
+
+def _booked_without_notifying(people):
+    _coach, student, session, slot = people
+    services.session_book(session=session, slot=slot, actor=student)  # on_commit never runs
+
+
+def test_notifying_the_same_event_twice_sends_once(people):
+    _booked_without_notifying(people)
+    event = SessionEvent.objects.get(action=Action.BOOK)
+
+    first = notifications.events_notify(event_ids=[event.pk])
+    second = notifications.events_notify(event_ids=[event.pk, event.pk])
+
+    assert (first, second, len(mail.outbox)) == (1, 0, 1)
+
+
+def test_a_missing_event_sends_nothing(db):
+    assert notifications.events_notify(event_ids=[987654]) == 0
+    assert mail.outbox == []
+
+
+def test_a_failed_send_releases_its_claim_so_the_retry_sends_it(people, monkeypatch):
+    _booked_without_notifying(people)
+    event = SessionEvent.objects.get(action=Action.BOOK)
+    original = notifications.EmailMultiAlternatives.send
+
+    def broken(self, *args, **kwargs):
+        raise smtplib.SMTPServerDisconnected("connection lost")
+
+    monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", broken)
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        notifications.events_notify(event_ids=[event.pk])
+    monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", original)
+
+    assert notifications.events_notify(event_ids=[event.pk]) == 1
+    assert len(mail.outbox) == 1
+
+
+def test_a_sweep_notifies_in_chunks_of_events(
+    clock, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(services, "NOTIFY_CHUNK", 2)
+    coach = CoachFactory()
+    for hours in range(3):
+        package = services.package_purchase(
+            student=StudentFactory(), offering=OfferingFactory(coach=coach)
+        )
+        slot = TimeSlotFactory(coach=coach, start=START + timedelta(hours=hours))
+        services.session_book(session=package.sessions.first(), slot=slot, actor=package.student)
+
+    _, callbacks = _run(
+        django_capture_on_commit_callbacks,
+        services.sessions_expire_stale,
+        now=NOW + timedelta(days=3),
+    )
+
+    assert len(callbacks) == 2  # 3 events in chunks of 2
+    assert len(mail.outbox) == 6  # both sides of each
+    assert sorted(message.to[0] for message in mail.outbox).count(coach.email) == 3
+
+
+def test_time_shown_follows_daylight_saving_in_the_recipients_zone(db):
+    coach = CoachFactory(timezone="Europe/Berlin")
+    summer = datetime(2025, 7, 2, 12, 0, tzinfo=UTC)
+
+    text = notifications.format_when(summer, summer + timedelta(hours=1), coach)
+
+    assert text == "Wed 2 Jul 2025, 14:00\u201315:00 CEST (Europe/Berlin)"
