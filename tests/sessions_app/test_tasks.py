@@ -2,7 +2,7 @@
 emails they send (once), a second run that does nothing, and the operators' commands."""
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from io import StringIO
 
 import pytest
@@ -354,18 +354,46 @@ def test_nothing_is_sent_when_the_sweep_transaction_rolls_back(
 # --- materialise --------------------------------------------------------------------------------
 
 
-def test_materialise_task_calls_the_calendar_service(monkeypatch):
-    calls = []
+def _weekly_pattern(clock):
+    """An ongoing Monday 12:00-14:00 UTC pattern made for one week: 2 slots on 3 March."""
+    coach = CoachFactory()
+    pattern = calendar_services.availability_pattern_create(
+        coach=coach,
+        weekday=0,
+        start_time=time(12, 0),
+        end_time=time(14, 0),
+        slot_minutes=60,
+        weeks=1,
+        ongoing=True,
+    )
+    return coach, pattern
 
-    def fake(*, now=None, weeks_ahead=None):
-        calls.append(weeks_ahead)
-        return 7
 
-    monkeypatch.setattr(calendar_services, "availability_patterns_materialise", fake, raising=False)
+def test_materialise_task_fills_ongoing_patterns_weeks_ahead_once(clock, settings):
+    settings.AVAILABILITY_WEEKS_AHEAD = 3
+    coach, pattern = _weekly_pattern(clock)
+    before = TimeSlot.objects.filter(pattern=pattern).count()
 
-    assert calendar_tasks.materialise_availability.delay(weeks_ahead=3).get() == 7
-    assert calendar_tasks.materialise_availability.delay().get() == 7
-    assert calls == [3, None]
+    created = calendar_tasks.materialise_availability.delay().get()
+    again = calendar_tasks.materialise_availability.delay().get()
+
+    mondays = sorted(
+        {slot.start.date() for slot in TimeSlot.objects.filter(pattern=pattern, coach=coach)}
+    )
+    assert (created, again) == (TimeSlot.objects.filter(pattern=pattern).count() - before, 0)
+    assert created > 0
+    assert mondays[-1] == date(2025, 3, 24)  # three weeks after Monday 3 March
+    assert {day.weekday() for day in mondays} == {0}
+
+
+def test_materialise_command_prints_what_it_did(clock):
+    _, pattern = _weekly_pattern(clock)
+    out = StringIO()
+
+    call_command("materialise_availability", "--weeks", "2", stdout=out)
+
+    made = TimeSlot.objects.filter(pattern=pattern, start__date__gt=date(2025, 3, 3)).count()
+    assert (made, out.getvalue()) == (4, "Materialised 4 slot(s) from weekly availability.\n")
 
 
 # --- concurrency (PostgreSQL) -------------------------------------------------------------------
