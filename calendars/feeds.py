@@ -221,6 +221,8 @@ _SESSION_KINDS = {
 def week_for_user(*, user: User, monday: date) -> Week:
     """One week of `user`'s calendar in their timezone: a constant number of queries (3).
 
+    An entry belongs to the day (in the viewer's timezone) on which it starts.
+
     A coach sees every slot (open, held, booked, blocked) labelled with the session holding it,
     plus sessions they attend as a student; a student sees their sessions and the new times
     proposed for them.
@@ -234,16 +236,16 @@ def week_for_user(*, user: User, monday: date) -> Week:
         Session.objects.filter(
             Q(coach=user) | Q(student=user),
             status__in=list(_SESSION_KINDS),
+            slot__start__gte=start,
             slot__start__lt=end,
-            slot__end__gt=start,
         ).select_related("slot", "coach", "student", "package")
     )
     proposals = list(
         RescheduleProposal.objects.filter(
             Q(session__coach=user) | Q(session__student=user),
             status=ProposalStatus.PENDING,
+            slot__start__gte=start,
             slot__start__lt=end,
-            slot__end__gt=start,
         ).select_related("slot", "session__coach", "session__student", "session__package")
     )
     # A coach's slot held by one of their sessions or proposals is shown once, as that session.
@@ -287,7 +289,7 @@ def week_for_user(*, user: User, monday: date) -> Week:
             entries.append(entry)
 
     if is_coach:
-        slots = TimeSlot.objects.filter(coach=user, start__lt=end, end__gt=start).only(
+        slots = TimeSlot.objects.filter(coach=user, start__gte=start, start__lt=end).only(
             "id", "start", "end", "status", "block_source"
         )
         for slot in slots:
@@ -321,6 +323,5 @@ def week_for_user(*, user: User, monday: date) -> Week:
     days = [WeekDay(date=monday + timedelta(days=offset)) for offset in range(7)]
     for entry in sorted(entries, key=lambda e: (e.start, e.end, e.label)):
         entry.start, entry.end = entry.start.astimezone(tz), entry.end.astimezone(tz)
-        index = (entry.start.date() - monday).days
-        days[min(max(index, 0), 6)].entries.append(entry)
+        days[(entry.start.date() - monday).days].entries.append(entry)
     return Week(monday=monday, tz=tz, days=days, is_coach=is_coach)

@@ -25,3 +25,15 @@ def materialise_availability(*, weeks_ahead: int | None = None):
     logger.info("materialise_availability: %s", result)
     return result
 
+
+@shared_task(name="calendars.sync_external_calendars", soft_time_limit=600, time_limit=660)
+def sync_external_calendars() -> dict:
+    """Fetch every coach's external calendars; block and reopen slots (one bad feed never
+    stops the others: its error is recorded on the calendar)."""
+    result = services.external_calendars_sync()
+    return {
+        "calendars": result.calendars,
+        "failed": result.failed,
+        "blocked": result.blocked,
+        "reopened": result.reopened,
+    }

@@ -199,6 +199,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=15, hour=env.int("JOBS_MATERIALISE_HOUR_UTC", default=3)),
         "options": {"expires": 3600},
     },
+    "sync-external-calendars": {
+        "task": "calendars.sync_external_calendars",
+        "schedule": env.int("CALENDAR_SYNC_EVERY_SECONDS", default=15 * 60),
+        "options": {"expires": env.int("CALENDAR_SYNC_EVERY_SECONDS", default=15 * 60)},
+    },
 }
 
 # --- Security (production) ------------------------------------------------------------------

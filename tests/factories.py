@@ -123,3 +123,72 @@ def make_session(status: str = "UNSCHEDULED", **package_fields):
 def _fresh(session):
     session.refresh_from_db()
     return session
+
+
+# --- refunds (issue 5) -------------------------------------------------------------------------
+
+
+def make_canceled_session(refund: str = "none", amount_cents=None, reason: str = "", **fields):
+    """A confirmed session the coach canceled through `session_cancel` with `refund`."""
+    from sessions_app import services
+
+    session = make_session("CONFIRMED", **fields)
+    return services.session_cancel(
+        session=session,
+        actor=session.coach,
+        refund=refund,
+        amount_cents=amount_cents,
+        reason=reason,
+    )
+
+
+class RefundFactory(factory.django.DjangoModelFactory):
+    """A raw refund row for `session` (pass it), bypassing the caps of `refund_issue`.
+
+    Only for volume (admin page budgets); tests of money rules go through the services.
+    """
+
+    class Meta:
+        model = "refunds.Refund"
+
+    payment = factory.LazyAttribute(lambda o: o.session.package.payment)
+    amount_cents = 100
+    currency = factory.LazyAttribute(lambda o: o.session.currency)
+    kind = "partial"
+    state = "DONE"
+    gateway = "manual"
+    reference = factory.Sequence(lambda n: f"manual-refund-bulk-{n}")
+    issued_by = factory.LazyAttribute(lambda o: o.session.coach)
+    reason = factory.Sequence(lambda n: f"Goodwill refund number {n}")
+    idempotency_key = factory.Sequence(lambda n: f"bulk-refund-{n}")
+
+
+def make_refund_rows(count: int, sessions) -> list:
+    """`count` refund rows spread over `sessions`, with mixed kinds and states, in one insert."""
+    from refunds.models import Refund
+
+    kinds, states = ["partial", "full"], ["DONE", "DONE", "CREATED", "FAILED"]
+    rows = [
+        RefundFactory.build(
+            session=sessions[index % len(sessions)],
+            amount_cents=100 + index,
+            kind=kinds[index % 2],
+            state=states[index % 4],
+        )
+        for index in range(count)
+    ]
+    return Refund.objects.bulk_create(rows)
+
+
+# --- calendar sync (issue 6) -------------------------------------------------------------------
+
+
+class ExternalCalendarFactory(factory.django.DjangoModelFactory):
+    """A coach's external busy calendar; pass `url` (a local test server's address)."""
+
+    class Meta:
+        model = "calendars.ExternalCalendar"
+
+    coach = factory.SubFactory(CoachFactory)
+    name = factory.Sequence(lambda n: f"Work calendar {n}")
+    url = factory.Sequence(lambda n: f"https://calendar.example.com/{n}/basic.ics")

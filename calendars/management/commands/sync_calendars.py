@@ -1,0 +1,17 @@
+from django.core.management.base import BaseCommand
+
+from calendars.services import external_calendars_sync
+
+
+class Command(BaseCommand):
+    help = (
+        "Fetch every coach's external calendars and block (or reopen) the open slots that "
+        "overlap their busy times (beat: every 15 minutes). Prints one summary line; each "
+        "calendar that could not be read is listed on stderr."
+    )
+
+    def handle(self, *args, **options):
+        result = external_calendars_sync()
+        for calendar_id, error in sorted(result.errors.items()):
+            self.stderr.write(f"calendar {calendar_id}: {error}")
+        self.stdout.write(str(result))

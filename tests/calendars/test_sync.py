@@ -1,0 +1,679 @@
+"""External busy calendars: fetched from a local HTTP server, they block and reopen slots."""
+
+import http.server
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.urls import reverse
+
+from calendars import services, sync
+from calendars.models import ExternalCalendar, TimeSlot
+from calendars.services import ExternalCalendarInvalid, external_calendars_sync
+from calendars.tasks import sync_external_calendars
+from sessions_app.services import session_book
+from tests.factories import (
+    CoachFactory,
+    ExternalCalendarFactory,
+    OfferingFactory,
+    TimeSlotFactory,
+    make_package,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
+
+
+class FeedServer:
+    """Serves `routes[path] = (status, body, headers)` on 127.0.0.1, in a thread."""
+
+    def __init__(self):
+        self.routes: dict[str, tuple[int, bytes, dict]] = {}
+        self.hits: list[str] = []
+        routes, hits = self.routes, self.hits
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                hits.append(self.path)
+                status, body, headers = routes.get(self.path, (404, b"not found", {}))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def serve(self, path: str, body: str | bytes, status: int = 200, headers=None) -> str:
+        data = body.encode() if isinstance(body, str) else body
+        self.routes[path] = (status, data, {"Content-Type": "text/calendar", **(headers or {})})
+        return self.url(path)
+
+
+@pytest.fixture(scope="module")
+def feed_server():
+    server = FeedServer()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
+def feeds(feed_server):
+    feed_server.routes.clear()
+    feed_server.hits.clear()
+    return feed_server
+
+
+@pytest.fixture
+def allow_local(settings):
+    settings.CALENDAR_SYNC_ALLOW_PRIVATE = True
+    settings.AVAILABILITY_WEEKS_AHEAD = 4
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def ics(*events: str, extra: str = "") -> str:
+    body = "".join(f"BEGIN:VEVENT\r\n{event.strip()}\r\nEND:VEVENT\r\n" for event in events)
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//Feeds//EN\r\n"
+        f"{extra}{body}END:VCALENDAR\r\n"
+    )
+
+
+def event(uid: str, start: str, end: str, *lines: str) -> str:
+    return "\r\n".join([f"UID:{uid}", "DTSTAMP:20261001T000000Z", start, end, *lines])
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def slot(coach, start: datetime, hours: int = 1, **fields) -> TimeSlot:
+    return TimeSlotFactory(coach=coach, start=start, end=start + timedelta(hours=hours), **fields)
+
+
+def states(*slots) -> list[tuple[str, str]]:
+    result = []
+    for item in slots:
+        item.refresh_from_db()
+        result.append((item.status, item.block_source))
+    return result
+
+
+OPEN, BLOCKED = ("OPEN", ""), ("BLOCKED", "external")
+
+
+# --- blocking and reopening ---------------------------------------------------------------------
+
+
+def test_busy_event_blocks_overlapping_open_slots_and_reopens_when_it_goes_away(
+    feeds, allow_local, frozen
+):
+    coach = CoachFactory()
+    ten, eleven, noon = (slot(coach, utc(2026, 10, 22, hour)) for hour in (10, 11, 12))
+    url = feeds.serve(
+        "/work.ics",
+        ics(event("a", "DTSTART:20261022T103000Z", "DTEND:20261022T113000Z", "SUMMARY:Dentist")),
+    )
+    calendar = ExternalCalendarFactory(coach=coach, url=url)
+
+    result = external_calendars_sync()
+
+    assert (result.calendars, result.failed, result.blocked, result.reopened) == (1, 0, 2, 0)
+    assert states(ten, eleven, noon) == [BLOCKED, BLOCKED, OPEN]
+    calendar.refresh_from_db()
+    assert calendar.last_synced_at == NOW
+    assert (calendar.last_error, calendar.last_error_at) == ("", None)
+
+    feeds.serve("/work.ics", ics())
+    result = external_calendars_sync()
+
+    assert (result.blocked, result.reopened) == (0, 2)
+    assert states(ten, eleven, noon) == [OPEN, OPEN, OPEN]
+
+
+def test_sync_twice_changes_nothing_the_second_time(feeds, allow_local, frozen):
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    first, second = external_calendars_sync(), external_calendars_sync()
+
+    assert (first.blocked, second.blocked, second.reopened) == (1, 0, 0)
+    assert states(ten) == [BLOCKED]
+
+
+def test_held_booked_and_coach_blocked_slots_are_never_touched(feeds, allow_local, frozen):
+    coach = CoachFactory()
+    package = make_package(offering=OfferingFactory(coach=coach))
+    held = slot(coach, utc(2026, 10, 22, 10))
+    session_book(session=package.sessions.first(), slot=held, actor=package.student)
+    booked = slot(coach, utc(2026, 10, 22, 11), status="BOOKED")
+    mine = slot(coach, utc(2026, 10, 22, 12), status="BLOCKED", block_source="coach")
+    busy = ics(event("a", "DTSTART:20261022T090000Z", "DTEND:20261022T140000Z"))
+    url = feeds.serve("/a.ics", busy)
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    external_calendars_sync()
+    assert states(held, booked, mine) == [("HELD", ""), ("BOOKED", ""), ("BLOCKED", "coach")]
+
+    feeds.serve("/a.ics", ics())
+    external_calendars_sync()
+    assert states(held, booked, mine) == [("HELD", ""), ("BOOKED", ""), ("BLOCKED", "coach")]
+
+
+def test_past_slots_and_slots_beyond_the_window_are_left_alone(feeds, allow_local, frozen):
+    coach = CoachFactory()
+    past = slot(coach, utc(2026, 10, 20, 9))
+    far = slot(coach, utc(2026, 11, 30, 9))  # beyond 4 weeks
+    url = feeds.serve(
+        "/a.ics",
+        ics(
+            event("p", "DTSTART:20261020T090000Z", "DTEND:20261020T100000Z"),
+            event("f", "DTSTART:20261130T090000Z", "DTEND:20261130T100000Z"),
+        ),
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    external_calendars_sync()
+
+    assert states(past, far) == [OPEN, OPEN]
+
+
+def test_transparent_and_cancelled_events_do_not_block(feeds, allow_local, frozen):
+    coach = CoachFactory()
+    ten, eleven, noon = (slot(coach, utc(2026, 10, 22, hour)) for hour in (10, 11, 12))
+    url = feeds.serve(
+        "/a.ics",
+        ics(
+            event(
+                "free", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z", "TRANSP:TRANSPARENT"
+            ),
+            event("gone", "DTSTART:20261022T110000Z", "DTEND:20261022T120000Z", "STATUS:CANCELLED"),
+            event("busy", "DTSTART:20261022T120000Z", "DTEND:20261022T123000Z", "TRANSP:OPAQUE"),
+        ),
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    external_calendars_sync()
+
+    assert states(ten, eleven, noon) == [OPEN, OPEN, BLOCKED]
+
+
+def test_weekly_recurring_event_follows_new_york_wall_time_across_the_november_dst_change(
+    feeds, allow_local, frozen
+):
+    # 09:00-10:00 in New York every Monday: 13:00 UTC in October (EDT), 14:00 UTC after the
+    # clocks go back on Sunday 1 November 2026 (EST). The 9 November occurrence is excluded.
+    coach = CoachFactory(timezone="America/New_York")
+    oct26_13, oct26_14 = slot(coach, utc(2026, 10, 26, 13)), slot(coach, utc(2026, 10, 26, 14))
+    nov2_13, nov2_14 = slot(coach, utc(2026, 11, 2, 13)), slot(coach, utc(2026, 11, 2, 14))
+    nov9_14, nov16_14 = slot(coach, utc(2026, 11, 9, 14)), slot(coach, utc(2026, 11, 16, 14))
+    url = feeds.serve(
+        "/weekly.ics",
+        ics(
+            event(
+                "weekly",
+                "DTSTART;TZID=America/New_York:20261019T090000",
+                "DTEND;TZID=America/New_York:20261019T100000",
+                "RRULE:FREQ=WEEKLY;BYDAY=MO",
+                "EXDATE;TZID=America/New_York:20261109T090000",
+                "SUMMARY:Team meeting",
+            )
+        ),
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    external_calendars_sync()
+
+    assert states(oct26_13, oct26_14) == [BLOCKED, OPEN]
+    assert states(nov2_13, nov2_14) == [OPEN, BLOCKED]
+    assert states(nov9_14, nov16_14) == [OPEN, BLOCKED]
+
+
+def test_moved_occurrence_of_a_series_blocks_its_new_time_only(feeds, allow_local, frozen):
+    coach = CoachFactory()
+    old_time, new_time = slot(coach, utc(2026, 10, 27, 9)), slot(coach, utc(2026, 10, 27, 15))
+    url = feeds.serve(
+        "/moved.ics",
+        ics(
+            event(
+                "daily", "DTSTART:20261021T090000Z", "DTEND:20261021T100000Z", "RRULE:FREQ=DAILY"
+            ),
+            event(
+                "daily",
+                "RECURRENCE-ID:20261027T090000Z",
+                "DTSTART:20261027T150000Z\r\nDTEND:20261027T160000Z",
+            ),
+        ),
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    external_calendars_sync()
+
+    assert states(old_time, new_time) == [OPEN, BLOCKED]
+
+
+def test_all_day_event_blocks_the_whole_day_in_the_coachs_timezone(feeds, allow_local, frozen):
+    # 5 November in Berlin (CET, UTC+1) runs from 4 Nov 23:00 UTC to 5 Nov 23:00 UTC.
+    coach = CoachFactory(timezone="Europe/Berlin")
+    before, first, last, after = (
+        slot(coach, utc(2026, 11, 4, 22)),
+        slot(coach, utc(2026, 11, 4, 23)),
+        slot(coach, utc(2026, 11, 5, 22)),
+        slot(coach, utc(2026, 11, 5, 23)),
+    )
+    url = feeds.serve(
+        "/holiday.ics",
+        ics(event("h", "DTSTART;VALUE=DATE:20261105", "DTEND;VALUE=DATE:20261106", "SUMMARY:Off")),
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    external_calendars_sync()
+
+    assert states(before, first, last, after) == [OPEN, BLOCKED, BLOCKED, OPEN]
+
+
+# --- failures -----------------------------------------------------------------------------------
+
+
+def test_failing_feed_records_its_error_and_the_other_coachs_feed_still_syncs(
+    feeds, allow_local, frozen
+):
+    broken_coach, good_coach = CoachFactory(), CoachFactory()
+    broken_slot = slot(broken_coach, utc(2026, 10, 22, 10))
+    good_slot = slot(good_coach, utc(2026, 10, 22, 10))
+    feeds.serve("/broken.ics", "boom", status=500)
+    broken = ExternalCalendarFactory(coach=broken_coach, url=feeds.url("/broken.ics"))
+    good = ExternalCalendarFactory(
+        coach=good_coach,
+        url=feeds.serve(
+            "/good.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+        ),
+    )
+
+    result = external_calendars_sync()
+
+    broken.refresh_from_db()
+    good.refresh_from_db()
+    assert (result.calendars, result.failed, result.blocked) == (2, 1, 1)
+    assert broken.last_error == (
+        "127.0.0.1 answered 500 Internal Server Error: check that the address is still valid."
+    )
+    assert broken.last_error_at == NOW
+    assert broken.last_synced_at is None
+    assert result.errors == {broken.pk: broken.last_error}
+    assert (good.last_error, good.last_synced_at) == ("", NOW)
+    assert states(broken_slot, good_slot) == [OPEN, BLOCKED]
+
+
+def test_a_coachs_failing_calendar_keeps_blocks_while_the_other_still_adds_them(
+    feeds, allow_local, frozen
+):
+    coach = CoachFactory()
+    ten, eleven = slot(coach, utc(2026, 10, 22, 10)), slot(coach, utc(2026, 10, 22, 11))
+    first = ExternalCalendarFactory(
+        coach=coach,
+        url=feeds.serve(
+            "/one.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+        ),
+    )
+    ExternalCalendarFactory(coach=coach, url=feeds.serve("/two.ics", ics()))
+    external_calendars_sync()
+    assert states(ten, eleven) == [BLOCKED, OPEN]
+
+    feeds.serve("/one.ics", "gone", status=404)
+    feeds.serve("/two.ics", ics(event("b", "DTSTART:20261022T110000Z", "DTEND:20261022T120000Z")))
+    result = external_calendars_sync()
+
+    first.refresh_from_db()
+    assert first.last_error.startswith("127.0.0.1 answered 404")
+    assert (result.failed, result.blocked, result.reopened) == (1, 1, 0)
+    # The failing calendar may still be busy at ten: nothing is reopened while it fails.
+    assert states(ten, eleven) == [BLOCKED, BLOCKED]
+
+
+def test_a_coachs_calendars_together_decide_what_reopens(feeds, allow_local, frozen):
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    busy = ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    ExternalCalendarFactory(coach=coach, url=feeds.serve("/one.ics", busy))
+    ExternalCalendarFactory(coach=coach, url=feeds.serve("/two.ics", busy))
+    external_calendars_sync()
+
+    feeds.serve("/one.ics", ics())
+    external_calendars_sync()
+    assert states(ten) == [BLOCKED]  # still busy in the second calendar
+
+    feeds.serve("/two.ics", ics())
+    external_calendars_sync()
+    assert states(ten) == [OPEN]
+
+
+def test_a_page_that_is_not_a_calendar_is_reported(feeds, allow_local, frozen):
+    calendar = ExternalCalendarFactory(
+        url=feeds.serve(
+            "/page", "<html><body>Sign in</body></html>", headers={"Content-Type": "text/html"}
+        )
+    )
+
+    external_calendars_sync()
+
+    calendar.refresh_from_db()
+    assert calendar.last_error.startswith("That address did not return a calendar file (.ics).")
+
+
+def test_a_feed_over_the_size_limit_is_refused(feeds, allow_local, frozen, settings):
+    settings.CALENDAR_SYNC_MAX_BYTES = 1024 * 1024
+    filler = "X-FILLER:" + "x" * 70 + "\r\n"
+    big = ics(extra=filler * 20000)
+    calendar = ExternalCalendarFactory(url=feeds.serve("/big.ics", big))
+
+    external_calendars_sync()
+
+    calendar.refresh_from_db()
+    assert calendar.last_error == (
+        "The calendar file is larger than 1 MB; export a shorter calendar."
+    )
+
+
+def test_a_server_that_never_answers_times_out(allow_local):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # accepts the connection in the kernel but never answers
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/slow.ics"
+        with pytest.raises(sync.CalendarFetchError) as refused:
+            sync.fetch(url, timeout=0.2)
+    assert refused.value.message == "127.0.0.1 did not answer in time."
+
+
+# --- the SSRF guard -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/feed.ics",
+        "http://localhost:9/feed.ics",
+        "http://10.1.2.3/feed.ics",
+        "http://192.168.1.1/feed.ics",
+        "http://172.16.0.1/feed.ics",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://100.64.0.1/feed.ics",
+        "http://0.0.0.0/feed.ics",
+        "http://[::1]:9/feed.ics",
+        "http://[fe80::1]/feed.ics",
+        "http://[::ffff:127.0.0.1]/feed.ics",
+        "webcal://127.0.0.1:9/feed.ics",
+    ],
+)
+def test_private_and_loopback_addresses_are_refused_by_default(url, settings):
+    settings.CALENDAR_SYNC_ALLOW_PRIVATE = False
+
+    with pytest.raises(sync.AddressRefused) as refused:
+        sync.fetch(url)
+
+    assert refused.value.message.startswith("That address points to a private or local network")
+
+
+def test_local_feed_is_refused_by_default_and_the_refusal_is_recorded(feeds, frozen, settings):
+    settings.CALENDAR_SYNC_ALLOW_PRIVATE = False
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    )
+    calendar = ExternalCalendarFactory(coach=coach, url=url)
+
+    result = external_calendars_sync()
+
+    calendar.refresh_from_db()
+    assert result.failed == 1
+    assert calendar.last_error.startswith("That address points to a private or local network")
+    assert feeds.hits == []
+    assert states(ten) == [OPEN]
+
+
+def test_redirect_to_a_private_address_is_refused(feeds, settings, monkeypatch):
+    settings.CALENDAR_SYNC_ALLOW_PRIVATE = False
+    # Pretend 127.0.0.1 is public so the first hop is allowed; the redirect target is not.
+    real = sync.address_is_public
+    monkeypatch.setattr(sync, "address_is_public", lambda ip: ip == "127.0.0.1" or real(ip))
+    target = f"http://127.0.0.2:{feeds.server.server_port}/inside.ics"
+    url = feeds.serve("/hop.ics", "", status=302, headers={"Location": target})
+
+    with pytest.raises(sync.AddressRefused):
+        sync.fetch(url)
+
+    assert feeds.hits == ["/hop.ics"]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("ftp://example.com/cal.ics", "The calendar address redirected to an unsupported address."),
+        ("file:///etc/passwd", "127.0.0.1 answered 302 Found - Redirection to url"),
+    ],
+)
+def test_redirect_to_another_scheme_is_refused(feeds, allow_local, target, message):
+    url = feeds.serve("/hop.ics", "", status=302, headers={"Location": target})
+
+    with pytest.raises(sync.CalendarFetchError) as refused:
+        sync.fetch(url)
+
+    assert refused.value.message.startswith(message)
+    assert feeds.hits == ["/hop.ics"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file:///etc/passwd", "Only http:// and https:// calendar addresses (or webcal://)"),
+        (
+            "ftp://example.com/cal.ics",
+            "Only http:// and https:// calendar addresses (or webcal://)",
+        ),
+        ("gopher://example.com/", "Only http:// and https:// calendar addresses (or webcal://)"),
+        ("not a url", "Only http:// and https:// calendar addresses (or webcal://)"),
+        ("https://", "That is not a valid web address."),
+        ("https://user:secret@example.com/cal.ics", "Addresses with a user name or password"),
+        ("", "Enter the calendar's address."),
+    ],
+)
+def test_external_calendar_add_refuses_bad_addresses_and_writes_nothing(url, message):
+    coach = CoachFactory()
+
+    with pytest.raises(ExternalCalendarInvalid) as refused:
+        services.external_calendar_add(coach=coach, url=url)
+
+    assert refused.value.message.startswith(message)
+    assert ExternalCalendar.objects.count() == 0
+
+
+def test_external_calendar_add_reads_webcal_as_https_and_names_it_after_the_host():
+    coach = CoachFactory()
+
+    calendar = services.external_calendar_add(
+        coach=coach, url="  webcal://p01-caldav.icloud.com/published/2/abc  "
+    )
+
+    assert calendar.url == "https://p01-caldav.icloud.com/published/2/abc"
+    assert calendar.name == "p01-caldav.icloud.com"
+
+
+def test_external_calendar_add_refuses_the_same_address_twice():
+    coach = CoachFactory()
+    services.external_calendar_add(coach=coach, url="https://example.com/a.ics", name="Work")
+
+    with pytest.raises(ExternalCalendarInvalid) as refused:
+        services.external_calendar_add(coach=coach, url="https://example.com/a.ics")
+
+    assert refused.value.message == "You have already added that calendar."
+    assert ExternalCalendar.objects.filter(coach=coach).count() == 1
+
+
+# --- removing -----------------------------------------------------------------------------------
+
+
+def test_removing_the_only_calendar_reopens_what_it_blocked(feeds, allow_local, frozen):
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    mine = slot(coach, utc(2026, 10, 22, 12), status="BLOCKED", block_source="coach")
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T090000Z", "DTEND:20261022T130000Z"))
+    )
+    calendar = ExternalCalendarFactory(coach=coach, url=url)
+    external_calendars_sync()
+
+    reopened = services.external_calendar_remove(calendar=calendar, coach=coach)
+
+    assert reopened == 1
+    assert ExternalCalendar.objects.count() == 0
+    assert states(ten, mine) == [OPEN, ("BLOCKED", "coach")]
+
+
+def test_removing_one_of_two_calendars_keeps_what_the_other_blocks(feeds, allow_local, frozen):
+    coach = CoachFactory()
+    ten, eleven = slot(coach, utc(2026, 10, 22, 10)), slot(coach, utc(2026, 10, 22, 11))
+    first = ExternalCalendarFactory(
+        coach=coach,
+        url=feeds.serve(
+            "/one.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+        ),
+    )
+    ExternalCalendarFactory(
+        coach=coach,
+        url=feeds.serve(
+            "/two.ics", ics(event("b", "DTSTART:20261022T110000Z", "DTEND:20261022T120000Z"))
+        ),
+    )
+    external_calendars_sync()
+
+    reopened = services.external_calendar_remove(calendar=first, coach=coach)
+
+    assert reopened == 1
+    assert states(ten, eleven) == [OPEN, BLOCKED]
+
+
+def test_removing_another_coachs_calendar_is_refused():
+    calendar = ExternalCalendarFactory()
+    intruder = CoachFactory()
+
+    with pytest.raises(services.PermissionDenied):
+        services.external_calendar_remove(calendar=calendar, coach=intruder)
+
+    assert ExternalCalendar.objects.filter(pk=calendar.pk).exists()
+
+
+# --- entry points: task, command, pages --------------------------------------------------------
+
+
+def test_task_and_command_run_the_sync(feeds, allow_local, frozen, capsys):
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    assert sync_external_calendars() == {"calendars": 1, "failed": 0, "blocked": 1, "reopened": 0}
+    assert states(ten) == [BLOCKED]
+
+    feeds.serve("/a.ics", ics())
+    call_command("sync_calendars")
+
+    assert capsys.readouterr().out.strip() == "calendars=1 failed=0 blocked=0 reopened=1"
+    assert states(ten) == [OPEN]
+
+
+def test_coach_adds_a_calendar_on_the_page_and_it_syncs_at_once(client, feeds, allow_local, frozen):
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    )
+    client.force_login(coach)
+
+    response = client.post(reverse("feeds:external_add"), {"url": url, "name": "Work"}, follow=True)
+
+    calendar = ExternalCalendar.objects.get(coach=coach)
+    assert calendar.name == "Work"
+    assert calendar.last_synced_at == NOW
+    assert states(ten) == [BLOCKED]
+    texts = [str(message) for message in response.context["messages"]]
+    assert texts == [
+        "Added “Work”. Its busy times now block your open slots.",
+        "Calendars synced: 1 slot(s) newly blocked, 0 reopened.",
+    ]
+
+
+def test_adding_a_file_url_on_the_page_shows_the_reason_and_adds_nothing(client):
+    coach = CoachFactory()
+    client.force_login(coach)
+
+    response = client.post(
+        reverse("feeds:external_add"), {"url": "file:///etc/passwd"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert [str(m) for m in response.context["messages"]] == [
+        "Only http:// and https:// calendar addresses (or webcal://) can be synced."
+    ]
+    assert ExternalCalendar.objects.count() == 0
+
+
+def test_removing_another_coachs_calendar_on_the_page_changes_nothing(client):
+    calendar = ExternalCalendarFactory()
+    client.force_login(CoachFactory())
+
+    response = client.post(reverse("feeds:external_remove", args=[calendar.pk]), follow=True)
+
+    assert [str(m) for m in response.context["messages"]] == [
+        "That calendar is not connected (any more)."
+    ]
+    assert ExternalCalendar.objects.filter(pk=calendar.pk).exists()
+
+
+def test_external_calendars_partial_shows_the_last_error(rf):
+    from django.template.loader import render_to_string
+
+    calendar = ExternalCalendarFactory(
+        last_error="calendar.example.com answered 404 Not Found: check the address.",
+        last_error_at=NOW,
+    )
+    request = rf.get("/availability/")
+    request.user = calendar.coach
+
+    html = render_to_string(
+        "calendars/_external_calendars.html",
+        {"user": calendar.coach, "external_calendars": [calendar]},
+        request=request,
+    )
+
+    assert "Could not be read" in html
+    assert "answered 404 Not Found" in html
+    assert reverse("feeds:external_remove", args=[calendar.pk]) in html
+    assert reverse("feeds:external_add") in html
