@@ -1,7 +1,25 @@
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
 
 from accounts.models import CoachProfile, User
+from sessions_app.lifecycle import Action, Status
+from sessions_app.models import SessionEvent
 
 
 @admin.register(User)
@@ -18,8 +36,67 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
 
+def _coach_event_count(since, **conditions) -> Coalesce:
+    """Distinct sessions of the profile's coach with a matching event since `since`."""
+    events = (
+        SessionEvent.objects.filter(
+            session__coach=OuterRef("user"), created_at__gte=since, **conditions
+        )
+        .order_by()
+        .values("session__coach")
+        .annotate(n=Count("session", distinct=True))
+        .values("n")
+    )
+    return Coalesce(Subquery(events, output_field=IntegerField()), 0)
+
+
 @admin.register(CoachProfile)
 class CoachProfileAdmin(admin.ModelAdmin):
-    list_display = ["user", "request_window_hours", "reschedule_window_hours", "created_at"]
+    list_display = [
+        "user",
+        "request_window_hours",
+        "reschedule_window_hours",
+        "cancellation_rate",
+        "created_at",
+    ]
     search_fields = ["user__email", "user__display_name"]
     list_select_related = ["user"]
+
+    def get_queryset(self, request):
+        """Annotate the cancellation rate of `coach_cancellation_rate`, in the list's one query.
+
+        Canceled by the coach (from Requested, Confirmed or Rescheduling) over sessions booked,
+        both counted as distinct sessions with such an event in the last CANCELLATION_RATE_DAYS.
+        """
+        since = timezone.now() - timedelta(days=settings.CANCELLATION_RATE_DAYS)
+        canceled_from = [Status.REQUESTED, Status.CONFIRMED, Status.RESCHEDULING]
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                booked_recent=_coach_event_count(since, action=Action.BOOK),
+                canceled_recent=_coach_event_count(
+                    since,
+                    action=Action.CANCEL,
+                    actor=OuterRef("user"),
+                    from_status__in=canceled_from,
+                ),
+            )
+            .annotate(
+                cancellation_ratio=Case(
+                    When(booked_recent=0, then=Value(0.0)),
+                    default=Cast("canceled_recent", FloatField()) / F("booked_recent"),
+                    output_field=FloatField(),
+                )
+            )
+        )
+
+    @admin.display(
+        description=f"canceled by coach ({settings.CANCELLATION_RATE_DAYS} days)",
+        ordering="cancellation_ratio",
+    )
+    def cancellation_rate(self, obj):
+        if not obj.booked_recent:
+            return "no bookings"
+        percent = round(obj.canceled_recent * 100 / obj.booked_recent)
+        return f"{percent}% ({obj.canceled_recent} of {obj.booked_recent})"

@@ -1,16 +1,26 @@
 """Payment gateways: one small interface for charging a package and refunding a session.
 
-The `manual` gateway records the money movement for the coach to settle offline, so it
-completes at once. An asynchronous gateway answers `CREATED` and settles later (see
-`refunds.services.refund_settle`).
+A gateway answers each request with a `GatewayResult`:
+
+- `DONE` or `FAILED`: the outcome is known now (the `manual` gateway always completes at once:
+  it records the money movement for the coach to settle offline);
+- `CREATED`: the request was accepted and settles later. `refunds.services.refund_issue` then
+  schedules `refunds.tasks.settle_refund`, which asks `refund_status()` until the outcome is
+  known (`refunds.services.refund_settle`).
+
+A gateway that cannot be reached raises `GatewayUnavailable`; the settle task retries it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.conf import settings
 
-from refunds.models import Payment, Refund, RefundState
+from refunds.models import Payment, PaymentState, Refund, RefundState
+
+
+class GatewayUnavailable(Exception):
+    """The gateway could not be asked right now (network, outage); worth retrying later."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,8 @@ class Gateway(Protocol):
 
     def refund(self, refund: Refund) -> GatewayResult: ...
 
+    def refund_status(self, refund: Refund) -> GatewayResult: ...
+
 
 class ManualGateway:
     """Money changes hands outside the app; the record is the movement."""
@@ -34,13 +46,48 @@ class ManualGateway:
     name = "manual"
 
     def charge(self, payment: Payment) -> GatewayResult:
-        return GatewayResult(state=RefundState.DONE, reference=f"manual-payment-{payment.pk}")
+        return GatewayResult(state=PaymentState.DONE, reference=f"manual-payment-{payment.pk}")
 
     def refund(self, refund: Refund) -> GatewayResult:
         return GatewayResult(state=RefundState.DONE, reference=f"manual-refund-{refund.pk}")
 
+    def refund_status(self, refund: Refund) -> GatewayResult:
+        return GatewayResult(state=RefundState.DONE, reference=refund.reference)
 
-GATEWAYS: dict[str, Gateway] = {"manual": ManualGateway()}
+
+@dataclass
+class DeferredGateway:
+    """An example asynchronous gateway: it accepts a refund now and reports the outcome later.
+
+    It stands in for a card processor whose refunds settle minutes or days after the request.
+    `refund()` answers CREATED with a reference; `refund_status()` answers whatever outcome was
+    decided for that reference with `decide()` (tests do that; a real provider would be asked
+    over its API), and DONE when nothing was decided. It keeps its decisions in process memory,
+    so it is for tests and demonstrations only.
+    """
+
+    name: str = "deferred"
+    outcomes: dict[str, GatewayResult] = field(default_factory=dict)
+
+    def charge(self, payment: Payment) -> GatewayResult:
+        return GatewayResult(state=PaymentState.DONE, reference=f"deferred-payment-{payment.pk}")
+
+    def refund(self, refund: Refund) -> GatewayResult:
+        return GatewayResult(state=RefundState.CREATED, reference=f"deferred-refund-{refund.pk}")
+
+    def refund_status(self, refund: Refund) -> GatewayResult:
+        return self.outcomes.get(
+            refund.reference, GatewayResult(state=RefundState.DONE, reference=refund.reference)
+        )
+
+    def decide(self, reference: str, state: str, failure_reason: str = "") -> None:
+        """Fix the outcome `refund_status()` will report for the refund with `reference`."""
+        self.outcomes[reference] = GatewayResult(
+            state=state, reference=reference, failure_reason=failure_reason
+        )
+
+
+GATEWAYS: dict[str, Gateway] = {"manual": ManualGateway(), "deferred": DeferredGateway()}
 
 
 def get_gateway(name: str | None = None) -> Gateway:

@@ -1,7 +1,8 @@
 """Writes for money: recording a package's payment and issuing a session's refund.
 
 A refund never changes a session's status: `sessions_app.services.session_cancel` does that and
-calls `refund_issue` inside its own transaction.
+calls `refund_issue` inside its own transaction. A refund that an asynchronous gateway leaves
+CREATED is settled later by `refunds.tasks.settle_refund` through `refund_settle`.
 """
 
 from django.db import IntegrityError, transaction
@@ -92,12 +93,41 @@ def refund_issue(
         except IntegrityError:
             return Refund.objects.get(idempotency_key=idempotency_key)
         _apply_gateway_result(refund, gateway.refund(refund))
+        if refund.state == RefundState.CREATED:
+            _schedule_settlement(refund)
+    return refund
+
+
+def _schedule_settlement(refund: Refund) -> None:
+    """Ask the settle task to fetch the outcome once this transaction has committed."""
+    from refunds.tasks import settle_refund  # the task module imports this one
+
+    refund_id = refund.pk
+    transaction.on_commit(lambda: settle_refund.delay(refund_id=refund_id))
+
+
+def refund_settle(*, refund: Refund) -> Refund:
+    """Ask the refund's gateway for the outcome and move CREATED -> DONE or FAILED.
+
+    Idempotent: a refund that is already settled (DONE or FAILED) is returned unchanged, and a
+    gateway that still answers CREATED leaves it CREATED (the caller tries again later). The
+    refund row is locked, so two concurrent settlements apply the outcome once. A refund never
+    changes its session's status. Raises `refunds.gateways.GatewayUnavailable` when the gateway
+    cannot be asked right now.
+    """
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        if refund.state != RefundState.CREATED:
+            return refund
+        result = get_gateway(refund.gateway).refund_status(refund)
+        if result.state != RefundState.CREATED:
+            _apply_gateway_result(refund, result)
     return refund
 
 
 def _apply_gateway_result(refund: Refund, result) -> None:
     refund.state = RefundState(result.state)
-    refund.reference = result.reference
+    refund.reference = result.reference or refund.reference
     refund.failure_reason = result.failure_reason
     if refund.state != RefundState.CREATED:
         refund.settled_at = timezone.now()

@@ -1,0 +1,460 @@
+"""Admin pages for offerings, packages, sessions, proposals and the session event timeline.
+
+Everything the lifecycle owns is read-only here: statuses change only through the services in
+`sessions_app.services`, so sessions, packages, proposals and events cannot be added, changed
+or deleted in the admin. Offerings stay editable (their title, text, price for future
+purchases, and whether they are on sale). Every cancellation shows its refund choice, taken from
+the cancel event ("Full refund $30.00", "Partial refund $12.50", "Cancel without refund").
+"""
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.db.models import (
+    Case,
+    F,
+    IntegerField,
+    JSONField,
+    OuterRef,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from accounts.models import User
+from refunds.admin import (
+    NumberOrTextSearchMixin,
+    ReadOnlyAdminMixin,
+    RefundInline,
+    admin_link,
+    format_money,
+    user_label,
+)
+from refunds.models import PaymentState, Refund
+from refunds.selectors import COUNTED_STATES
+from sessions_app.lifecycle import Action
+from sessions_app.models import Offering, Package, RescheduleProposal, Session, SessionEvent
+
+REFUND_LABELS = {"full": "Full refund", "partial": "Partial refund"}
+
+
+def cancellation_text(details: dict | None, currency: str) -> str:
+    """The refund choice recorded in a cancel event's details, as a person would say it."""
+    if details is None:
+        return ""
+    choice = details.get("refund")
+    if choice == "none":
+        return "Cancel without refund"
+    if choice in REFUND_LABELS:
+        amount = format_money(details.get("refund_amount_cents"), currency)
+        return f"{REFUND_LABELS[choice]} {amount}"
+    return "Canceled"
+
+
+def with_cancel_details(queryset, session_ref: str = "pk"):
+    """Annotate each session with its cancel event's details (None if never canceled)."""
+    cancel_event = (
+        SessionEvent.objects.filter(session=OuterRef(session_ref), action=Action.CANCEL)
+        .order_by("-created_at", "-id")
+        .values("details")[:1]
+    )
+    return queryset.annotate(cancel_details=Subquery(cancel_event, output_field=JSONField()))
+
+
+class CoachFilter(admin.SimpleListFilter):
+    """Rows by coach, listing every user who has a coach profile."""
+
+    title = "coach"
+    parameter_name = "coach"
+
+    def lookups(self, request, model_admin):
+        coaches = (
+            User.objects.filter(coach_profile__isnull=False)
+            .order_by("email")
+            .values_list("pk", "email")
+        )
+        return [(str(pk), email) for pk, email in coaches]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        if not self.value().isdigit():
+            raise IncorrectLookupParameters(f"Unknown coach {self.value()!r}")
+        return queryset.filter(coach_id=int(self.value()))
+
+
+# --- inlines ---------------------------------------------------------------------------------
+
+
+class SessionEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The session's timeline: who did what, from which status to which, when and why."""
+
+    model = SessionEvent
+    extra = 0
+    can_delete = False
+    verbose_name = "event"
+    verbose_name_plural = "timeline"
+    ordering = ["created_at", "id"]
+    fields = [
+        "when",
+        "actor_display",
+        "action",
+        "from_status",
+        "to_status",
+        "details_display",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor", "session")
+
+    @admin.display(description="when")
+    def when(self, obj):
+        return local_time(obj.created_at)
+
+    @admin.display(description="who")
+    def actor_display(self, obj):
+        return user_label(obj.actor) if obj.actor_id else "system"
+
+    @admin.display(description="details")
+    def details_display(self, obj):
+        return event_details_text(obj)
+
+
+def local_time(value) -> str:
+    """A stored UTC time in the viewer's timezone, with its abbreviation."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z") if value else "-"
+
+
+def event_details_text(event: SessionEvent) -> str:
+    details = dict(event.details or {})
+    parts = []
+    if event.action == Action.CANCEL:
+        parts.append(cancellation_text(details, event.session.currency))
+        details.pop("refund", None)
+        details.pop("refund_amount_cents", None)
+    for key, value in details.items():
+        if value in ("", None):
+            continue
+        if key.endswith("_cents") and isinstance(value, int):
+            key, value = key.removesuffix("_cents"), format_money(value, event.session.currency)
+        parts.append(f"{key.replace('_', ' ')}: {value}")
+    return "; ".join(parts) or "-"
+
+
+class RescheduleProposalInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = RescheduleProposal
+    extra = 0
+    can_delete = False
+    fk_name = "session"
+    ordering = ["created_at", "id"]
+    fields = ["created_at", "slot", "proposed_by", "status", "expires_at", "decided_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("slot", "proposed_by")
+
+
+class PackageSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Session
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ["number"]
+    fields = ["number", "status", "slot", "price_share_display", "cancellation"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return with_cancel_details(super().get_queryset(request).select_related("slot"))
+
+    @admin.display(description="price share")
+    def price_share_display(self, obj):
+        return format_money(obj.price_share_cents, obj.currency)
+
+    @admin.display(description="cancellation")
+    def cancellation(self, obj):
+        return cancellation_text(obj.cancel_details, obj.currency) or "-"
+
+
+# --- model admins ----------------------------------------------------------------------------
+
+
+class OfferingForm(forms.ModelForm):
+    class Meta:
+        model = Offering
+        fields = [
+            "coach",
+            "title",
+            "description",
+            "session_count",
+            "duration_minutes",
+            "price_cents",
+            "currency",
+            "is_active",
+        ]
+
+    def clean_coach(self):
+        coach = self.cleaned_data["coach"]
+        if coach is not None and not coach.is_coach:
+            raise forms.ValidationError("This user has no coach profile.")
+        return coach
+
+
+@admin.register(Offering)
+class OfferingAdmin(admin.ModelAdmin):
+    form = OfferingForm
+    list_display = [
+        "title",
+        "coach",
+        "session_count",
+        "duration_minutes",
+        "price_display",
+        "is_active",
+        "created_at",
+    ]
+    list_filter = ["is_active", "currency", CoachFilter]
+    search_fields = ["title", "coach__email"]
+    list_select_related = ["coach"]
+    raw_id_fields = ["coach"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Packages already sold copied the offering; who sells it stays as it was created.
+        return ["coach", "created_at"] if obj else ["created_at"]
+
+    @admin.display(description="price", ordering="price_cents")
+    def price_display(self, obj):
+        return format_money(obj.price_cents, obj.currency)
+
+
+@admin.register(Package)
+class PackageAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "title",
+        "coach",
+        "student",
+        "session_count",
+        "paid_display",
+        "refunded_display",
+        "remaining_display",
+        "purchased_at",
+    ]
+    list_filter = ["currency", CoachFilter, "purchased_at"]
+    search_fields = ["student__email", "coach__email", "title"]
+    search_help_text = "A student's or coach's email, a title, or a package number."
+    date_hierarchy = "purchased_at"
+    list_select_related = ["coach", "student", "payment"]
+    list_per_page = 100
+    inlines = [PackageSessionInline]
+    fields = [
+        "title",
+        "offering",
+        "coach",
+        "student",
+        "session_count",
+        "duration_minutes",
+        "price_display",
+        "payment_link",
+        "paid_display",
+        "refunded_display",
+        "remaining_display",
+        "purchased_at",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        """Paid, refunded and remaining per package, computed in the same query as the rows."""
+        refunded = (
+            Refund.objects.filter(payment__package=OuterRef("pk"), state__in=COUNTED_STATES)
+            .order_by()
+            .values("payment__package")
+            .annotate(total=Sum("amount_cents"))
+            .values("total")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                paid_cents=Case(
+                    When(payment__state=PaymentState.DONE, then=F("payment__amount_cents")),
+                    default=Value(0),
+                    output_field=IntegerField(),
+                ),
+                refunded_cents=Coalesce(Subquery(refunded, output_field=IntegerField()), 0),
+                remaining_cents=F("paid_cents") - F("refunded_cents"),
+            )
+        )
+
+    @admin.display(description="price", ordering="price_cents")
+    def price_display(self, obj):
+        return format_money(obj.price_cents, obj.currency)
+
+    @admin.display(description="paid", ordering="paid_cents")
+    def paid_display(self, obj):
+        return format_money(obj.paid_cents, obj.currency)
+
+    @admin.display(description="refunded", ordering="refunded_cents")
+    def refunded_display(self, obj):
+        return format_money(obj.refunded_cents, obj.currency)
+
+    @admin.display(description="remaining", ordering="remaining_cents")
+    def remaining_display(self, obj):
+        return format_money(obj.remaining_cents, obj.currency)
+
+    @admin.display(description="payment")
+    def payment_link(self, obj):
+        payment = getattr(obj, "payment", None)
+        if payment is None:
+            return "-"
+        return admin_link(payment, f"Payment {payment.pk} ({payment.get_state_display()})")
+
+
+@admin.register(Session)
+class SessionAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "package_link",
+        "number",
+        "coach",
+        "student",
+        "status",
+        "slot",
+        "price_share_display",
+        "cancellation",
+        "updated_at",
+    ]
+    list_filter = ["status", CoachFilter, "currency"]
+    search_fields = ["student__email", "coach__email"]
+    search_help_text = "A student's or coach's email, or a session number."
+    list_select_related = ["coach", "student", "slot", "package"]
+    list_per_page = 100
+    inlines = [SessionEventInline, RefundInline, RescheduleProposalInline]
+    fields = [
+        "package_link",
+        "number",
+        "coach",
+        "student",
+        "status",
+        "slot",
+        "price_share_display",
+        "refunded_display",
+        "cancellation_summary",
+        "request_expires_at",
+        "sequence",
+        "reminder_24h_sent_at",
+        "reminder_1h_sent_at",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return with_cancel_details(super().get_queryset(request))
+
+    @admin.display(description="package", ordering="package_id")
+    def package_link(self, obj):
+        return admin_link(obj.package, f"Package {obj.package_id}: {obj.package.title}")
+
+    @admin.display(description="price share", ordering="price_share_cents")
+    def price_share_display(self, obj):
+        return format_money(obj.price_share_cents, obj.currency)
+
+    @admin.display(description="cancellation")
+    def cancellation(self, obj):
+        return cancellation_text(obj.cancel_details, obj.currency) or "-"
+
+    @admin.display(description="refunded")
+    def refunded_display(self, obj):
+        total = (
+            obj.refunds.filter(state__in=COUNTED_STATES).aggregate(total=Sum("amount_cents"))[
+                "total"
+            ]
+            or 0
+        )
+        return format_money(total, obj.currency)
+
+    @admin.display(description="cancellation")
+    def cancellation_summary(self, obj):
+        """Who canceled, when, why, and what was refunded, from the cancel event."""
+        event = (
+            obj.events.filter(action=Action.CANCEL)
+            .select_related("actor")
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if event is None:
+            return "Not canceled"
+        when = local_time(event.created_at)
+        parts = [
+            cancellation_text(event.details, obj.currency),
+            f"by {user_label(event.actor) if event.actor_id else 'system'}",
+            f"on {when}",
+        ]
+        if event.details.get("reason"):
+            parts.append(f"reason: {event.details['reason']}")
+        return format_html_join(" · ", "{}", ((part,) for part in parts))
+
+
+@admin.register(RescheduleProposal)
+class RescheduleProposalAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "session_link",
+        "slot",
+        "proposed_by",
+        "status",
+        "expires_at",
+        "created_at",
+    ]
+    list_filter = ["status", "created_at"]
+    search_fields = ["proposed_by__email"]
+    number_search_field = "session_id"
+    search_help_text = "The proposer's email, or a session number."
+    list_select_related = ["slot", "proposed_by"]
+
+    @admin.display(description="session", ordering="session_id")
+    def session_link(self, obj):
+        return _session_link(obj.session_id)
+
+
+@admin.register(SessionEvent)
+class SessionEventAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "session_link",
+        "action",
+        "actor_display",
+        "from_status",
+        "to_status",
+        "details_display",
+    ]
+    list_filter = ["action", "to_status", "created_at"]
+    search_fields = ["actor__email"]
+    number_search_field = "session_id"
+    search_help_text = "The actor's email, or a session number."
+    date_hierarchy = "created_at"
+    list_select_related = ["actor", "session"]
+    list_per_page = 100
+    ordering = ["-created_at", "-id"]
+
+    @admin.display(description="session", ordering="session_id")
+    def session_link(self, obj):
+        return _session_link(obj.session_id)
+
+    @admin.display(description="who", ordering="actor__email")
+    def actor_display(self, obj):
+        return user_label(obj.actor) if obj.actor_id else "system"
+
+    @admin.display(description="details")
+    def details_display(self, obj):
+        return event_details_text(obj)
+
+
+def _session_link(session_id: int) -> str:
+    url = reverse("admin:sessions_app_session_change", args=[session_id])
+    return format_html('<a href="{}">Session {}</a>', url, session_id)

@@ -1,0 +1,227 @@
+"""The refund lifecycle: created -> done or failed, through the gateway and the settle task."""
+
+import pytest
+
+from refunds import services, tasks
+from refunds.gateways import GatewayUnavailable, get_gateway
+from refunds.models import Refund, RefundState
+from refunds.selectors import session_refundable_cents
+from sessions_app import services as session_services
+from tests.factories import make_session
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """The settle tasks queued (refund ids), instead of sending them to a broker."""
+    sent = []
+    monkeypatch.setattr(tasks.settle_refund, "delay", lambda *, refund_id: sent.append(refund_id))
+    return sent
+
+
+@pytest.fixture
+def deferred(settings):
+    settings.PAYMENT_GATEWAY = "deferred"
+    gateway = get_gateway("deferred")
+    yield gateway
+    gateway.outcomes.clear()
+
+
+def _issue(session, **kwargs):
+    return services.refund_issue(
+        session=session,
+        kind=kwargs.pop("kind", "partial"),
+        amount_cents=kwargs.pop("amount_cents", 1250),
+        issued_by=session.coach,
+        idempotency_key=kwargs.pop("idempotency_key", f"test-{session.pk}"),
+        **kwargs,
+    )
+
+
+def test_manual_gateway_refund_is_done_at_once_and_queues_no_settlement(
+    queued, django_capture_on_commit_callbacks
+):
+    session = make_session("CONFIRMED")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        refund = _issue(session)
+
+    refund.refresh_from_db()
+    assert (refund.state, refund.gateway) == (RefundState.DONE, "manual")
+    assert refund.reference == f"manual-refund-{refund.pk}"
+    assert refund.settled_at is not None
+    assert queued == []
+
+
+def test_deferred_gateway_leaves_refund_created_and_queues_its_settlement_on_commit(
+    deferred, queued, django_capture_on_commit_callbacks
+):
+    session = make_session("CONFIRMED")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        refund = _issue(session)
+    assert queued == []  # nothing leaves before the transaction commits
+    for callback in callbacks:
+        callback()
+
+    refund.refresh_from_db()
+    assert (refund.state, refund.gateway) == (RefundState.CREATED, "deferred")
+    assert refund.reference == f"deferred-refund-{refund.pk}"
+    assert refund.settled_at is None
+    assert queued == [refund.pk]
+
+
+def test_settle_moves_created_refund_to_done(deferred, queued):
+    refund = _issue(make_session("CONFIRMED"))
+
+    settled = services.refund_settle(refund=refund)
+
+    settled.refresh_from_db()
+    assert (settled.state, settled.reference) == (RefundState.DONE, f"deferred-refund-{refund.pk}")
+    assert settled.settled_at is not None
+
+
+def test_settle_moves_created_refund_to_failed_with_the_gateway_reason(deferred, queued):
+    session = make_session("CONFIRMED")
+    refund = _issue(session)
+    deferred.decide(refund.reference, RefundState.FAILED, "Card account closed")
+
+    services.refund_settle(refund=refund)
+
+    refund.refresh_from_db()
+    assert (refund.state, refund.failure_reason) == (RefundState.FAILED, "Card account closed")
+    # A failed refund moved no money, so it no longer counts against the caps.
+    assert session_refundable_cents(session=session) == session.price_share_cents
+
+
+def test_settle_leaves_a_settled_refund_alone(deferred, queued):
+    refund = _issue(make_session("CONFIRMED"))
+    services.refund_settle(refund=refund)
+    refund.refresh_from_db()
+    settled_at = refund.settled_at
+    deferred.decide(refund.reference, RefundState.FAILED, "too late")
+
+    services.refund_settle(refund=refund)
+
+    refund.refresh_from_db()
+    assert (refund.state, refund.failure_reason, refund.settled_at) == (
+        RefundState.DONE,
+        "",
+        settled_at,
+    )
+
+
+def test_settle_keeps_refund_created_while_the_gateway_has_no_outcome(deferred, queued):
+    refund = _issue(make_session("CONFIRMED"))
+    deferred.decide(refund.reference, RefundState.CREATED)
+
+    services.refund_settle(refund=refund)
+
+    refund.refresh_from_db()
+    assert (refund.state, refund.settled_at) == (RefundState.CREATED, None)
+
+
+def test_refund_and_its_settlement_never_change_the_session_status(deferred, queued):
+    confirmed = make_session("CONFIRMED")
+    refund = _issue(confirmed)
+    services.refund_settle(refund=refund)
+    confirmed.refresh_from_db()
+    assert confirmed.status == "CONFIRMED"
+    assert list(confirmed.events.values_list("action", flat=True)) == [
+        "create",
+        "book",
+        "accept",
+    ]
+
+
+def test_canceled_session_stays_canceled_when_its_refund_fails(deferred, queued):
+    session = make_session("CONFIRMED")
+    session_services.session_cancel(
+        session=session, actor=session.coach, refund="full", reason="Coach ill"
+    )
+    refund = session.refunds.get()
+    deferred.decide(refund.reference, RefundState.FAILED, "declined")
+
+    tasks.settle_refund(refund_id=refund.pk)
+
+    session.refresh_from_db()
+    refund.refresh_from_db()
+    assert (session.status, refund.state) == ("CANCELED", RefundState.FAILED)
+
+
+def test_settle_task_returns_the_outcome_and_is_safe_to_run_twice(deferred, queued):
+    refund = _issue(make_session("CONFIRMED"))
+
+    assert tasks.settle_refund(refund_id=refund.pk) == RefundState.DONE
+    assert tasks.settle_refund(refund_id=refund.pk) == RefundState.DONE
+    assert Refund.objects.filter(state=RefundState.DONE).count() == 1
+
+
+def test_settle_task_for_a_missing_refund_logs_and_returns(caplog):
+    assert tasks.settle_refund(refund_id=987654321) is None
+    assert "987654321 no longer exists" in caplog.text
+
+
+def test_settle_task_retries_with_backoff_and_acks_late():
+    task = tasks.settle_refund
+    assert task.autoretry_for == (tasks.RefundStillPending, GatewayUnavailable)
+    assert (task.max_retries, task.retry_backoff, task.retry_backoff_max) == (8, 30, 600)
+    assert task.acks_late is True
+
+
+def test_settle_task_gives_up_after_its_retries_and_leaves_the_refund_created(deferred, queued):
+    refund = _issue(make_session("CONFIRMED"))
+    deferred.decide(refund.reference, RefundState.CREATED)
+    calls = []
+    real_status = deferred.refund_status
+
+    def counting_status(refund):
+        calls.append(refund.pk)
+        return real_status(refund)
+
+    deferred.refund_status = counting_status
+    try:
+        # Run eagerly: Celery re-runs a retried eager task at once (no countdown, no sleep).
+        result = tasks.settle_refund.apply(kwargs={"refund_id": refund.pk})
+    finally:
+        del deferred.refund_status
+
+    assert isinstance(result.result, tasks.RefundStillPending)
+    assert len(calls) == tasks.SETTLE_MAX_RETRIES + 1
+    refund.refresh_from_db()
+    assert refund.state == RefundState.CREATED
+
+
+def test_settle_task_retries_when_the_gateway_is_unreachable_then_settles(deferred, queued):
+    refund = _issue(make_session("CONFIRMED"))
+    answers = [GatewayUnavailable("timeout"), GatewayUnavailable("timeout")]
+    real_status = deferred.refund_status
+
+    def flaky_status(refund):
+        if answers:
+            raise answers.pop(0)
+        return real_status(refund)
+
+    deferred.refund_status = flaky_status
+    try:
+        result = tasks.settle_refund.apply(kwargs={"refund_id": refund.pk})
+    finally:
+        del deferred.refund_status
+
+    assert result.result == RefundState.DONE
+    refund.refresh_from_db()
+    assert refund.state == RefundState.DONE
+
+
+def test_pending_sweep_queues_only_refunds_created_long_enough_ago(deferred, queued, time_machine):
+    time_machine.move_to("2030-01-06 10:00Z")
+    old = _issue(make_session("CONFIRMED"), idempotency_key="old")
+    time_machine.move_to("2030-01-06 10:20Z")
+    _issue(make_session("CONFIRMED"), idempotency_key="young")
+    done = _issue(make_session("CONFIRMED"), idempotency_key="done")
+    services.refund_settle(refund=done)
+    time_machine.move_to("2030-01-06 10:30Z")
+
+    assert tasks.settle_pending_refunds() == 1
+    assert queued == [old.pk]
