@@ -120,8 +120,9 @@ def _group_by_day(items, when: Callable) -> list[tuple[date | None, list]]:
     return groups
 
 
-def _page(request, queryset, size: int = LIST_PAGE_SIZE):
-    return Paginator(queryset, size).get_page(request.GET.get("page"))
+def _page(request, queryset, size: int | None = None):
+    """One page of `queryset`; a missing or malformed page number gives the first or last."""
+    return Paginator(queryset, size or LIST_PAGE_SIZE).get_page(request.GET.get("page"))
 
 
 def _describe(session: Session) -> str:
@@ -244,16 +245,15 @@ def _cancel_context(session: Session, actions: set, form: CancelForm | None = No
 def cancel(request, pk: int):
     """The refund drawer as its own page (the detail page opens it as a <dialog>)."""
     session = _session_or_404(request, pk)
+    if request.method == "POST" and (stale := _stale_message(request, session)):
+        messages.warning(request, stale)
+        return redirect("sessions:detail", pk=session.pk)
     actions = set(selectors.session_available_actions(session=session, user=request.user))
     if Action.CANCEL not in actions:
         messages.error(request, _cannot(session, "cancel"))
         return redirect("sessions:detail", pk=session.pk)
     form = None
     if request.method == "POST":
-        stale = _stale_message(request, session)
-        if stale:
-            messages.warning(request, stale)
-            return redirect("sessions:detail", pk=session.pk)
         refundable = session_refundable_cents(session=session)
         form = CancelForm(request.POST, refundable_cents=refundable, currency=session.currency)
         if form.is_valid():

@@ -1,0 +1,649 @@
+"""The coach's pages: Tasks, Upcoming, Completed, Canceled, session details, the refund drawer."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from calendars.models import TimeSlot
+from refunds.models import Refund
+from sessions_app import services, views
+from sessions_app.models import ProposalStatus, Session, SessionEvent
+from tests.factories import (
+    CoachFactory,
+    StudentFactory,
+    TimeSlotFactory,
+    make_package,
+    make_session,
+)
+from tests.sessions_app.test_views_helpers import db_state, messages_of, slot_at, unknown_session_pk
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2030, 1, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def coach():
+    return CoachFactory(timezone="Europe/Berlin")
+
+
+def booked(coach, start, status="REQUESTED", student=None):
+    """A session of `coach` requested (or confirmed) for a slot at `start`."""
+    package = make_package(student=student, coach=coach)
+    session = package.sessions.order_by("number").first()
+    services.session_book(session=session, slot=slot_at(coach, start), actor=package.student)
+    if status == "CONFIRMED":
+        services.session_accept(session=session, actor=coach)
+    session.refresh_from_db()
+    return session
+
+
+def post(client, name, session, **data):
+    """Submit an action form as a page loaded now would (with the status it showed)."""
+    data.setdefault("seen_status", Session.objects.get(pk=session.pk).status)
+    return client.post(reverse(name, args=[session.pk]), data)
+
+
+# --- Tasks ---------------------------------------------------------------------------------------
+
+
+def test_tasks_lists_requests_oldest_expiry_first_in_the_coachs_timezone(client, coach):
+    later = booked(coach, NOW + timedelta(days=5))  # expires after the 48 h window
+    sooner = booked(coach, NOW + timedelta(hours=20))  # expires at its start, sooner
+    client.force_login(coach)
+
+    response = client.get(reverse("sessions:tasks"))
+
+    assert response.status_code == 200
+    assert [s.pk for s in response.context["tasks"].requests] == [sooner.pk, later.pk]
+    html = response.content.decode()
+    assert "Fri 11 Jan 2030, 09:00 CET" in html  # 08:00 UTC start of `sooner`, in Berlin
+    assert "Sat 12 Jan 2030, 13:00 CET" in html  # `later` expires now + 48 h
+    assert sooner.student.name in html
+    assert sooner.package.title in html
+    assert html.count(">Accept</button>") == 2
+    assert html.count(">Decline</button>") == 2
+    assert '<span class="count" aria-label="2 waiting">2</span>' in html
+
+
+def test_tasks_lists_proposals_awaiting_the_coach_but_not_the_coachs_own(client, coach):
+    from_student = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    services.session_propose_reschedule(
+        session=from_student,
+        slot=slot_at(coach, NOW + timedelta(days=3)),
+        actor=from_student.student,
+    )
+    from_coach = booked(coach, NOW + timedelta(days=4), status="CONFIRMED")
+    services.session_propose_reschedule(
+        session=from_coach, slot=slot_at(coach, NOW + timedelta(days=6)), actor=coach
+    )
+    client.force_login(coach)
+
+    response = client.get(reverse("sessions:tasks"))
+
+    assert [s.pk for s in response.context["tasks"].proposals] == [from_student.pk]
+    html = response.content.decode()
+    assert "Sun 13 Jan 2030, 13:00 CET" in html  # the proposed time
+    assert ">Confirm</button>" in html
+    assert ">Propose another time</a>" in html
+
+
+def test_tasks_leave_out_requests_past_their_expiry(client, coach):
+    booked(coach, NOW + timedelta(hours=5))
+    client.force_login(coach)
+    with time_machine.travel(NOW + timedelta(hours=6), tick=False):
+        response = client.get(reverse("sessions:tasks"))
+    assert response.context["tasks"].requests == []
+    assert "No booking requests are waiting." in response.content.decode()
+
+
+def test_coach_pages_send_a_student_to_my_sessions(client):
+    client.force_login(StudentFactory())
+    for name in ["sessions:tasks", "sessions:upcoming", "sessions:completed", "sessions:canceled"]:
+        response = client.get(reverse(name))
+        assert response.url == reverse("sessions:my_sessions")
+
+
+def test_pages_need_a_login(client):
+    response = client.get(reverse("sessions:tasks"))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("account_login"))
+
+
+# --- Accept / Decline ----------------------------------------------------------------------------
+
+
+def test_accept_from_tasks_confirms_the_session_and_returns_to_tasks(client, coach):
+    session = booked(coach, NOW + timedelta(days=2))
+    client.force_login(coach)
+
+    response = post(client, "sessions:accept", session, next=reverse("sessions:tasks"))
+
+    assert response.url == reverse("sessions:tasks")
+    session.refresh_from_db()
+    assert session.status == "CONFIRMED"
+    assert session.slot.status == "BOOKED"
+    event = session.events.order_by("-id").first()
+    assert (event.action, event.actor, event.to_status) == ("accept", coach, "CONFIRMED")
+    assert messages_of(response) == [
+        f"Accepted: {session.student.name}, {session.package.title} (1 of 3), "
+        "Sat 12 Jan 2030, 13:00 CET."
+    ]
+
+
+def test_accept_submitted_twice_acts_once_and_says_the_session_moved_on(client, coach):
+    session = booked(coach, NOW + timedelta(days=2))
+    client.force_login(coach)
+    client.post(reverse("sessions:accept", args=[session.pk]), {"seen_status": "REQUESTED"})
+    client.get(reverse("sessions:tasks"))  # shows (and so consumes) the first message
+    before = db_state()
+
+    # The same form again, as a double click sends it.
+    response = client.post(
+        reverse("sessions:accept", args=[session.pk]), {"seen_status": "REQUESTED"}
+    )
+
+    assert db_state() == before
+    assert messages_of(response) == [
+        "This session changed since the page was loaded: it is now Confirmed. "
+        "Nothing was done; check it and try again if needed."
+    ]
+    assert session.events.filter(action="accept").count() == 1
+
+
+def test_accept_of_an_expired_request_is_refused_and_changes_nothing(client, coach):
+    session = booked(coach, NOW + timedelta(hours=3))
+    client.force_login(coach)
+    before = db_state()
+    with time_machine.travel(NOW + timedelta(hours=4), tick=False):
+        response = post(client, "sessions:accept", session)
+    assert db_state() == before
+    assert messages_of(response) == ["This request has expired; the student can book again."]
+
+
+def test_decline_gives_the_credit_back_reopens_the_slot_and_keeps_the_reason(client, coach):
+    session = booked(coach, NOW + timedelta(days=2))
+    slot = session.slot
+    client.force_login(coach)
+
+    response = post(client, "sessions:decline", session, reason="  I am travelling  ")
+
+    session.refresh_from_db()
+    slot.refresh_from_db()
+    assert (session.status, session.slot_id, slot.status) == ("UNSCHEDULED", None, "OPEN")
+    assert session.events.get(action="decline").details["reason"] == "I am travelling"
+    assert messages_of(response) == [
+        f"Declined: {session.student.name} keeps the credit to book another time."
+    ]
+
+
+def test_decline_with_an_overlong_reason_changes_nothing(client, coach):
+    session = booked(coach, NOW + timedelta(days=2))
+    client.force_login(coach)
+    before = db_state()
+    response = post(client, "sessions:decline", session, reason="x" * 501)
+    assert db_state() == before
+    assert messages_of(response) == ["Keep the reason under 500 characters. Nothing was changed."]
+
+
+def test_student_cannot_accept_their_own_request(client, coach):
+    session = booked(coach, NOW + timedelta(days=2))
+    client.force_login(session.student)
+    before = db_state()
+    response = post(client, "sessions:accept", session)
+    assert db_state() == before
+    assert messages_of(response) == ["Only the coach can do that."]
+
+
+@pytest.mark.parametrize(
+    "name", ["sessions:accept", "sessions:decline", "sessions:withdraw", "sessions:cancel"]
+)
+def test_actions_on_another_coachs_session_are_404_and_change_nothing(client, coach, name):
+    session = booked(coach, NOW + timedelta(days=2))
+    client.force_login(CoachFactory())
+    before = db_state()
+    response = post(client, name, session, refund="none")
+    assert response.status_code == 404
+    assert db_state() == before
+
+
+def test_actions_on_an_unknown_session_are_404(client, coach):
+    client.force_login(coach)
+    pk = unknown_session_pk()
+    assert client.post(reverse("sessions:accept", args=[pk])).status_code == 404
+    assert client.get(reverse("sessions:detail", args=[pk])).status_code == 404
+    assert client.get(reverse("sessions:cancel", args=[pk])).status_code == 404
+
+
+def test_actions_refuse_get(client, coach):
+    session = booked(coach, NOW + timedelta(days=2))
+    client.force_login(coach)
+    assert client.get(reverse("sessions:accept", args=[session.pk])).status_code == 405
+    assert Session.objects.get(pk=session.pk).status == "REQUESTED"
+
+
+def test_next_pointing_to_another_site_is_ignored(client, coach):
+    session = booked(coach, NOW + timedelta(days=2))
+    client.force_login(coach)
+    response = post(client, "sessions:accept", session, next="https://evil.example.com/")
+    assert response.url == reverse("sessions:detail", args=[session.pk])
+
+
+# --- answering a proposal ------------------------------------------------------------------------
+
+
+def test_coach_confirms_the_new_time_the_student_proposed(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    new_slot = slot_at(coach, NOW + timedelta(days=3))
+    proposal = services.session_propose_reschedule(
+        session=session, slot=new_slot, actor=session.student
+    )
+    client.force_login(coach)
+
+    response = post(client, "sessions:confirm_reschedule", session, seen_proposal=proposal.pk)
+
+    session.refresh_from_db()
+    proposal.refresh_from_db()
+    assert (session.status, session.slot_id) == ("CONFIRMED", new_slot.pk)
+    assert proposal.status == ProposalStatus.ACCEPTED
+    assert messages_of(response) == ["New time confirmed: Sun 13 Jan 2030, 13:00 CET."]
+
+
+def test_confirming_a_proposal_that_was_replaced_meanwhile_changes_nothing(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    student = session.student
+    first = services.session_propose_reschedule(
+        session=session, slot=slot_at(coach, NOW + timedelta(days=3)), actor=student
+    )
+    services.session_counter_propose(
+        session=session, slot=slot_at(coach, NOW + timedelta(days=4)), actor=coach
+    )
+    services.session_counter_propose(
+        session=session, slot=slot_at(coach, NOW + timedelta(days=5)), actor=student
+    )
+    client.force_login(coach)
+    before = db_state()
+
+    # The coach's page still showed the first proposal.
+    response = post(client, "sessions:confirm_reschedule", session, seen_proposal=first.pk)
+
+    assert db_state() == before
+    assert messages_of(response) == [
+        "The proposed time changed since the page was loaded. "
+        "Nothing was done; check the new proposal."
+    ]
+
+
+def test_coach_cannot_confirm_their_own_proposal(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    services.session_propose_reschedule(
+        session=session, slot=slot_at(coach, NOW + timedelta(days=3)), actor=coach
+    )
+    client.force_login(coach)
+    before = db_state()
+    response = client.post(reverse("sessions:confirm_reschedule", args=[session.pk]))
+    assert db_state() == before
+    assert messages_of(response) == ["You proposed this time; the other side answers it."]
+
+
+def test_coach_proposes_another_time_from_the_chooser(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    services.session_propose_reschedule(
+        session=session, slot=slot_at(coach, NOW + timedelta(days=3)), actor=session.student
+    )
+    other = slot_at(coach, NOW + timedelta(days=4))
+    client.force_login(coach)
+
+    page = client.get(reverse("sessions:counter_propose", args=[session.pk]))
+    assert [slot.pk for slot in page.context["page_obj"]] == [other.pk]
+    response = post(client, "sessions:counter_propose", session, slot=other.pk)
+
+    proposal = session.proposals.get(status=ProposalStatus.PENDING)
+    assert (proposal.slot_id, proposal.proposed_by_id) == (other.pk, coach.pk)
+    assert messages_of(response) == [
+        "Proposed Mon 14 Jan 2030, 13:00 CET. The other side confirms it or not."
+    ]
+
+
+# --- Reschedule ----------------------------------------------------------------------------------
+
+
+def test_reschedule_chooser_lists_only_the_coachs_open_future_slots_grouped_by_day(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    day_one_a = slot_at(coach, NOW + timedelta(days=3))
+    day_one_b = slot_at(coach, NOW + timedelta(days=3, hours=2))
+    day_two = slot_at(coach, NOW + timedelta(days=4))
+    slot_at(coach, NOW - timedelta(days=1))  # past
+    slot_at(coach, NOW + timedelta(days=5), status="BLOCKED")
+    TimeSlotFactory(start=NOW + timedelta(days=3, hours=5))  # another coach's
+    client.force_login(coach)
+
+    response = client.get(reverse("sessions:reschedule", args=[session.pk]))
+
+    days = response.context["days"]
+    assert [(str(day), [s.pk for s in slots]) for day, slots in days] == [
+        ("2030-01-13", [day_one_a.pk, day_one_b.pk]),
+        ("2030-01-14", [day_two.pk]),
+    ]
+    html = response.content.decode()
+    assert "Propose Sun 13 Jan 2030, </span>13:00\u201314:00 CET" in html
+
+
+def test_reschedule_moves_the_session_to_rescheduling_and_reopens_the_old_slot(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    old_slot, new_slot = session.slot, slot_at(coach, NOW + timedelta(days=3))
+    client.force_login(coach)
+
+    response = post(client, "sessions:reschedule", session, slot=new_slot.pk)
+
+    assert response.url == reverse("sessions:detail", args=[session.pk])
+    session.refresh_from_db()
+    old_slot.refresh_from_db()
+    new_slot.refresh_from_db()
+    assert (session.status, old_slot.status, new_slot.status) == ("RESCHEDULING", "OPEN", "HELD")
+
+
+@pytest.mark.parametrize(
+    ("slot_value", "message"),
+    [
+        ("past", "That time is too soon; pick a later one."),
+        ("held", "That time was just taken. Pick another."),
+        ("other_coach", "That time is not one of the coach's open times. Pick another."),
+        ("abc", "That time is not one of the coach's open times. Pick another."),
+        ("", "That time is not one of the coach's open times. Pick another."),
+        ("-4", "That time is not one of the coach's open times. Pick another."),
+    ],
+)
+def test_reschedule_to_a_bad_slot_is_refused_and_changes_nothing(
+    client, coach, slot_value, message
+):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    slots = {
+        "past": lambda: slot_at(coach, NOW - timedelta(hours=2)).pk,
+        "held": lambda: booked(coach, NOW + timedelta(days=4)).slot_id,
+        "other_coach": lambda: TimeSlotFactory(start=NOW + timedelta(days=3)).pk,
+    }
+    value = slots[slot_value]() if slot_value in slots else slot_value
+    client.force_login(coach)
+    before = db_state()
+
+    response = post(client, "sessions:reschedule", session, slot=value)
+
+    assert db_state() == before
+    assert messages_of(response) == [message]
+    assert response.url == reverse("sessions:reschedule", args=[session.pk])
+
+
+def test_reschedule_of_a_requested_session_is_refused(client, coach):
+    session = booked(coach, NOW + timedelta(days=2))
+    client.force_login(coach)
+    response = client.get(reverse("sessions:reschedule", args=[session.pk]))
+    assert response.url == reverse("sessions:detail", args=[session.pk])
+    assert messages_of(response) == ["You can't reschedule this session now: it is Requested."]
+
+
+# --- Upcoming, Completed, Canceled ---------------------------------------------------------------
+
+
+def test_upcoming_groups_confirmed_and_rescheduling_sessions_by_local_day(client, coach):
+    # 23:30 UTC on the 11th is already the 12th in Berlin.
+    late = booked(coach, datetime(2030, 1, 11, 23, 30, tzinfo=UTC), status="CONFIRMED")
+    first = booked(coach, datetime(2030, 1, 11, 9, 0, tzinfo=UTC), status="CONFIRMED")
+    moving = booked(coach, datetime(2030, 1, 12, 9, 0, tzinfo=UTC), status="CONFIRMED")
+    services.session_propose_reschedule(
+        session=moving, slot=slot_at(coach, NOW + timedelta(days=6)), actor=coach
+    )
+    booked(coach, NOW + timedelta(days=1))  # requested: a task, not upcoming
+    client.force_login(coach)
+
+    response = client.get(reverse("sessions:upcoming"))
+
+    groups = [(str(day), [s.pk for s in sessions]) for day, sessions in response.context["days"]]
+    assert groups == [("2030-01-11", [first.pk]), ("2030-01-12", [late.pk, moving.pk])]
+    html = response.content.decode()
+    assert "Saturday 12 January 2030" in html
+    assert "New time proposed:" in html
+
+
+def test_upcoming_is_paginated(client, coach, monkeypatch):
+    monkeypatch.setattr(views, "LIST_PAGE_SIZE", 2)
+    sessions = [
+        booked(coach, NOW + timedelta(days=1 + index), status="CONFIRMED") for index in range(3)
+    ]
+    client.force_login(coach)
+    page_two = client.get(reverse("sessions:upcoming"), {"page": 2})
+    assert [s.pk for s in page_two.context["page_obj"]] == [sessions[2].pk]
+    assert client.get(reverse("sessions:upcoming"), {"page": "x"}).status_code == 200
+
+
+def test_completed_lists_past_sessions_newest_first(client, coach):
+    older = booked(coach, NOW + timedelta(days=1), status="CONFIRMED")
+    newer = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    with time_machine.travel(NOW + timedelta(days=10), tick=False):
+        services.sessions_complete_past()
+    client.force_login(coach)
+    response = client.get(reverse("sessions:completed"))
+    assert [s.pk for s in response.context["page_obj"]] == [newer.pk, older.pk]
+    assert response.content.decode().count("badge--completed") == 2
+
+
+def test_canceled_tab_shows_what_was_refunded(client, coach):
+    session = booked(coach, NOW + timedelta(days=1), status="CONFIRMED")
+    services.session_cancel(session=session, actor=coach, refund="partial", amount_cents=1250)
+    other = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    services.session_cancel(session=other, actor=coach, refund="none")
+    client.force_login(coach)
+    response = client.get(reverse("sessions:canceled"))
+    assert [s.pk for s in response.context["page_obj"]] == [other.pk, session.pk]
+    html = response.content.decode()
+    assert "12.50 USD" in html
+    assert "No refund" in html
+
+
+# --- details -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "shown"),
+    [
+        ("UNSCHEDULED", ["Cancel Session"]),
+        ("REQUESTED", ["Accept", "Decline", "Cancel Session"]),
+        ("CONFIRMED", ["Reschedule", "Cancel Session"]),
+        ("RESCHEDULING", ["Cancel Session"]),  # the coach proposed; the student answers
+        ("COMPLETED", ["Cancel Session"]),
+        ("CANCELED", []),
+    ],
+)
+def test_details_show_the_coach_only_the_actions_allowed_now(client, status, shown):
+    session = make_session(status)
+    client.force_login(session.coach)
+    response = client.get(reverse("sessions:detail", args=[session.pk]))
+    html = response.content.decode()
+    labels = {
+        "Accept": ">Accept</button>",
+        "Decline": ">Decline</button>",
+        "Reschedule": ">Reschedule</a>",
+        "Cancel Session": ">Cancel Session</a>",
+        "Withdraw": ">Withdraw</button>",
+        "Book": ">Book</a>",
+        "Confirm new time": ">Confirm new time</button>",
+    }
+    assert [label for label, marker in labels.items() if marker in html] == shown
+    assert f"badge--{status.lower()}" in html
+
+
+def test_details_show_times_money_refunds_and_the_timeline(client, coach):
+    coach.display_name = "Coach Kim"
+    coach.save()
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    services.session_cancel(
+        session=session, actor=coach, refund="partial", amount_cents=1999, reason="Ill"
+    )
+    client.force_login(coach)
+
+    html = client.get(reverse("sessions:detail", args=[session.pk])).content.decode()
+
+    assert "Sat 12 Jan 2030, 13:00 CET" in html
+    assert "100.00 USD" in html  # price share: 300.00 over 3 sessions
+    assert "19.99 USD" in html
+    assert "Partial refund" in html
+    for action in ["Purchased", "Booked", "Accepted", "Canceled"]:
+        assert f"<strong>{action}</strong>" in html
+    assert f"by {session.student.name}," in html
+    assert "Reason: Ill" in html
+    assert "This session was canceled; nothing more can change." in html
+
+
+def test_details_of_another_coachs_or_students_session_are_404(client):
+    session = make_session("CONFIRMED")
+    for outsider in (CoachFactory(), StudentFactory()):
+        client.force_login(outsider)
+        assert client.get(reverse("sessions:detail", args=[session.pk])).status_code == 404
+
+
+def test_details_offer_the_refund_drawer_as_a_dialog_and_a_page(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    client.force_login(coach)
+    html = client.get(reverse("sessions:detail", args=[session.pk])).content.decode()
+    cancel_url = reverse("sessions:cancel", args=[session.pk])
+    assert f'href="{cancel_url}" data-dialog="refund-drawer">Cancel Session</a>' in html
+    assert '<dialog id="refund-drawer" class="drawer"' in html
+
+
+# --- the refund drawer ---------------------------------------------------------------------------
+
+
+def test_cancel_page_offers_the_three_choices_the_rate_and_rescheduling(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    earlier = booked(coach, NOW + timedelta(days=3), status="CONFIRMED")
+    services.session_cancel(session=earlier, actor=coach, refund="none")
+    client.force_login(coach)
+
+    response = client.get(reverse("sessions:cancel", args=[session.pk]))
+
+    html = response.content.decode()
+    assert '<label for="refund-full">Full refund <span class="muted">(100.00 USD)</span>' in html
+    assert '<label for="refund-partial">Partial refund</label>' in html
+    assert '<label for="refund-none">Cancel without refund</label>' in html
+    assert "over the last 90 days: <strong>50%</strong> (1 of 2 booked sessions)" in html
+    reschedule_url = reverse("sessions:reschedule", args=[session.pk])
+    assert f'<a href="{reschedule_url}">Reschedule instead</a>' in html
+
+
+def test_cancel_with_full_refund_refunds_the_share_and_reopens_the_slot(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    client.force_login(coach)
+
+    response = post(client, "sessions:cancel", session, refund="full", reason="Sick")
+
+    assert response.url == reverse("sessions:detail", args=[session.pk])
+    session.refresh_from_db()
+    assert session.status == "CANCELED"
+    assert TimeSlot.objects.get(pk=session.slot_id).status == "OPEN"
+    refund = Refund.objects.get(session=session)
+    assert (refund.kind, refund.amount_cents, refund.reason) == ("full", 10000, "Sick")
+    assert messages_of(response) == ["Session canceled with a full refund of 100.00 USD."]
+
+
+@pytest.mark.parametrize(("amount", "cents"), [("12.50", 1250), ("12,5", 1250), ("100", 10000)])
+def test_cancel_with_partial_refund_takes_the_amount_in_money_units(client, coach, amount, cents):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    client.force_login(coach)
+    response = post(client, "sessions:cancel", session, refund="partial", amount=amount)
+    refund = Refund.objects.get(session=session)
+    assert (refund.kind, refund.amount_cents) == ("partial", cents)
+    assert Session.objects.get(pk=session.pk).status == "CANCELED"
+    assert response.status_code == 302
+
+
+def test_cancel_without_refund_writes_no_refund(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    client.force_login(coach)
+    response = post(client, "sessions:cancel", session, refund="none", amount="5")
+    assert Session.objects.get(pk=session.pk).status == "CANCELED"
+    assert Refund.objects.count() == 0
+    assert session.events.get(action="cancel").details["refund"] == "none"
+    assert messages_of(response) == ["Session canceled without refund."]
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"refund": "partial", "amount": "100.01"}, "At most 100.00 USD can be refunded"),
+        ({"refund": "partial", "amount": "1e3"}, "At most 100.00 USD can be refunded"),
+        ({"refund": "partial", "amount": ""}, "Enter the amount to refund, for example 12.50."),
+        ({"refund": "partial", "amount": "abc"}, "Enter the amount as a number"),
+        ({"refund": "partial", "amount": "NaN"}, "Enter the amount as a number"),
+        ({"refund": "partial", "amount": "12.345"}, "Use at most two decimal places"),
+        ({"refund": "partial", "amount": "0"}, "A partial refund must be at least 0.01."),
+        ({"refund": "partial", "amount": "-5"}, "A partial refund must be at least 0.01."),
+        ({}, "Choose Full refund, Partial refund or Cancel without refund."),
+        ({"refund": "double"}, "Choose Full refund, Partial refund or Cancel without refund."),
+        ({"refund": "none", "reason": "x" * 501}, "Ensure this value has at most 500 characters"),
+    ],
+)
+def test_cancel_with_bad_input_shows_the_error_and_changes_nothing(client, coach, data, error):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    client.force_login(coach)
+    before = db_state()
+
+    response = post(client, "sessions:cancel", session, **data)
+
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert db_state() == before
+
+
+def test_cancel_submitted_twice_refunds_once(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    client.force_login(coach)
+    data = {"seen_status": "CONFIRMED", "refund": "partial", "amount": "10"}
+    client.post(reverse("sessions:cancel", args=[session.pk]), data, follow=True)
+
+    response = client.post(reverse("sessions:cancel", args=[session.pk]), data)
+
+    assert Refund.objects.filter(session=session).count() == 1
+    assert session.events.filter(action="cancel").count() == 1
+    assert messages_of(response) == [
+        "This session changed since the page was loaded: it is now Canceled. "
+        "Nothing was done; check it and try again if needed."
+    ]
+
+
+def test_cancel_of_a_free_session_only_allows_cancel_without_refund(client, coach):
+    package = make_package(coach=coach, price_cents=0)
+    session = package.sessions.order_by("number").first()
+    client.force_login(coach)
+    page = client.get(reverse("sessions:cancel", args=[session.pk])).content.decode()
+    assert "Nothing is left to refund for this session." in page
+    assert 'id="refund-full" disabled' in page
+    before = db_state()
+
+    refused = post(client, "sessions:cancel", session, refund="full")
+    assert db_state() == before
+    assert "Nothing is left to refund for this session; choose Cancel without refund." in (
+        refused.content.decode()
+    )
+
+    post(client, "sessions:cancel", session, refund="none")
+    assert Session.objects.get(pk=session.pk).status == "CANCELED"
+
+
+def test_student_cannot_open_or_post_the_refund_drawer(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    client.force_login(session.student)
+    before = db_state()
+    page = client.get(reverse("sessions:cancel", args=[session.pk]), follow=True)
+    response = post(client, "sessions:cancel", session, refund="full")
+    assert db_state() == before
+    assert page.redirect_chain == [(reverse("sessions:detail", args=[session.pk]), 302)]
+    assert messages_of(response) == ["You can't cancel this session now: it is Confirmed."]
+    assert SessionEvent.objects.filter(action="cancel").count() == 0
