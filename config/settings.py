@@ -204,6 +204,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.int("CALENDAR_SYNC_EVERY_SECONDS", default=15 * 60),
         "options": {"expires": env.int("CALENDAR_SYNC_EVERY_SECONDS", default=15 * 60)},
     },
+    # Re-queues refunds an asynchronous gateway left pending after their own task gave up.
+    "settle-pending-refunds": {
+        "task": "refunds.settle_pending_refunds",
+        "schedule": 10 * 60,
+        "options": {"expires": 10 * 60},
+    },
 }
 
 # --- Security (production) ------------------------------------------------------------------

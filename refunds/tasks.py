@@ -32,6 +32,7 @@ class RefundStillPending(Exception):
 
 
 @shared_task(
+    name="refunds.settle_refund",
     autoretry_for=(RefundStillPending, GatewayUnavailable),
     retry_backoff=SETTLE_BACKOFF_SECONDS,
     retry_backoff_max=SETTLE_BACKOFF_MAX_SECONDS,
@@ -52,7 +53,7 @@ def settle_refund(*, refund_id: int) -> str | None:
     return refund.state
 
 
-@shared_task(acks_late=True)
+@shared_task(name="refunds.settle_pending_refunds", acks_late=True)
 def settle_pending_refunds() -> int:
     """Queue `settle_refund` for every refund left CREATED longer than PENDING_SWEEP_AGE."""
     cutoff = timezone.now() - PENDING_SWEEP_AGE

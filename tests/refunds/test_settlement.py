@@ -225,3 +225,9 @@ def test_pending_sweep_queues_only_refunds_created_long_enough_ago(deferred, que
 
     assert tasks.settle_pending_refunds() == 1
     assert queued == [old.pk]
+
+
+def test_beat_runs_the_pending_refund_sweep_every_ten_minutes(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["settle-pending-refunds"]
+    assert (entry["task"], entry["schedule"]) == (tasks.settle_pending_refunds.name, 600)
+    assert tasks.settle_refund.name == "refunds.settle_refund"
