@@ -1,12 +1,16 @@
 # Owned by the catalog work (issue 3): coaches directory, coach page, buying, coach offerings.
 from django.urls import path
-from django.views.generic import TemplateView
+
+from sessions_app import catalog_views as views
 
 app_name = "catalog"
-placeholder = TemplateView.as_view(template_name="placeholder.html")
 
 urlpatterns = [
-    path("", placeholder, name="coaches"),
-    path("<int:coach_id>/", placeholder, name="coach_detail"),
-    path("offerings/", placeholder, name="offerings"),
+    path("", views.coaches, name="coaches"),
+    path("<int:coach_id>/", views.coach_detail, name="coach_detail"),
+    path("buy/<int:pk>/", views.offering_buy, name="offering_buy"),
+    path("offerings/", views.offerings, name="offerings"),
+    path("offerings/new/", views.offering_create, name="offering_create"),
+    path("offerings/<int:pk>/edit/", views.offering_edit, name="offering_edit"),
+    path("offerings/<int:pk>/sale/", views.offering_set_active, name="offering_set_active"),
 ]

@@ -1,0 +1,99 @@
+"""Forms for offerings and buying. Money is entered as units (150.00) and kept in cents."""
+
+import secrets
+from decimal import Decimal
+
+from django import forms
+from django.core import signing
+
+from sessions_app.services import MAX_OFFERING_PRICE_CENTS, OFFERING_CURRENCIES
+
+PURCHASE_TOKEN_SALT = "coachbook.catalog.purchase"
+PURCHASE_TOKEN_MAX_AGE = 3600  # seconds a confirmation page stays valid
+
+
+class OfferingForm(forms.Form):
+    """An offering's terms. `terms()` gives the keyword arguments of the offering services."""
+
+    title = forms.CharField(max_length=120)
+    description = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="What the student gets; shown on your coach page.",
+    )
+    session_count = forms.IntegerField(label="Number of sessions", min_value=1, max_value=100)
+    duration_minutes = forms.IntegerField(
+        label="Minutes per session", min_value=5, max_value=600, initial=60
+    )
+    price = forms.DecimalField(
+        label="Price for the whole package",
+        min_value=Decimal("0.00"),
+        max_value=Decimal(MAX_OFFERING_PRICE_CENTS) / 100,
+        max_digits=9,
+        decimal_places=2,
+        help_text="For example 150.00. It is split evenly across the sessions for refunds.",
+        error_messages={"invalid": "Enter the price as a number, like 150.00."},
+    )
+    currency = forms.ChoiceField(choices=[(code, code) for code in OFFERING_CURRENCIES])
+
+    @classmethod
+    def for_offering(cls, offering, data=None):
+        initial = {
+            "title": offering.title,
+            "description": offering.description,
+            "session_count": offering.session_count,
+            "duration_minutes": offering.duration_minutes,
+            "price": (Decimal(offering.price_cents) / 100).quantize(Decimal("0.01")),
+            "currency": offering.currency,
+        }
+        return cls(data=data, initial=initial)
+
+    def terms(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "title": data["title"],
+            "description": data["description"],
+            "session_count": data["session_count"],
+            "duration_minutes": data["duration_minutes"],
+            "price_cents": int(data["price"] * 100),
+            "currency": data["currency"],
+        }
+
+
+def purchase_token_issue(*, user, offering) -> str:
+    """A signed one-time token for one confirmation page: this user, this offering, a nonce."""
+    return signing.dumps(
+        {"u": user.pk, "o": offering.pk, "n": secrets.token_urlsafe(16)}, salt=PURCHASE_TOKEN_SALT
+    )
+
+
+class PurchaseForm(forms.Form):
+    """The Buy confirmation. The token proves the page was shown to this user for this
+    offering within the last hour; `nonce` is what the view spends, once."""
+
+    token = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, user, offering, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user, self.offering = user, offering
+
+    def clean_token(self) -> str:
+        try:
+            payload = signing.loads(
+                self.cleaned_data["token"], salt=PURCHASE_TOKEN_SALT, max_age=PURCHASE_TOKEN_MAX_AGE
+            )
+        except signing.SignatureExpired as exc:
+            raise forms.ValidationError(
+                "This confirmation page has expired. Check the details and confirm again."
+            ) from exc
+        except signing.BadSignature as exc:
+            raise forms.ValidationError(
+                "This confirmation could not be checked. Check the details and confirm again."
+            ) from exc
+        if payload.get("u") != self.user.pk or payload.get("o") != self.offering.pk:
+            raise forms.ValidationError(
+                "This confirmation is for another purchase. Check the details and confirm again."
+            )
+        self.nonce = str(payload.get("n", ""))
+        return self.cleaned_data["token"]

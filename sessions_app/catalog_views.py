@@ -1,0 +1,205 @@
+"""The catalog: the coaches directory, a coach's page, buying a package, a coach's offerings.
+
+Thin views: reads through `sessions_app.catalog_selectors`, every write through one service in
+`sessions_app.services`. A refusal (`DomainError`) is shown on the page and changes nothing.
+
+Buying acts once: the confirmation page carries a signed one-time token (user, offering, nonce,
+valid for an hour). The POST spends the nonce with an atomic `cache.add` before buying, so a
+double click, a reload or the back button cannot buy a second package.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from sessions_app import catalog_selectors as selectors
+from sessions_app import services
+from sessions_app.catalog_forms import (
+    PURCHASE_TOKEN_MAX_AGE,
+    OfferingForm,
+    PurchaseForm,
+    purchase_token_issue,
+)
+from sessions_app.lifecycle import DomainError
+
+COACHES_PER_PAGE = 20
+OFFERINGS_PER_PAGE = 50
+
+
+def _coach_only(request):
+    if not request.user.is_coach:
+        messages.info(
+            request, "Offerings are for coaches. Become a coach on your profile page first."
+        )
+        return redirect("accounts:profile")
+    return None
+
+
+# --- the directory and buying --------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def coaches(request):
+    """Coaches with something on sale, with their active offerings."""
+    page = Paginator(selectors.coaches_directory(), COACHES_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "catalog/coaches.html", {"coaches": page})
+
+
+@login_required
+@require_GET
+def coach_detail(request, coach_id: int):
+    """A coach's headline, bio and active offerings, each with Buy."""
+    coach = selectors.coach_public(coach_id=coach_id)
+    if coach is None:
+        raise Http404("No such coach.")
+    context = {"coach": coach, "can_buy": coach.pk != request.user.pk}
+    return render(request, "catalog/coach_detail.html", context)
+
+
+def _spend_nonce(nonce: str) -> bool:
+    """True the first time a nonce is spent (atomic in every Django cache backend)."""
+    return cache.add(f"catalog:purchase:{nonce}", True, timeout=PURCHASE_TOKEN_MAX_AGE + 60)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def offering_buy(request, pk: int):
+    """GET: what is bought and how it is paid. POST: buy it, once, and go to My sessions."""
+    offering = selectors.offering_for_sale(pk=pk)
+    if offering is None:
+        raise Http404("This offering is not on sale.")
+    own = offering.coach_id == request.user.pk
+    if request.method == "POST" and not own:
+        form = PurchaseForm(request.POST, user=request.user, offering=offering)
+        if not form.is_valid():
+            messages.error(request, " ".join(form.errors.get("token", ["Please confirm again."])))
+            return redirect("catalog:offering_buy", pk=offering.pk)
+        if not _spend_nonce(form.nonce):
+            messages.info(request, "This purchase was already submitted, so it was made only once.")
+            return redirect("sessions:my_sessions")
+        try:
+            package = services.package_purchase(student=request.user, offering=offering)
+        except DomainError as exc:
+            cache.delete(f"catalog:purchase:{form.nonce}")  # nothing was bought
+            messages.error(request, exc.message)
+            return redirect("catalog:coach_detail", coach_id=offering.coach_id)
+        messages.success(
+            request,
+            f"You bought “{package.title}”: {package.session_count} "
+            f"session{'' if package.session_count == 1 else 's'} ready to book. "
+            f"{offering.coach.name} settles the payment with you directly.",
+        )
+        return redirect("sessions:my_sessions")
+    context = {
+        "offering": offering,
+        "own": own,
+        "form": PurchaseForm(
+            initial={"token": purchase_token_issue(user=request.user, offering=offering)},
+            user=request.user,
+            offering=offering,
+        ),
+    }
+    return render(request, "catalog/buy_confirm.html", context, status=403 if own else 200)
+
+
+# --- a coach's own offerings ------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def offerings(request):
+    """The coach's offerings, on sale first, with edit and deactivate/reactivate."""
+    if refusal := _coach_only(request):
+        return refusal
+    page = Paginator(selectors.coach_offerings(coach=request.user), OFFERINGS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "catalog/offerings.html", {"offerings": page})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def offering_create(request):
+    """A new offering; bad input shows the form again and creates nothing."""
+    if refusal := _coach_only(request):
+        return refusal
+    form = OfferingForm(_posted(request), initial={"currency": "USD"})
+    if request.method == "POST" and form.is_valid():
+        try:
+            offering = services.offering_create(coach=request.user, **form.terms())
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"“{offering.title}” is on sale.")
+            return redirect("catalog:offerings")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "catalog/offering_form.html", {"form": form}, status=status)
+
+
+def _posted(request):
+    return request.POST if request.method == "POST" else None
+
+
+def _own_offering(request, pk: int):
+    offering = selectors.coach_offering(coach=request.user, pk=pk)
+    if offering is None:
+        raise Http404("No such offering.")
+    return offering
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def offering_edit(request, pk: int):
+    """Change an offering for future buyers; packages already bought keep their terms."""
+    if refusal := _coach_only(request):
+        return refusal
+    offering = _own_offering(request, pk)
+    form = OfferingForm.for_offering(offering, data=_posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            offering = services.offering_update(
+                offering=offering, coach=request.user, **form.terms()
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"“{offering.title}” was updated.")
+            return redirect("catalog:offerings")
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "offering": offering}
+    return render(request, "catalog/offering_form.html", context, status=status)
+
+
+@login_required
+@require_POST
+def offering_set_active(request, pk: int):
+    """Take an offering off sale (`active=0`) or put it back on sale (`active=1`)."""
+    if refusal := _coach_only(request):
+        return refusal
+    offering = _own_offering(request, pk)
+    choice = request.POST.get("active")
+    if choice not in ("0", "1"):
+        messages.error(request, "Choose whether the offering is on sale.")
+        return redirect("catalog:offerings")
+    try:
+        offering = services.offering_set_active(
+            offering=offering, coach=request.user, is_active=choice == "1"
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        if offering.is_active:
+            messages.success(request, f"“{offering.title}” is on sale again.")
+        else:
+            messages.success(
+                request,
+                f"“{offering.title}” is off sale. Packages already bought are not affected.",
+            )
+    return redirect("catalog:offerings")

@@ -1,0 +1,504 @@
+"""The catalog: coaches directory, coach page, buying once, and a coach's offerings."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from refunds.models import Payment
+from sessions_app import services
+from sessions_app.lifecycle import PermissionDenied
+from sessions_app.models import Offering, Package, Session
+from sessions_app.services import OfferingInvalid
+from tests.factories import CoachFactory, OfferingFactory, StudentFactory, make_package
+
+pytestmark = pytest.mark.django_db
+
+COACHES = reverse("catalog:coaches")
+OFFERINGS = reverse("catalog:offerings")
+CREATE = reverse("catalog:offering_create")
+
+
+def buy_url(offering) -> str:
+    return reverse("catalog:offering_buy", args=[offering.pk])
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+@pytest.fixture
+def student_client(client):
+    client.force_login(StudentFactory())
+    return client
+
+
+@pytest.fixture
+def coach():
+    return CoachFactory()
+
+
+@pytest.fixture
+def coach_client(client, coach):
+    client.force_login(coach)
+    return client
+
+
+def offering_data(**overrides) -> dict:
+    data = {
+        "title": "Five strong sessions",
+        "description": "Weekly work on your goals.",
+        "session_count": "5",
+        "duration_minutes": "45",
+        "price": "150.00",
+        "currency": "EUR",
+    }
+    data.update(overrides)
+    return data
+
+
+# --- the directory -------------------------------------------------------------------------------
+
+
+def test_anonymous_visitor_is_sent_to_log_in(client):
+    response = client.get(COACHES)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("account_login"))
+
+
+def test_directory_lists_only_coaches_with_an_offering_on_sale(student_client):
+    selling = OfferingFactory(title="Starter", coach=CoachFactory(display_name="Ada")).coach
+    OfferingFactory(coach=CoachFactory(display_name="Off sale"), is_active=False)
+    CoachFactory(display_name="Nothing yet")
+
+    response = student_client.get(COACHES)
+
+    assert response.status_code == 200
+    assert list(response.context["coaches"]) == [selling]
+    page = response.content.decode()
+    assert "Ada" in page and "Starter: 300.00 USD" in page
+    assert "Off sale" not in page and "Nothing yet" not in page
+
+
+@pytest.mark.parametrize("rows", [5, 200])
+def test_directory_query_count_stays_flat(student_client, rows, django_assert_max_num_queries):
+    for _ in range(rows):
+        coach = CoachFactory()
+        OfferingFactory(coach=coach)
+        OfferingFactory(coach=coach, price_cents=9900)
+
+    # session, user, coach profile (navigation), count, coaches page, their offerings
+    with django_assert_max_num_queries(6):
+        response = student_client.get(COACHES)
+
+    assert len(response.context["coaches"].object_list) == min(rows, 20)
+
+
+# --- a coach's page ---------------------------------------------------------------------------
+
+
+def test_coach_page_shows_profile_and_active_offerings_with_buy(student_client, coach):
+    coach.coach_profile.headline = "Runs with you"
+    coach.coach_profile.bio = "Ten years of marathon coaching."
+    coach.coach_profile.save()
+    on_sale = OfferingFactory(coach=coach, title="Marathon block")
+    OfferingFactory(coach=coach, title="Retired package", is_active=False)
+
+    response = student_client.get(reverse("catalog:coach_detail", args=[coach.pk]))
+
+    page = response.content.decode()
+    assert "Runs with you" in page and "Ten years of marathon coaching." in page
+    assert "Marathon block" in page and "Retired package" not in page
+    assert buy_url(on_sale) in page
+
+
+def test_coach_sees_their_own_page_without_buy(coach_client, coach):
+    offering = OfferingFactory(coach=coach)
+
+    response = coach_client.get(reverse("catalog:coach_detail", args=[coach.pk]))
+
+    assert buy_url(offering) not in response.content.decode()
+
+
+@pytest.mark.parametrize("who", ["student", "unknown"])
+def test_page_of_someone_who_is_not_a_coach_is_a_404(student_client, who):
+    pk = StudentFactory().pk if who == "student" else 999_999
+
+    assert student_client.get(reverse("catalog:coach_detail", args=[pk])).status_code == 404
+
+
+# --- buying ------------------------------------------------------------------------------------
+
+
+def confirm(client, offering) -> str:
+    """Open the confirmation page and return its one-time token."""
+    response = client.get(buy_url(offering))
+    assert response.status_code == 200
+    return response.context["form"]["token"].value()
+
+
+def test_confirmation_page_says_what_is_bought_and_how_it_is_paid(student_client):
+    offering = OfferingFactory(title="Three talks", session_count=3, duration_minutes=50)
+
+    page = student_client.get(buy_url(offering)).content.decode()
+
+    assert "Three talks" in page
+    assert "3 sessions of 50 minutes" in page
+    assert "300.00 USD" in page
+    assert "Paid through the manual gateway: the coach settles with you directly." in page
+    assert Package.objects.count() == 0
+
+
+def test_buying_creates_the_package_and_its_credits_and_goes_to_my_sessions(client):
+    student = StudentFactory()
+    client.force_login(student)
+    offering = OfferingFactory(
+        session_count=3, price_cents=30001, coach=CoachFactory(display_name="Ada")
+    )
+
+    response = client.post(buy_url(offering), {"token": confirm(client, offering)}, follow=True)
+
+    package = Package.objects.get()
+    assert (package.student, package.offering, package.price_cents) == (student, offering, 30001)
+    assert list(package.sessions.values_list("status", "price_share_cents")) == [
+        ("UNSCHEDULED", 10001),
+        ("UNSCHEDULED", 10000),
+        ("UNSCHEDULED", 10000),
+    ]
+    assert Payment.objects.get().amount_cents == 30001
+    assert response.redirect_chain == [(reverse("sessions:my_sessions"), 302)]
+    assert messages_of(response) == [
+        f"You bought “{offering.title}”: 3 sessions ready to book. "
+        "Ada settles the payment with you directly."
+    ]
+
+
+def test_double_submission_buys_once(student_client):
+    offering = OfferingFactory()
+    token = confirm(student_client, offering)
+
+    student_client.post(buy_url(offering), {"token": token})
+    again = student_client.post(buy_url(offering), {"token": token}, follow=True)
+
+    assert Package.objects.count() == 1
+    assert Session.objects.count() == 3
+    assert again.redirect_chain == [(reverse("sessions:my_sessions"), 302)]
+    assert (
+        messages_of(again)[-1] == "This purchase was already submitted, so it was made only once."
+    )
+
+
+def test_two_confirmation_pages_buy_two_packages(student_client):
+    offering = OfferingFactory()
+
+    for _ in range(2):
+        student_client.post(buy_url(offering), {"token": confirm(student_client, offering)})
+
+    assert Package.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("", "This field is required."),
+        ("forged", "This confirmation could not be checked."),
+        ("other-offering", "This confirmation is for another purchase."),
+        ("other-student", "This confirmation is for another purchase."),
+    ],
+)
+def test_bad_token_buys_nothing(client, token, message):
+    student = StudentFactory()
+    offering = OfferingFactory()
+    client.force_login(student)
+    if token in ("other-offering", "other-student"):
+        other_client = Client()
+        other_client.force_login(StudentFactory() if token == "other-student" else student)
+        token = confirm(other_client, OfferingFactory() if token == "other-offering" else offering)
+
+    response = client.post(buy_url(offering), {"token": token}, follow=True)
+
+    assert Package.objects.count() == 0
+    assert response.redirect_chain == [(buy_url(offering), 302)]
+    assert message in messages_of(response)[0]
+
+
+def test_token_older_than_an_hour_buys_nothing(student_client):
+    offering = OfferingFactory()
+    token = confirm(student_client, offering)
+
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        response = student_client.post(buy_url(offering), {"token": token}, follow=True)
+
+    assert Package.objects.count() == 0
+    assert messages_of(response)[0].startswith("This confirmation page has expired.")
+
+
+def test_offering_off_sale_cannot_be_bought(student_client):
+    offering = OfferingFactory()
+    token = confirm(student_client, offering)
+    Offering.objects.filter(pk=offering.pk).update(is_active=False)
+
+    assert student_client.get(buy_url(offering)).status_code == 404
+    assert student_client.post(buy_url(offering), {"token": token}).status_code == 404
+    assert Package.objects.count() == 0
+
+
+def test_coach_cannot_buy_their_own_offering(coach_client, coach):
+    offering = OfferingFactory(coach=coach)
+
+    page = coach_client.get(buy_url(offering))
+    coach_client.post(buy_url(offering), {"token": page.context["form"]["token"].value()})
+
+    assert page.status_code == 403
+    assert "This is your own offering; you cannot buy it." in page.content.decode()
+    assert Package.objects.count() == 0
+
+
+def test_buying_without_csrf_token_is_refused():
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(StudentFactory())
+    offering = OfferingFactory()
+
+    response = client.post(buy_url(offering), {"token": confirm(client, offering)})
+
+    assert response.status_code == 403
+    assert Package.objects.count() == 0
+
+
+# --- a coach's offerings -------------------------------------------------------------------------
+
+
+def test_student_is_sent_to_the_profile_to_become_a_coach(student_client):
+    response = student_client.get(OFFERINGS, follow=True)
+
+    assert response.redirect_chain == [(reverse("accounts:profile"), 302)]
+    assert messages_of(response) == [
+        "Offerings are for coaches. Become a coach on your profile page first."
+    ]
+
+
+def test_student_cannot_create_an_offering(student_client):
+    student_client.post(CREATE, offering_data())
+
+    assert Offering.objects.count() == 0
+
+
+@pytest.mark.parametrize("rows", [5, 200])
+def test_offerings_query_count_stays_flat(coach_client, coach, rows, django_assert_max_num_queries):
+    OfferingFactory.create_batch(rows, coach=coach)
+    make_package(offering=Offering.objects.filter(coach=coach).first())
+
+    # session, user, coach profile, Tasks badge, count, offerings with packages sold
+    with django_assert_max_num_queries(6):
+        response = coach_client.get(OFFERINGS)
+
+    assert len(response.context["offerings"].object_list) == min(rows, 50)
+
+
+def test_offerings_page_lists_own_offerings_only(coach_client, coach):
+    mine = OfferingFactory(coach=coach, title="Mine")
+    OfferingFactory(title="Someone else's")
+
+    response = coach_client.get(OFFERINGS)
+
+    assert list(response.context["offerings"]) == [mine]
+    assert "Someone else" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("price", "cents"), [("150.00", 15000), ("150", 15000), ("99.5", 9950), ("0", 0)]
+)
+def test_creating_an_offering_stores_the_price_in_cents(coach_client, coach, price, cents):
+    response = coach_client.post(CREATE, offering_data(price=price), follow=True)
+
+    offering = Offering.objects.get()
+    assert (offering.coach, offering.title, offering.session_count) == (
+        coach,
+        "Five strong sessions",
+        5,
+    )
+    assert (offering.duration_minutes, offering.price_cents, offering.currency) == (
+        45,
+        cents,
+        "EUR",
+    )
+    assert offering.is_active is True
+    assert messages_of(response) == ["“Five strong sessions” is on sale."]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"title": "   "}, "This field is required."),
+        ({"price": "abc"}, "Enter the price as a number, like 150.00."),
+        ({"price": "-1"}, "greater than or equal to 0"),
+        ({"price": "1.234"}, "no more than 2 decimal places"),
+        ({"price": "100000.01"}, "less than or equal to 100000"),
+        ({"session_count": "0"}, "greater than or equal to 1"),
+        ({"session_count": "101"}, "less than or equal to 100"),
+        ({"duration_minutes": "601"}, "less than or equal to 600"),
+        ({"duration_minutes": "ten"}, "Enter a whole number."),
+        ({"currency": "XYZ"}, "Select a valid choice."),
+    ],
+)
+def test_bad_offering_is_refused_and_creates_nothing(coach_client, overrides, error):
+    response = coach_client.post(CREATE, offering_data(**overrides))
+
+    assert response.status_code == 400
+    assert error in response.content.decode()
+    assert Offering.objects.count() == 0
+
+
+def test_editing_an_offering_never_changes_packages_already_bought(coach_client, coach):
+    offering = OfferingFactory(coach=coach, title="Old", session_count=3, price_cents=30000)
+    package = make_package(offering=offering)
+
+    response = coach_client.post(
+        reverse("catalog:offering_edit", args=[offering.pk]),
+        offering_data(title="New", session_count="4", price="400.00", currency="USD"),
+        follow=True,
+    )
+
+    offering.refresh_from_db()
+    package.refresh_from_db()
+    assert (offering.title, offering.session_count, offering.price_cents) == ("New", 4, 40000)
+    assert (package.title, package.session_count, package.price_cents) == ("Old", 3, 30000)
+    assert package.sessions.count() == 3
+    assert messages_of(response) == ["“New” was updated."]
+
+
+def test_edit_form_shows_the_price_as_money(coach_client, coach):
+    offering = OfferingFactory(coach=coach, price_cents=12345)
+
+    response = coach_client.get(reverse("catalog:offering_edit", args=[offering.pk]))
+
+    assert 'value="123.45"' in response.content.decode()
+
+
+def test_bad_edit_changes_nothing(coach_client, coach):
+    offering = OfferingFactory(coach=coach, title="Keep", price_cents=30000)
+
+    response = coach_client.post(
+        reverse("catalog:offering_edit", args=[offering.pk]), offering_data(price="-5")
+    )
+
+    offering.refresh_from_db()
+    assert response.status_code == 400
+    assert (offering.title, offering.price_cents) == ("Keep", 30000)
+
+
+def test_editing_another_coachs_offering_is_a_404(coach_client):
+    theirs = OfferingFactory(title="Theirs")
+
+    get = coach_client.get(reverse("catalog:offering_edit", args=[theirs.pk]))
+    post = coach_client.post(
+        reverse("catalog:offering_edit", args=[theirs.pk]), offering_data(title="Mine now")
+    )
+
+    theirs.refresh_from_db()
+    assert (get.status_code, post.status_code) == (404, 404)
+    assert theirs.title == "Theirs"
+
+
+def test_deactivating_takes_an_offering_off_sale_and_reactivating_puts_it_back(coach_client, coach):
+    offering = OfferingFactory(coach=coach, title="Intro")
+    url = reverse("catalog:offering_set_active", args=[offering.pk])
+
+    off = coach_client.post(url, {"active": "0"}, follow=True)
+    offering.refresh_from_db()
+    assert offering.is_active is False
+    assert messages_of(off) == ["“Intro” is off sale. Packages already bought are not affected."]
+    student = Client()
+    student.force_login(StudentFactory())
+    assert student.get(buy_url(offering)).status_code == 404
+    assert list(student.get(COACHES).context["coaches"]) == []
+
+    on = coach_client.post(url, {"active": "1"}, follow=True)
+    offering.refresh_from_db()
+    assert offering.is_active is True
+    assert messages_of(on) == ["“Intro” is on sale again."]
+
+
+def test_set_active_with_a_bad_value_changes_nothing(coach_client, coach):
+    offering = OfferingFactory(coach=coach)
+
+    response = coach_client.post(
+        reverse("catalog:offering_set_active", args=[offering.pk]), {"active": "maybe"}, follow=True
+    )
+
+    offering.refresh_from_db()
+    assert offering.is_active is True
+    assert messages_of(response) == ["Choose whether the offering is on sale."]
+
+
+def test_deactivating_another_coachs_offering_is_a_404(coach_client):
+    theirs = OfferingFactory()
+
+    response = coach_client.post(
+        reverse("catalog:offering_set_active", args=[theirs.pk]), {"active": "0"}
+    )
+
+    theirs.refresh_from_db()
+    assert response.status_code == 404
+    assert theirs.is_active is True
+
+
+# --- the offering services ------------------------------------------------------------------------
+
+
+def terms(**overrides) -> dict:
+    fields = {"title": "Pack", "session_count": 2, "duration_minutes": 30, "price_cents": 5000}
+    fields.update(overrides)
+    return fields
+
+
+def test_offering_create_by_a_non_coach_is_refused():
+    with pytest.raises(PermissionDenied):
+        services.offering_create(coach=StudentFactory(), **terms())
+
+    assert Offering.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"title": " "}, "Give the offering a title."),
+        ({"session_count": 0}, "A package has 1 to 100 sessions."),
+        ({"session_count": True}, "A package has 1 to 100 sessions."),
+        ({"duration_minutes": 4}, "A session lasts 5 to 600 minutes."),
+        ({"price_cents": -1}, "The price must be between 0.00 and 100,000.00."),
+        ({"price_cents": 1.5}, "The price must be between 0.00 and 100,000.00."),
+        ({"currency": "JPY"}, "Choose one of these currencies"),
+    ],
+)
+def test_offering_services_refuse_bad_terms(overrides, message):
+    coach = CoachFactory()
+    offering = OfferingFactory(coach=coach, title="Same")
+
+    with pytest.raises(OfferingInvalid, match=message):
+        services.offering_create(coach=coach, **terms(**overrides))
+    with pytest.raises(OfferingInvalid, match=message):
+        services.offering_update(
+            offering=offering, coach=coach, **{"currency": "USD", **terms(**overrides)}
+        )
+
+    offering.refresh_from_db()
+    assert Offering.objects.count() == 1
+    assert offering.title == "Same"
+
+
+def test_offering_update_and_set_active_refuse_another_coach():
+    offering = OfferingFactory()
+    other = CoachFactory()
+
+    with pytest.raises(PermissionDenied):
+        services.offering_update(offering=offering, coach=other, currency="USD", **terms())
+    with pytest.raises(PermissionDenied):
+        services.offering_set_active(offering=offering, coach=other, is_active=False)
+
+    offering.refresh_from_db()
+    assert offering.is_active is True
