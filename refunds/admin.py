@@ -53,7 +53,15 @@ def user_label(user) -> str:
 
 
 class ReadOnlyAdminMixin:
-    """Nobody adds, changes or deletes through these pages; viewing follows the permissions."""
+    """Nobody adds, changes or deletes through these pages; viewing follows the permissions.
+
+    Viewing needs an active staff account and the model's "view" permission (superusers hold
+    every permission).
+    """
+
+    def has_view_permission(self, request, obj=None):
+        user = request.user
+        return user.is_active and user.is_staff and super().has_view_permission(request, obj)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -238,7 +246,6 @@ class RefundInline(ReadOnlyAdminMixin, admin.TabularInline):
 @admin.register(Refund)
 class RefundAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
-        "id",
         "created_at",
         "session_link",
         "coach",
@@ -249,7 +256,7 @@ class RefundAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
         "issued_by_display",
         "reason_short",
     ]
-    list_display_links = ["id", "created_at"]
+    list_display_links = ["created_at"]
     list_filter = ["kind", "state", CoachWithRefundsFilter, "created_at"]
     search_fields = ["session__student__email", "session__coach__email"]
     number_search_field = "session_id"

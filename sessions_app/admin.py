@@ -7,6 +7,8 @@ purchases, and whether they are on sale). Every cancellation shows its refund ch
 the cancel event ("Full refund $30.00", "Partial refund $12.50", "Cancel without refund").
 """
 
+from datetime import datetime
+
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -132,19 +134,32 @@ def local_time(value) -> str:
 
 
 def event_details_text(event: SessionEvent) -> str:
+    """An event's details for people: money as money, times local, the reason last."""
     details = dict(event.details or {})
     parts = []
     if event.action == Action.CANCEL:
         parts.append(cancellation_text(details, event.session.currency))
         details.pop("refund", None)
         details.pop("refund_amount_cents", None)
+    reason = details.pop("reason", "")
     for key, value in details.items():
         if value in ("", None):
             continue
         if key.endswith("_cents") and isinstance(value, int):
             key, value = key.removesuffix("_cents"), format_money(value, event.session.currency)
+        elif key in ("start", "end") and isinstance(value, str):
+            value = _local_iso(value)
         parts.append(f"{key.replace('_', ' ')}: {value}")
-    return "; ".join(parts) or "-"
+    if reason:
+        parts.append(f"reason: {reason}")
+    return " · ".join(parts) or "-"
+
+
+def _local_iso(value: str) -> str:
+    try:
+        return local_time(datetime.fromisoformat(value))
+    except ValueError:
+        return value
 
 
 class RescheduleProposalInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -384,3 +384,14 @@ def test_change_view_of_a_refund_makes_a_fixed_number_of_queries(
             reverse("admin:refunds_refund_change", args=[audit["partial"].pk])
         )
     assert response.status_code == 200
+
+
+def test_view_permission_without_staff_status_does_not_open_refunds(rf, audit):
+    from django.contrib import admin
+
+    user = UserFactory(is_staff=False)
+    user.user_permissions.add(Permission.objects.get(codename="view_refund"))
+    request = rf.get(CHANGELIST)
+    request.user = user
+
+    assert admin.site._registry[Refund].has_view_permission(request) is False

@@ -2,6 +2,7 @@
 the coaches' cancellation rate."""
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -457,3 +458,17 @@ def test_coach_list_sorts_by_cancellation_rate_within_a_fixed_query_budget(
     rates = [p.canceled_recent for p in response.context_data["cl"].result_list]
     assert rates == [2, 1, 0]
     assert CoachProfile.objects.count() == 3
+
+
+def test_timeline_details_show_money_local_times_and_the_reason_last(client):
+    session = make_session("CONFIRMED")
+    refund = services.session_cancel(
+        session=session, actor=session.coach, refund="partial", amount_cents=1250, reason="Ill"
+    ).refunds.get()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True, timezone="America/New_York"))
+
+    html = _session_page(client, session)
+
+    start = session.slot.start.astimezone(ZoneInfo("America/New_York"))
+    assert f"start: {start:%Y-%m-%d %H:%M:%S %Z}" in html
+    assert f"Partial refund $12.50 · refund id: {refund.pk} · reason: Ill" in html
