@@ -119,7 +119,7 @@ def _pending_proposals() -> Prefetch:
     return Prefetch(
         "proposals",
         queryset=RescheduleProposal.objects.filter(status=ProposalStatus.PENDING).select_related(
-            "slot"
+            "slot", "proposed_by"
         ),
         to_attr="pending_proposals",
     )
@@ -238,11 +238,11 @@ def student_active_sessions(*, student) -> QuerySet:
 
 
 def student_past_sessions(*, student) -> QuerySet:
-    """The student's completed and canceled sessions, newest first, with refunded amounts."""
+    """The student's completed and canceled sessions, latest time first, with refunds."""
     return _with_refunded_cents(
         _list_base()
         .filter(student=student, status__in=[Status.COMPLETED, Status.CANCELED])
-        .order_by("-updated_at", "-pk")
+        .order_by(F("slot__start").desc(nulls_last=True), "-updated_at", "-pk")
     )
 
 

@@ -1,0 +1,141 @@
+"""Each list page costs the same number of queries with 5 rows as with 200."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.urls import reverse
+from django.utils import timezone
+
+from sessions_app import services
+from tests.factories import CoachFactory, StudentFactory, TimeSlotFactory, make_package
+
+pytestmark = pytest.mark.django_db
+
+# The most queries each page may run, whatever the number of rows (sessions, events).
+BUDGETS = {
+    # auth session + user, coach profile (is_coach), the Tasks count, then the page's own reads
+    "tasks": 7,
+    "upcoming": 7,
+    "completed": 6,
+    "canceled": 6,
+    "my_sessions": 7,
+    # + events, refunds, proposals, refundable (2), cancellation rate, available actions
+    "detail": 12,
+    "book": 6,
+}
+
+
+def credits(coach, count, student=None):
+    """`count` unscheduled sessions of `coach`, in packages of up to 50 from several students."""
+    sessions = []
+    while len(sessions) < count:
+        size = min(50, count - len(sessions))
+        package = make_package(
+            coach=coach, student=student, session_count=size, price_cents=1000 * size
+        )
+        sessions += list(package.sessions.order_by("number"))
+    return sessions
+
+
+def book(session):
+    slot = TimeSlotFactory(coach=session.coach)
+    services.session_book(session=session, slot=slot, actor=session.student)
+    return session
+
+
+def confirm(session):
+    book(session)
+    services.session_accept(session=session, actor=session.coach)
+    return session
+
+
+def propose(session, actor):
+    services.session_propose_reschedule(
+        session=session, slot=TimeSlotFactory(coach=session.coach), actor=actor
+    )
+    return session
+
+
+def complete_all():
+    with time_machine.travel(timezone.now() + timedelta(days=60)):
+        services.sessions_complete_past()
+
+
+def build(page, rows):
+    """The viewer and the URL of `page`, with `rows` rows of data behind it."""
+    coach = CoachFactory()
+    if page == "tasks":
+        half = max(1, rows // 2)
+        for session in credits(coach, half):
+            book(session)
+        for session in credits(coach, rows - half):
+            propose(confirm(session), session.student)
+        return coach, reverse("sessions:tasks")
+    if page == "upcoming":
+        for index, session in enumerate(credits(coach, rows)):
+            confirm(session)
+            if index % 3 == 0:
+                propose(session, coach)
+        return coach, reverse("sessions:upcoming")
+    if page == "completed":
+        for session in credits(coach, rows):
+            confirm(session)
+        complete_all()
+        return coach, reverse("sessions:completed")
+    if page == "canceled":
+        for index, session in enumerate(credits(coach, rows)):
+            refund = ["full", "partial", "none"][index % 3]
+            services.session_cancel(
+                session=session,
+                actor=coach,
+                refund=refund,
+                amount_cents=100 if refund == "partial" else None,
+            )
+        return coach, reverse("sessions:canceled")
+    if page == "my_sessions":
+        student = StudentFactory()
+        sessions = credits(coach, rows, student=student)
+        for index, session in enumerate(sessions):
+            kind = index % 5
+            if kind == 1:
+                book(session)
+            elif kind == 2:
+                confirm(session)
+            elif kind == 3:
+                propose(confirm(session), coach)
+            elif kind == 4:
+                confirm(session)
+                services.session_cancel(
+                    session=session, actor=coach, refund="partial", amount_cents=100
+                )
+        return student, reverse("sessions:my_sessions")
+    if page == "detail":
+        (session,) = credits(coach, 1)
+        confirm(session)
+        propose(session, coach)
+        # Every counter-proposal adds an event: `rows` events on the timeline.
+        for index in range(max(0, rows - 4)):
+            actor = session.student if index % 2 == 0 else coach
+            services.session_counter_propose(
+                session=session, slot=TimeSlotFactory(coach=coach), actor=actor
+            )
+        return coach, reverse("sessions:detail", args=[session.pk])
+    if page == "book":
+        (session,) = credits(coach, 1)
+        for _ in range(rows):
+            TimeSlotFactory(coach=coach)
+        return session.student, reverse("sessions:book", args=[session.pk])
+    raise ValueError(page)
+
+
+@pytest.mark.parametrize("rows", [5, 200])
+@pytest.mark.parametrize("page", list(BUDGETS))
+def test_page_query_count_does_not_grow_with_rows(
+    client, django_assert_max_num_queries, page, rows
+):
+    viewer, url = build(page, rows)
+    client.force_login(viewer)
+    with django_assert_max_num_queries(BUDGETS[page]):
+        response = client.get(url)
+    assert response.status_code == 200
