@@ -1,10 +1,13 @@
 # Owned by the profile work (issue 3): display name, timezone, becoming a coach.
 from django.urls import path
-from django.views.generic import TemplateView
+
+from accounts import views
 
 app_name = "accounts"
-placeholder = TemplateView.as_view(template_name="placeholder.html")
 
 urlpatterns = [
-    path("", placeholder, name="profile"),
+    path("", views.profile, name="profile"),
+    path("update/", views.profile_update, name="profile_update"),
+    path("coach/become/", views.coach_become, name="coach_become"),
+    path("coach/", views.coach_update, name="coach_update"),
 ]
