@@ -38,3 +38,67 @@ def test_tasks_count_in_the_navigation_counts_live_requests_and_proposals_for_th
     client.force_login(coach)
     html = client.get(reverse("home"), follow=True).content.decode()
     assert '<span class="count" aria-label="2 waiting">2</span>' in html
+
+
+def test_coach_navigation_names_the_coach_pages_and_marks_the_current_one(client):
+    client.force_login(CoachFactory())
+    html = client.get(reverse("sessions:upcoming")).content.decode()
+    for label in ["Tasks", "Upcoming", "Completed", "Availability", "Offerings", "Calendar"]:
+        assert f">{label}" in html
+    assert f'<a href="{reverse("sessions:upcoming")}" aria-current="page">Upcoming</a>' in html
+    assert ">My sessions</a>" not in html
+    assert f'<form class="inline" method="post" action="{reverse("account_logout")}">' in html
+    assert ">Log out</button>" in html
+
+
+def test_student_navigation_names_the_student_pages(client):
+    client.force_login(StudentFactory())
+    html = client.get(reverse("sessions:my_sessions")).content.decode()
+    for label in ["My sessions", "Coaches", "Calendar", "Profile"]:
+        assert f">{label}</a>" in html
+    assert ">Tasks" not in html
+
+
+@pytest.mark.parametrize(
+    ("url_name", "heading"),
+    [
+        ("account_login", "Log in"),
+        ("account_signup", "Create an account"),
+        ("account_reset_password", "Reset your password"),
+        ("account_reset_password_done", "Check your email"),
+        ("account_email_verification_sent", "Confirm your email address"),
+    ],
+)
+def test_account_pages_use_the_site_layout(client, url_name, heading):
+    response = client.get(reverse(url_name))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<main id="main"' in html
+    assert f">{heading}</h1>" in html
+    assert "css/app.css" in html
+
+
+def test_login_form_fields_have_labels_and_a_bad_password_shows_an_alert(client):
+    response = client.post(reverse("account_login"), {"login": "x@example.com", "password": "no"})
+    html = response.content.decode()
+    assert '<label for="id_login">' in html
+    assert '<label for="id_password">' in html
+    assert 'role="alert"' in html
+
+
+def test_logged_in_account_pages_use_the_site_layout(client):
+    client.force_login(StudentFactory())
+    for url_name, heading in [
+        ("account_logout", "Log out"),
+        ("account_change_password", "Change password"),
+    ]:
+        html = client.get(reverse(url_name)).content.decode()
+        assert f">{heading}</h1>" in html
+        assert '<nav class="site-nav" aria-label="Main">' in html
+
+
+def test_logout_is_a_post(client):
+    client.force_login(StudentFactory())
+    response = client.post(reverse("account_logout"))
+    assert response.status_code == 302
+    assert "_auth_user_id" not in client.session

@@ -201,7 +201,9 @@ def test_book_keeps_where_the_student_came_from_after_a_refusal(client, credit):
 
 def test_book_at_a_time_the_student_already_has_is_refused(client, credit):
     start = NOW + timedelta(days=1)
-    requested(credit.package.sessions.order_by("number")[1], start)
+    # A request with another coach at that time (a coach's own slots never overlap).
+    elsewhere = make_package(student=credit.student).sessions.order_by("number").first()
+    requested(elsewhere, start)
     overlapping = slot_at(credit.coach, start + timedelta(minutes=30))
     client.force_login(credit.student)
     before = db_state()
