@@ -243,7 +243,8 @@ def fetch(
                 raise _too_big(max_bytes)
             chunks, size = [], 0
             while True:
-                chunk = response.read(64 * 1024)
+                # read1: one receive at a time, so the deadline holds against a slow drip.
+                chunk = response.read1(64 * 1024)
                 if not chunk:
                     break
                 size += len(chunk)

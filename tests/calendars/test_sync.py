@@ -535,6 +535,24 @@ def test_external_calendar_add_refuses_the_same_address_twice():
     assert ExternalCalendar.objects.filter(coach=coach).count() == 1
 
 
+def test_switching_a_calendar_off_reopens_what_it_blocked_at_the_next_sync(
+    feeds, allow_local, frozen
+):
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    )
+    calendar = ExternalCalendarFactory(coach=coach, url=url)
+    external_calendars_sync()
+    ExternalCalendar.objects.filter(pk=calendar.pk).update(is_active=False)
+
+    result = external_calendars_sync()
+
+    assert (result.calendars, result.reopened) == (0, 1)
+    assert states(ten) == [OPEN]
+
+
 # --- removing -----------------------------------------------------------------------------------
 
 
