@@ -11,6 +11,7 @@ from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.models import User
 from calendars import services as calendar_services
 from calendars.models import TimeSlot
 from calendars.services import SlotUnavailable
@@ -127,7 +128,12 @@ def _earliest_bookable(session: Session, now: datetime) -> datetime:
 
 
 def _check_student_free(session: Session, slot: TimeSlot) -> None:
-    """A student cannot hold two sessions at the same time."""
+    """A student cannot hold two sessions at the same time.
+
+    The student's row is locked first, so two of their bookings with different coaches cannot
+    both pass this check concurrently.
+    """
+    User.objects.select_for_update().filter(pk=session.student_id).first()
     clash = Session.objects.filter(
         student_id=session.student_id,
         status__in=HOLDING_STATUSES,
