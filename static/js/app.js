@@ -10,11 +10,7 @@
     link.setAttribute("aria-haspopup", "dialog");
     link.addEventListener("click", function (event) {
       event.preventDefault();
-      dialog.showModal();
-      var first = dialog.querySelector("input:checked, input, button, textarea");
-      if (first) {
-        first.focus();
-      }
+      dialog.showModal(); // focuses the first control (Close); Esc closes it
     });
     dialog.querySelectorAll("[data-close-dialog]").forEach(function (button) {
       button.addEventListener("click", function (event) {
