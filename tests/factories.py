@@ -114,7 +114,9 @@ def make_session(status: str = "UNSCHEDULED", **package_fields):
     if status == "COMPLETED":
         import time_machine
 
-        with time_machine.travel(timezone.now() + timedelta(days=30)):
+        # Past the session's end: the slot factory's sequence pushes later slots further out.
+        after = _fresh(session).slot.end + timedelta(hours=1)
+        with time_machine.travel(max(timezone.now() + timedelta(days=30), after)):
             services.sessions_complete_past()
         return _fresh(session)
     raise ValueError(status)
