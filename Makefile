@@ -14,10 +14,11 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 install: $(VENV)/.installed
 
+# Web, a Celery worker and beat together (scripts/run_dev.py); no Redis needed; Ctrl-C stops all.
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) scripts/run_dev.py 127.0.0.1:8000
 
 # The whole suite on SQLite (browser tests included), then again on a throwaway PostgreSQL
 # cluster where constraints, row locks and concurrency are real.
