@@ -1,8 +1,8 @@
 """Template filters for money (integer minor units) and stored ISO timestamps.
 
-    {% load money %}
-    {{ session.price_share_cents|money:session.currency }}   -> "33.34 USD"
-    {{ event.details.start|isodatetime|date:"D j M Y, H:i T" }}
+{% load money %}
+{{ session.price_share_cents|money:session.currency }}   -> "33.34 USD"
+{{ event.details.start|isodatetime|date:"D j M Y, H:i T" }}
 """
 
 from datetime import datetime
