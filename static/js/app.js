@@ -46,4 +46,12 @@
       }, 0);
     });
   });
+  // Coming back with the Back button restores the page from cache: enable its buttons again.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) {
+      document.querySelectorAll("form[data-once] button[type=submit]").forEach(function (button) {
+        button.disabled = false;
+      });
+    }
+  });
 })();
