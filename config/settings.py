@@ -142,7 +142,9 @@ if REDIS_URL:
 # Celery (config/celery.py reads every CELERY_* setting). Broker: Redis when REDIS_URL is set,
 # else kombu's filesystem transport under .celery/ (no server; `make run` uses it). Results
 # are never read, so there is no result backend. See docs/operations.md.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost/")
+CELERY_BROKER_URL = (
+    env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://localhost/"
+)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _celery_dir = Path(env.str("CELERY_FILESYSTEM_DIR", default=str(BASE_DIR / ".celery")))
     CELERY_BROKER_TRANSPORT_OPTIONS = {
