@@ -104,17 +104,18 @@ def _notify_on_commit(event_ids: list[int]) -> None:
     """Email the people concerned once the transaction commits (never for a rolled-back change).
 
     One task per event, or per NOTIFY_CHUNK events for a sweep, so 100k expiries make 1,000
-    small tasks rather than 100k messages or one task that never finishes.
+    small tasks rather than 100k messages or one task that never finishes. `robust`: a broker
+    outage is logged and never turns the committed change into an error page.
     """
     from sessions_app.tasks import notify_event, notify_events
 
     if len(event_ids) == 1:
         event_id = event_ids[0]
-        transaction.on_commit(lambda: notify_event.delay(event_id=event_id))
+        transaction.on_commit(lambda: notify_event.delay(event_id=event_id), robust=True)
         return
     for start in range(0, len(event_ids), NOTIFY_CHUNK):
         chunk = event_ids[start : start + NOTIFY_CHUNK]
-        transaction.on_commit(lambda chunk=chunk: notify_events.delay(event_ids=chunk))
+        transaction.on_commit(lambda chunk=chunk: notify_events.delay(event_ids=chunk), robust=True)
 
 
 def _slot_details(slot: TimeSlot) -> dict:

@@ -407,3 +407,27 @@ def test_time_shown_follows_daylight_saving_in_the_recipients_zone(db):
     text = notifications.format_when(summer, summer + timedelta(hours=1), coach)
 
     assert text == "Wed 2 Jul 2025, 14:00\u201315:00 CEST (Europe/Berlin)"
+
+
+def test_a_broker_outage_never_fails_the_committed_change(
+    people, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    from kombu.exceptions import OperationalError
+
+    from sessions_app import tasks
+
+    session = _requested(people, django_capture_on_commit_callbacks)
+
+    def broker_down(**kwargs):
+        raise OperationalError("Error 111 connecting to redis:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.notify_event, "delay", broker_down)
+    _run(
+        django_capture_on_commit_callbacks,
+        services.session_accept,
+        session=session,
+        actor=people[0],
+    )
+
+    assert (_fresh(session).status, mail.outbox) == ("CONFIRMED", [])
+    assert "Connection refused" in caplog.text
