@@ -23,20 +23,8 @@ from django.utils.text import Truncator
 
 from accounts.models import User
 from refunds.models import Payment, Refund, RefundState
+from refunds.money import format_amount, format_money
 from refunds.selectors import COUNTED_STATES
-
-CURRENCY_SYMBOLS = {"USD": "$"}
-
-
-def format_money(cents: int | None, currency: str) -> str:
-    """Integer minor units as money: "$1,234.50" for dollars, "12.50 EUR" for other codes."""
-    if cents is None:
-        return "-"
-    sign = "-" if cents < 0 else ""
-    whole, fraction = divmod(abs(int(cents)), 100)
-    number = f"{whole:,}.{fraction:02d}"
-    symbol = CURRENCY_SYMBOLS.get(currency)
-    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency}"
 
 
 def admin_link(obj, label: str | None = None) -> str:
@@ -144,7 +132,6 @@ def _safe_text(value: str) -> str:
 
 def refund_csv_row(refund: Refund) -> list:
     session = refund.session
-    whole, fraction = divmod(refund.amount_cents, 100)
     return [
         refund.pk,
         _utc(refund.created_at),
@@ -152,7 +139,7 @@ def refund_csv_row(refund: Refund) -> list:
         session.package_id,
         session.coach.email,
         session.student.email,
-        f"{whole}.{fraction:02d}",
+        format_amount(refund.amount_cents),
         refund.amount_cents,
         refund.currency,
         refund.kind,

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from refunds.gateways import get_gateway
 from refunds.models import Payment, PaymentState, Refund, RefundKind, RefundState
+from refunds.money import format_money
 from refunds.selectors import session_refundable_cents
 from sessions_app.lifecycle import DomainError
 
@@ -73,7 +74,7 @@ def refund_issue(
                 raise RefundNotAllowed("A partial refund must be at least 0.01.")
             if amount_cents > refundable:
                 raise RefundNotAllowed(
-                    f"At most {refundable / 100:.2f} {payment.currency} can be refunded "
+                    f"At most {format_money(refundable, payment.currency)} can be refunded "
                     "for this session."
                 )
             amount = amount_cents

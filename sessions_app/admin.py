@@ -34,10 +34,10 @@ from refunds.admin import (
     ReadOnlyAdminMixin,
     RefundInline,
     admin_link,
-    format_money,
     user_label,
 )
 from refunds.models import PaymentState, Refund
+from refunds.money import format_money
 from refunds.selectors import COUNTED_STATES
 from sessions_app.lifecycle import Action
 from sessions_app.models import Offering, Package, RescheduleProposal, Session, SessionEvent

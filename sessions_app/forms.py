@@ -4,7 +4,7 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 
-from sessions_app.templatetags.money import cents_to_units
+from refunds.money import format_money
 
 REFUND_CHOICES = [
     ("full", "Full refund"),
@@ -79,9 +79,8 @@ class CancelForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.refundable_cents = refundable_cents
         self.currency = currency
-        self.fields[
-            "amount"
-        ].help_text = f"In {currency}, at most {cents_to_units(refundable_cents)}."
+        most = format_money(refundable_cents, currency)
+        self.fields["amount"].help_text = f"In {currency}, at most {most}."
 
     def clean(self):
         data = super().clean()
@@ -100,7 +99,7 @@ class CancelForm(forms.Form):
             if cents > self.refundable_cents:
                 self.add_error(
                     "amount",
-                    f"At most {cents_to_units(self.refundable_cents)} {self.currency} "
+                    f"At most {format_money(self.refundable_cents, self.currency)} "
                     "can be refunded for this session.",
                 )
                 return data

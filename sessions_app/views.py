@@ -20,6 +20,7 @@ from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from refunds.money import format_money
 from refunds.selectors import session_refundable_cents
 from sessions_app import selectors, services
 from sessions_app.forms import CancelForm, DeclineForm, SlotChoiceForm
@@ -276,12 +277,10 @@ def cancel(request, pk: int):
 
 
 def _cancel_message(session: Session, data: dict) -> str:
-    from sessions_app.templatetags.money import money
-
     if data["refund"] == "none":
         return "Session canceled without refund."
     refund = session.refunds.order_by("-created_at", "-id").first()
-    amount = money(refund.amount_cents, refund.currency) if refund else ""
+    amount = format_money(refund.amount_cents, refund.currency) if refund else ""
     kind = "full" if data["refund"] == "full" else "partial"
     return f"Session canceled with a {kind} refund of {amount}."
 

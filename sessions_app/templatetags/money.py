@@ -1,7 +1,7 @@
 """Template filters for money (integer minor units) and stored ISO timestamps.
 
 {% load money %}
-{{ session.price_share_cents|money:session.currency }}   -> "33.34 USD"
+{{ session.price_share_cents|money:session.currency }}   -> "$33.34" (refunds.money.format_money)
 {{ event.details.start|isodatetime|date:"D j M Y, H:i T" }}
 """
 
@@ -9,25 +9,20 @@ from datetime import datetime
 
 from django import template
 
+from refunds.money import format_money
+
 register = template.Library()
-
-
-def cents_to_units(cents: int) -> str:
-    """12345 -> "123.45" (integer arithmetic, no floats)."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(int(cents)), 100)
-    return f"{sign}{whole}.{part:02d}"
 
 
 @register.filter
 def money(cents, currency: str = "") -> str:
+    """Minor units as money; an empty string for a missing or unreadable amount."""
     if cents is None or cents == "":
         return ""
     try:
-        amount = cents_to_units(int(cents))
+        return format_money(int(cents), currency)
     except (TypeError, ValueError):
         return ""
-    return f"{amount} {currency}".strip()
 
 
 @register.filter

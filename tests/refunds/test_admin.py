@@ -7,8 +7,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from refunds.admin import CSV_HEADER, CoachWithRefundsFilter, format_money
+from refunds.admin import CSV_HEADER, CoachWithRefundsFilter
 from refunds.models import Refund
+from refunds.money import format_money
+from sessions_app.templatetags.money import money
 from tests.factories import (
     StudentFactory,
     UserFactory,
@@ -60,15 +62,38 @@ def _csv(response):
     ("cents", "currency", "shown"),
     [
         (1250, "USD", "$12.50"),
-        (1250, "EUR", "12.50 EUR"),
+        (1250, "EUR", "€12.50"),
+        (99, "GBP", "£0.99"),
         (5, "USD", "$0.05"),
+        (123450, "USD", "$1,234.50"),
         (123456789, "USD", "$1,234,567.89"),
-        (0, "GBP", "0.00 GBP"),
+        (0, "GBP", "£0.00"),
         (-1250, "USD", "-$12.50"),
+        (-500, "USD", "-$5.00"),
+        (123450, "CHF", "1,234.50 CHF"),
+        (-500, "CHF", "-5.00 CHF"),
+        (None, "USD", "-"),
     ],
 )
 def test_format_money_shows_minor_units_as_money(cents, currency, shown):
     assert format_money(cents, currency) == shown
+
+
+@pytest.mark.parametrize(
+    ("cents", "currency", "shown"),
+    [
+        (1250, "EUR", "€12.50"),
+        ("3334", "USD", "$33.34"),
+        (1250, "", "12.50"),
+        (None, "USD", ""),
+        ("", "USD", ""),
+        ("abc", "USD", ""),
+    ],
+)
+def test_money_template_filter_formats_like_format_money_and_blanks_missing_amounts(
+    cents, currency, shown
+):
+    assert money(cents, currency) == shown
 
 
 # --- who may see it ---------------------------------------------------------------------------
@@ -192,7 +217,7 @@ def test_list_shows_session_coach_student_money_kind_state_issuer_and_reason(adm
         session.coach.email,
         session.student.email,
         "$12.50",
-        "30.00 EUR",
+        "€30.00",
         "Partial refund",
         "Full refund",
         "Done",
@@ -250,10 +275,10 @@ def test_totals_of_the_filtered_rows_per_currency(admin_client_, audit):
         {
             "currency": "EUR",
             "count": 1,
-            "total": "30.00 EUR",
-            "done": "30.00 EUR",
-            "pending": "0.00 EUR",
-            "failed": "0.00 EUR",
+            "total": "€30.00",
+            "done": "€30.00",
+            "pending": "€0.00",
+            "failed": "€0.00",
         },
         {
             "currency": "USD",

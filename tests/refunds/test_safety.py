@@ -127,7 +127,7 @@ def test_full_refund_after_a_partial_one_returns_only_what_is_left_of_the_share(
     [
         (0, "A partial refund must be at least 0.01."),
         (-500, "A partial refund must be at least 0.01."),
-        (10001, "At most 100.00 USD can be refunded for this session."),
+        (10001, "At most $100.00 can be refunded for this session."),
         (12.5, "Enter the amount to refund."),
         (Decimal("12.50"), "Enter the amount to refund."),
         ("1250", "Enter the amount to refund."),
@@ -153,7 +153,7 @@ def test_partial_refund_over_what_is_left_of_the_share_is_refused():
         session=session, kind="partial", amount_cents=9000, issued_by=None, idempotency_key="k1"
     )
 
-    with pytest.raises(RefundNotAllowed, match=r"At most 10\.00 USD"):
+    with pytest.raises(RefundNotAllowed, match=r"At most \$10\.00 can"):
         session_cancel(session=session, actor=session.coach, refund="partial", amount_cents=1001)
 
     assert _state(session) == ("CONFIRMED", "BOOKED", 1, 3)

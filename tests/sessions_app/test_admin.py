@@ -56,7 +56,7 @@ def _session_page(client, session):
     ("details", "currency", "text"),
     [
         ({"refund": "full", "refund_amount_cents": 3000}, "USD", "Full refund $30.00"),
-        ({"refund": "partial", "refund_amount_cents": 1250}, "EUR", "Partial refund 12.50 EUR"),
+        ({"refund": "partial", "refund_amount_cents": 1250}, "EUR", "Partial refund €12.50"),
         ({"refund": "none", "reason": ""}, "USD", "Cancel without refund"),
         (None, "USD", ""),
     ],
@@ -254,7 +254,7 @@ def test_package_shows_paid_refunded_and_remaining(admin_client_):
     }
     assert rows == {package.pk: (30000, 12500, 17500), untouched.pk: (12000, 0, 12000)}
     html = response.content.decode()
-    for text in ["$300.00", "$125.00", "$175.00", "120.00 EUR", "0.00 EUR"]:
+    for text in ["$300.00", "$125.00", "$175.00", "€120.00", "€0.00"]:
         assert text in html
 
 

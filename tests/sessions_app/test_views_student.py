@@ -89,7 +89,7 @@ def test_my_sessions_sorts_sessions_into_what_the_student_can_do(client, coach, 
     assert ">Confirm new time</button>" in html
     assert ">Propose another time</a>" in html
     assert ">Reschedule</a>" in html
-    assert "25.00 USD" in html
+    assert "$25.00" in html
     # Times in the student's own timezone: 12:00 UTC is 07:00 in New York.
     assert "Sat 12 Jan 2030, 07:00 EST" in html
 
