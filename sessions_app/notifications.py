@@ -29,6 +29,7 @@ from django.utils import timezone
 from accounts.models import User
 from calendars.feeds import PRODID, session_uid, session_url
 from calendars.models import TimeSlot
+from refunds.money import format_money
 from sessions_app.lifecycle import Action, Status
 from sessions_app.models import RescheduleProposal, Session, SessionEvent
 
@@ -91,10 +92,6 @@ def format_short(start: datetime, user: User) -> str:
 def format_moment(moment: datetime, user: User) -> str:
     local = moment.astimezone(user.tzinfo)
     return f"{local:%a} {local.day} {local:%b %Y}, {local:%H:%M} {local:%Z}"
-
-
-def format_money(cents: int, currency: str) -> str:
-    return f"{cents / 100:,.2f} {currency}"
 
 
 def _until(start: datetime, now: datetime) -> str:

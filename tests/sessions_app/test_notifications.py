@@ -238,7 +238,7 @@ def _complete(people, capture):
          "Carla Coach proposed another time, Fri 10 Jan, 08:00 EST",
          "Confirm the new time or propose another one"),
         (_cancel_with_full_refund, ["student"],
-         "Session canceled: Chess basics, Wed 8 Jan, 08:00 EST", "Full refund: 100.00 USD."),
+         "Session canceled: Chess basics, Wed 8 Jan, 08:00 EST", "Full refund: $100.00."),
         (_expire, ["coach", "student"], "Request expired, Wed 8 Jan, 14:00 CET",
          "The request from Sam Student expired before it was answered."),
         (_expire_reschedule, ["coach", "student"], "Proposed time expired, Thu 9 Jan, 14:00 CET",
