@@ -13,90 +13,34 @@ from datetime import UTC
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from accounts.models import User
+from refunds.admin_utils import (
+    CoachListFilter,
+    NumberOrTextSearchMixin,
+    ReadOnlyAdminMixin,
+    admin_link,
+    email_column,
+    money_column,
+)
 from refunds.models import Payment, Refund, RefundState
 from refunds.money import format_amount, format_money
-from refunds.selectors import COUNTED_STATES
+from refunds.selectors import refunded_cents_subquery
 
 
-def admin_link(obj, label: str | None = None) -> str:
-    """A link to `obj`'s admin page (which opens read-only where editing is refused)."""
-    if obj is None:
-        return "-"
-    opts = obj._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, label or str(obj))
-
-
-def user_label(user) -> str:
-    return "-" if user is None else f"{user.name} <{user.email}>"
-
-
-class ReadOnlyAdminMixin:
-    """Nobody adds, changes or deletes through these pages; viewing follows the permissions.
-
-    Viewing needs an active staff account and the model's "view" permission (superusers hold
-    every permission).
-    """
-
-    def has_view_permission(self, request, obj=None):
-        user = request.user
-        return user.is_active and user.is_staff and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class NumberOrTextSearchMixin:
-    """A search term that is a number ("42" or "#42") finds that id; text searches the rest.
-
-    `number_search_field` names the id lookup; `search_fields` hold the text fields (emails).
-    """
-
-    number_search_field = "id"
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip().removeprefix("#")
-        if term.isdigit():
-            return queryset.filter(**{self.number_search_field: int(term)}), False
-        return super().get_search_results(request, queryset, search_term)
-
-
-class CoachWithRefundsFilter(admin.SimpleListFilter):
+class CoachWithRefundsFilter(CoachListFilter):
     """Refunds by coach, listing only the coaches who have refunds."""
 
-    title = "coach"
-    parameter_name = "coach"
+    coach_field = "session__coach_id"
 
-    def lookups(self, request, model_admin):
-        coaches = (
-            User.objects.filter(coached_sessions__refunds__isnull=False)
-            .distinct()
-            .order_by("email")
-            .values_list("pk", "email")
-        )
-        return [(str(pk), email) for pk, email in coaches]
-
-    def queryset(self, request, queryset):
-        if self.value() is None:
-            return queryset
-        if not self.value().isdigit():
-            raise IncorrectLookupParameters(f"Unknown coach {self.value()!r}")
-        return queryset.filter(session__coach_id=int(self.value()))
+    def coaches(self):
+        return User.objects.filter(coached_sessions__refunds__isnull=False).distinct()
 
 
 # The fixed columns of the CSV export, in order.
@@ -225,9 +169,7 @@ class RefundInline(ReadOnlyAdminMixin, admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("issued_by")
 
-    @admin.display(description="amount")
-    def amount_display(self, obj):
-        return format_money(obj.amount_cents, obj.currency)
+    amount_display = money_column("amount_cents", "amount", sortable=False)
 
 
 @admin.register(Refund)
@@ -309,17 +251,9 @@ class RefundAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
     def session_link(self, obj):
         return admin_link(obj.session, f"Session {obj.session_id}")
 
-    @admin.display(description="coach", ordering="session__coach__email")
-    def coach(self, obj):
-        return obj.session.coach.email
-
-    @admin.display(description="student", ordering="session__student__email")
-    def student(self, obj):
-        return obj.session.student.email
-
-    @admin.display(description="amount", ordering="amount_cents")
-    def amount_display(self, obj):
-        return format_money(obj.amount_cents, obj.currency)
+    coach = email_column("session__coach", "coach")
+    student = email_column("session__student", "student")
+    amount_display = money_column("amount_cents", "amount")
 
     @admin.display(description="issued by", ordering="issued_by__email")
     def issued_by_display(self, obj):
@@ -373,35 +307,14 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        refunded = (
-            Refund.objects.filter(payment=OuterRef("pk"), state__in=COUNTED_STATES)
-            .order_by()
-            .values("payment")
-            .annotate(total=Sum("amount_cents"))
-            .values("total")
-        )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(refunded_cents=Coalesce(Subquery(refunded, output_field=IntegerField()), 0))
-        )
+        refunded = refunded_cents_subquery(via="payment")
+        return super().get_queryset(request).annotate(refunded_cents=refunded)
 
     @admin.display(description="package", ordering="package_id")
     def package_link(self, obj):
         return admin_link(obj.package, f"Package {obj.package_id}: {obj.package.title}")
 
-    @admin.display(description="coach", ordering="package__coach__email")
-    def coach(self, obj):
-        return obj.package.coach.email
-
-    @admin.display(description="student", ordering="package__student__email")
-    def student(self, obj):
-        return obj.package.student.email
-
-    @admin.display(description="amount", ordering="amount_cents")
-    def amount_display(self, obj):
-        return format_money(obj.amount_cents, obj.currency)
-
-    @admin.display(description="refunded", ordering="refunded_cents")
-    def refunded_display(self, obj):
-        return format_money(obj.refunded_cents, obj.currency)
+    coach = email_column("package__coach", "coach")
+    student = email_column("package__student", "student")
+    amount_display = money_column("amount_cents", "amount")
+    refunded_display = money_column("refunded_cents", "refunded")

@@ -1,6 +1,7 @@
 """Reads about money: what was paid, what was refunded, what can still be refunded."""
 
-from django.db.models import Sum
+from django.db.models import IntegerField, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from refunds.models import Refund, RefundState
 
@@ -8,22 +9,32 @@ from refunds.models import Refund, RefundState
 COUNTED_STATES = (RefundState.CREATED, RefundState.DONE)
 
 
+def _counted_refunds(**lookup):
+    return Refund.objects.filter(**lookup, state__in=COUNTED_STATES)
+
+
 def refunded_cents_for_session(*, session) -> int:
-    return (
-        Refund.objects.filter(session=session, state__in=COUNTED_STATES).aggregate(
-            total=Sum("amount_cents")
-        )["total"]
-        or 0
-    )
+    return _counted_refunds(session=session).aggregate(total=Sum("amount_cents"))["total"] or 0
 
 
 def refunded_cents_for_payment(*, payment) -> int:
-    return (
-        Refund.objects.filter(payment=payment, state__in=COUNTED_STATES).aggregate(
-            total=Sum("amount_cents")
-        )["total"]
-        or 0
+    return _counted_refunds(payment=payment).aggregate(total=Sum("amount_cents"))["total"] or 0
+
+
+def refunded_cents_subquery(*, via: str) -> Coalesce:
+    """For `.annotate()`: each outer row's counted refunds in cents, 0 when there are none.
+
+    `via` is the Refund lookup that leads to the outer row: "payment" for payments,
+    "payment__package" for packages.
+    """
+    total = (
+        _counted_refunds(**{via: OuterRef("pk")})
+        .order_by()
+        .values(via)
+        .annotate(total=Sum("amount_cents"))
+        .values("total")
     )
+    return Coalesce(Subquery(total, output_field=IntegerField()), 0)
 
 
 def session_refundable_cents(*, session) -> int:

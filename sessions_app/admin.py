@@ -11,7 +11,6 @@ from datetime import datetime
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import (
     Case,
     F,
@@ -19,26 +18,26 @@ from django.db.models import (
     JSONField,
     OuterRef,
     Subquery,
-    Sum,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
-from refunds.admin import (
+from refunds.admin import RefundInline
+from refunds.admin_utils import (
+    CoachListFilter,
     NumberOrTextSearchMixin,
     ReadOnlyAdminMixin,
-    RefundInline,
     admin_link,
+    money_column,
     user_label,
 )
-from refunds.models import PaymentState, Refund
+from refunds.models import PaymentState
 from refunds.money import format_money
-from refunds.selectors import COUNTED_STATES
+from refunds.selectors import refunded_cents_for_session, refunded_cents_subquery
 from sessions_app.lifecycle import Action
 from sessions_app.models import Offering, Package, RescheduleProposal, Session, SessionEvent
 
@@ -68,26 +67,11 @@ def with_cancel_details(queryset, session_ref: str = "pk"):
     return queryset.annotate(cancel_details=Subquery(cancel_event, output_field=JSONField()))
 
 
-class CoachFilter(admin.SimpleListFilter):
+class CoachFilter(CoachListFilter):
     """Rows by coach, listing every user who has a coach profile."""
 
-    title = "coach"
-    parameter_name = "coach"
-
-    def lookups(self, request, model_admin):
-        coaches = (
-            User.objects.filter(coach_profile__isnull=False)
-            .order_by("email")
-            .values_list("pk", "email")
-        )
-        return [(str(pk), email) for pk, email in coaches]
-
-    def queryset(self, request, queryset):
-        if self.value() is None:
-            return queryset
-        if not self.value().isdigit():
-            raise IncorrectLookupParameters(f"Unknown coach {self.value()!r}")
-        return queryset.filter(coach_id=int(self.value()))
+    def coaches(self):
+        return User.objects.filter(coach_profile__isnull=False)
 
 
 # --- inlines ---------------------------------------------------------------------------------
@@ -187,9 +171,7 @@ class PackageSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
     def get_queryset(self, request):
         return with_cancel_details(super().get_queryset(request).select_related("slot"))
 
-    @admin.display(description="price share")
-    def price_share_display(self, obj):
-        return format_money(obj.price_share_cents, obj.currency)
+    price_share_display = money_column("price_share_cents", "price share", sortable=False)
 
     @admin.display(description="cancellation")
     def cancellation(self, obj):
@@ -241,9 +223,7 @@ class OfferingAdmin(admin.ModelAdmin):
         # Packages already sold copied the offering; who sells it stays as it was created.
         return ["coach", "created_at"] if obj else ["created_at"]
 
-    @admin.display(description="price", ordering="price_cents")
-    def price_display(self, obj):
-        return format_money(obj.price_cents, obj.currency)
+    price_display = money_column("price_cents", "price")
 
 
 @admin.register(Package)
@@ -284,13 +264,6 @@ class PackageAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
     def get_queryset(self, request):
         """Paid, refunded and remaining per package, computed in the same query as the rows."""
-        refunded = (
-            Refund.objects.filter(payment__package=OuterRef("pk"), state__in=COUNTED_STATES)
-            .order_by()
-            .values("payment__package")
-            .annotate(total=Sum("amount_cents"))
-            .values("total")
-        )
         return (
             super()
             .get_queryset(request)
@@ -300,26 +273,15 @@ class PackageAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
                     default=Value(0),
                     output_field=IntegerField(),
                 ),
-                refunded_cents=Coalesce(Subquery(refunded, output_field=IntegerField()), 0),
+                refunded_cents=refunded_cents_subquery(via="payment__package"),
                 remaining_cents=F("paid_cents") - F("refunded_cents"),
             )
         )
 
-    @admin.display(description="price", ordering="price_cents")
-    def price_display(self, obj):
-        return format_money(obj.price_cents, obj.currency)
-
-    @admin.display(description="paid", ordering="paid_cents")
-    def paid_display(self, obj):
-        return format_money(obj.paid_cents, obj.currency)
-
-    @admin.display(description="refunded", ordering="refunded_cents")
-    def refunded_display(self, obj):
-        return format_money(obj.refunded_cents, obj.currency)
-
-    @admin.display(description="remaining", ordering="remaining_cents")
-    def remaining_display(self, obj):
-        return format_money(obj.remaining_cents, obj.currency)
+    price_display = money_column("price_cents", "price")
+    paid_display = money_column("paid_cents", "paid")
+    refunded_display = money_column("refunded_cents", "refunded")
+    remaining_display = money_column("remaining_cents", "remaining")
 
     @admin.display(description="payment")
     def payment_link(self, obj):
@@ -375,9 +337,7 @@ class SessionAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
     def package_link(self, obj):
         return admin_link(obj.package, f"Package {obj.package_id}: {obj.package.title}")
 
-    @admin.display(description="price share", ordering="price_share_cents")
-    def price_share_display(self, obj):
-        return format_money(obj.price_share_cents, obj.currency)
+    price_share_display = money_column("price_share_cents", "price share")
 
     @admin.display(description="cancellation")
     def cancellation(self, obj):
@@ -385,13 +345,7 @@ class SessionAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
     @admin.display(description="refunded")
     def refunded_display(self, obj):
-        total = (
-            obj.refunds.filter(state__in=COUNTED_STATES).aggregate(total=Sum("amount_cents"))[
-                "total"
-            ]
-            or 0
-        )
-        return format_money(total, obj.currency)
+        return format_money(refunded_cents_for_session(session=obj), obj.currency)
 
     @admin.display(description="cancellation")
     def cancellation_summary(self, obj):
