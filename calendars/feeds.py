@@ -6,8 +6,8 @@ of queries does not grow with the number of sessions or slots.
 
 A session's UID is `session-<id>@coachbook` everywhere (this feed and the .ics files attached to
 emails), so a calendar that got an invitation by email and also subscribes to the feed shows
-one event, updated in place: `SEQUENCE` is `Session.sequence`, raised on every confirmed
-reschedule.
+one event, updated in place: `SEQUENCE` is `Session.sequence`, raised whenever the entry
+changes (a confirmed new time, a cancellation, a return to calendars after leaving them).
 """
 
 from dataclasses import dataclass, field

@@ -83,7 +83,8 @@ class Session(models.Model):
     price_share_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     request_expires_at = models.DateTimeField(null=True, blank=True)
-    # Raised whenever the agreed time changes, for calendar feeds (iCalendar SEQUENCE).
+    # iCalendar SEQUENCE: raised whenever the session's calendar entry changes (new time,
+    # cancellation, back on calendars after an expiry).
     sequence = models.PositiveIntegerField(default=0)
     # Each reminder is sent once per agreed time; a reschedule clears them.
     reminder_24h_sent_at = models.DateTimeField(null=True, blank=True)

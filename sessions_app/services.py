@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Value
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -287,12 +287,15 @@ def session_accept(*, session: Session, actor) -> Session:
             raise TransitionNotAllowed("This request has expired; the student can book again.")
         calendar_services.slot_book(slot=session.slot)
         session.request_expires_at = None
+        if session.events.filter(action=Action.ACCEPT).exists():
+            # It was on calendars before (then expired or was rescheduled away): a new version.
+            session.sequence += 1
         _transition(
             session,
             row,
             actor,
             now=now,
-            fields=("request_expires_at",),
+            fields=("request_expires_at", "sequence"),
             details=_slot_details(session.slot),
         )
     return session
@@ -446,7 +449,10 @@ def session_cancel(
             )
             details.update(refund_id=issued.pk, refund_amount_cents=issued.amount_cents)
         session.request_expires_at = None
-        _transition(session, row, actor, now=now, fields=("request_expires_at",), details=details)
+        if session.status in (Status.CONFIRMED, Status.RESCHEDULING):
+            session.sequence += 1  # the calendar entry becomes a cancellation
+        _transition(session, row, actor, now=now, fields=("request_expires_at", "sequence"),
+                    details=details)
         calendar_services.slots_release(slot_ids=release, now=now)
     return session
 
@@ -508,7 +514,7 @@ def sessions_expire_stale(*, now: datetime | None = None) -> int:
         )
         session_ids = [session_id for _, session_id, _ in rows]
         changed = Session.objects.filter(pk__in=session_ids, status=Status.RESCHEDULING).update(
-            status=Status.UNSCHEDULED, slot=None, updated_at=now
+            status=Status.UNSCHEDULED, slot=None, updated_at=now, sequence=F("sequence") + 1
         )
         _bulk_events(
             [(session_id, slot_id) for _, session_id, slot_id in rows],

@@ -503,3 +503,23 @@ def test_database_refuses_unknown_status_and_negative_amounts():
         Session.objects.filter(pk=session.pk).update(status="LOST")
     with pytest.raises(IntegrityError), transaction.atomic():
         Session.objects.filter(pk=session.pk).update(price_share_cents=-1)
+
+
+# --- calendar versions --------------------------------------------------------------------
+
+
+def test_calendar_sequence_rises_whenever_a_calendar_entry_changes():
+    session = make_session("RESCHEDULING")  # accepted once (0), then a proposal is pending
+    proposal = RescheduleProposal.objects.get(session=session)
+    with time_machine.travel(proposal.expires_at, tick=False):
+        services.sessions_expire_stale()
+    assert Session.objects.get(pk=session.pk).sequence == 1  # the entry was withdrawn
+
+    services.session_book(
+        session=session, slot=TimeSlotFactory(coach=session.coach), actor=session.student
+    )
+    services.session_accept(session=session, actor=session.coach)
+    assert Session.objects.get(pk=session.pk).sequence == 2  # on calendars again, newer
+
+    services.session_cancel(session=session, actor=session.coach, refund="none")
+    assert Session.objects.get(pk=session.pk).sequence == 3
