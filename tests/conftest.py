@@ -9,7 +9,11 @@ import os
 import shutil
 
 import pytest
+from django.contrib.messages import get_messages
+from django.core.cache import cache
 from django.db import connection
+
+from tests.factories import CoachFactory, StudentFactory
 
 REQUIRE_ALL = os.environ.get("COACHBOOK_REQUIRE_ALL") == "1"
 
@@ -59,3 +63,47 @@ def _celery_memory_broker():
     app.conf.broker_url = "memory://localhost/"
     app.conf.broker_transport_options = {}
     yield
+
+
+# --- shared helpers and fixtures ---------------------------------------------------------------
+
+
+def messages_of(response) -> list[str]:
+    """The flash messages the request that made `response` queued, as text."""
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+@pytest.fixture
+def coach():
+    """A coach; a test module overrides this fixture for a particular timezone or name."""
+    return CoachFactory()
+
+
+@pytest.fixture
+def student():
+    """A student; a test module overrides this fixture for a particular timezone or name."""
+    return StudentFactory()
+
+
+@pytest.fixture
+def coach_client(client, coach):
+    client.force_login(coach)
+    return client
+
+
+@pytest.fixture
+def student_client(client, student):
+    client.force_login(student)
+    return client
+
+
+@pytest.fixture
+def celery_eager():
+    """Run Celery tasks in-process, errors propagating, with a clean claim cache."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    cache.clear()
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous

@@ -194,3 +194,18 @@ class ExternalCalendarFactory(factory.django.DjangoModelFactory):
     coach = factory.SubFactory(CoachFactory)
     name = factory.Sequence(lambda n: f"Work calendar {n}")
     url = factory.Sequence(lambda n: f"https://calendar.example.com/{n}/basic.ics")
+
+
+# --- admin users -------------------------------------------------------------------------------
+
+
+class StaffFactory(UserFactory):
+    """A staff account (may log in to the admin; sees what its permissions allow)."""
+
+    is_staff = True
+
+
+class SuperuserFactory(StaffFactory):
+    """A staff superuser: sees every admin page."""
+
+    is_superuser = True

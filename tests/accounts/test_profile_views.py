@@ -9,6 +9,7 @@ from accounts import services
 from accounts.models import CoachProfile, User
 from accounts.services import CoachProfileInvalid
 from sessions_app.lifecycle import PermissionDenied
+from tests.conftest import messages_of
 from tests.factories import CoachFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,30 +20,9 @@ BECOME = reverse("accounts:coach_become")
 COACH = reverse("accounts:coach_update")
 
 
-def messages_of(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]]
-
-
 @pytest.fixture
 def student():
     return StudentFactory(display_name="Sam", timezone="UTC")
-
-
-@pytest.fixture
-def student_client(client, student):
-    client.force_login(student)
-    return client
-
-
-@pytest.fixture
-def coach():
-    return CoachFactory()
-
-
-@pytest.fixture
-def coach_client(client, coach):
-    client.force_login(coach)
-    return client
 
 
 def coach_data(**overrides) -> dict:

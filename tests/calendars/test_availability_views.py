@@ -8,31 +8,19 @@ from django.test import Client
 from django.urls import reverse
 
 from calendars.models import AvailabilityPattern, SlotStatus, TimeSlot
+from tests.conftest import messages_of
 from tests.factories import CoachFactory, StudentFactory, TimeSlotFactory, make_session
 
-pytestmark = pytest.mark.django_db
-
 NOW = datetime(2026, 10, 12, 6, 0, tzinfo=UTC)  # Monday, 08:00 in Berlin (summer time)
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=False)]
 PAGE = reverse("calendars:availability")
 SLOT_ADD = reverse("calendars:slot_add")
 PATTERN_ADD = reverse("calendars:pattern_add")
 
 
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
 @pytest.fixture
 def coach():
     return CoachFactory(timezone="Europe/Berlin")
-
-
-@pytest.fixture
-def coach_client(client, coach):
-    client.force_login(coach)
-    return client
 
 
 def utc(*args) -> datetime:
@@ -41,10 +29,6 @@ def utc(*args) -> datetime:
 
 def slot_rows(coach) -> list[tuple]:
     return list(TimeSlot.objects.filter(coach=coach).order_by("start").values_list("start", "end"))
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]]
 
 
 def pattern_data(**overrides) -> dict:

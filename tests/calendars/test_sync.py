@@ -15,6 +15,7 @@ from calendars.models import ExternalCalendar, TimeSlot
 from calendars.services import ExternalCalendarInvalid, external_calendars_sync
 from calendars.tasks import sync_external_calendars
 from sessions_app.services import session_book
+from tests.conftest import messages_of
 from tests.factories import (
     CoachFactory,
     ExternalCalendarFactory,
@@ -657,7 +658,7 @@ def test_adding_a_file_url_on_the_page_shows_the_reason_and_adds_nothing(client)
     )
 
     assert response.status_code == 200
-    assert [str(m) for m in response.context["messages"]] == [
+    assert messages_of(response) == [
         "Only http:// and https:// calendar addresses (or webcal://) can be synced."
     ]
     assert ExternalCalendar.objects.count() == 0
@@ -669,9 +670,7 @@ def test_removing_another_coachs_calendar_on_the_page_changes_nothing(client):
 
     response = client.post(reverse("feeds:external_remove", args=[calendar.pk]), follow=True)
 
-    assert [str(m) for m in response.context["messages"]] == [
-        "That calendar is not connected (any more)."
-    ]
+    assert messages_of(response) == ["That calendar is not connected (any more)."]
     assert ExternalCalendar.objects.filter(pk=calendar.pk).exists()
 
 

@@ -4,13 +4,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from calendars.feeds import week_for_user
 from sessions_app import services
+from tests.conftest import messages_of
 from tests.factories import (
     CoachFactory,
     OfferingFactory,
@@ -19,17 +19,10 @@ from tests.factories import (
     make_package,
 )
 
-pytestmark = pytest.mark.django_db
-
 NOW = datetime(2026, 10, 28, 12, 0, tzinfo=UTC)  # Wednesday
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=False)]
 WEEK = reverse("feeds:week")
 DASH = "\u2013"  # the en dash between start and end times
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 def utc(*args) -> datetime:
@@ -112,7 +105,7 @@ def test_malformed_week_shows_a_message_and_the_current_week(client):
     response = client.get(WEEK, {"week": "2026-13-45"})
 
     assert response.status_code == 200
-    assert [str(m) for m in response.context["messages"]] == [
+    assert messages_of(response) == [
         "“2026-13-45” is not a date (use YYYY-MM-DD); showing this week."
     ]
     assert response.context["week"].monday.isoformat() == "2026-10-26"

@@ -12,7 +12,9 @@ from refunds.models import Refund
 from refunds.money import format_money
 from sessions_app.templatetags.money import money
 from tests.factories import (
+    StaffFactory,
     StudentFactory,
+    SuperuserFactory,
     UserFactory,
     make_canceled_session,
     make_refund_rows,
@@ -23,12 +25,6 @@ pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:refunds_refund_changelist")
 EXPORT = reverse("admin:refunds_refund_export")
-
-
-@pytest.fixture
-def admin_client_(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 @pytest.fixture
@@ -118,14 +114,14 @@ def test_anonymous_visitor_is_redirected_to_the_admin_login(client):
 
 
 def test_staff_without_the_view_permission_is_refused(client, audit):
-    client.force_login(UserFactory(is_staff=True))
+    client.force_login(StaffFactory())
 
     assert client.get(CHANGELIST).status_code == 403
     assert client.get(EXPORT).status_code == 403
 
 
 def test_staff_with_the_view_permission_sees_refunds_read_only(client, audit):
-    auditor = UserFactory(is_staff=True)
+    auditor = StaffFactory()
     auditor.user_permissions.add(Permission.objects.get(codename="view_refund"))
     client.force_login(auditor)
 
@@ -140,19 +136,19 @@ def test_staff_with_the_view_permission_sees_refunds_read_only(client, audit):
 # --- read-only for everyone, superusers included ----------------------------------------------
 
 
-def test_add_is_refused(admin_client_, audit):
+def test_add_is_refused(admin_client, audit):
     add = reverse("admin:refunds_refund_add")
-    assert admin_client_.get(add).status_code == 403
-    assert admin_client_.post(add, {"amount_cents": 5}).status_code == 403
+    assert admin_client.get(add).status_code == 403
+    assert admin_client.post(add, {"amount_cents": 5}).status_code == 403
     assert Refund.objects.count() == 2
 
 
-def test_change_view_opens_read_only_and_a_post_is_refused(admin_client_, audit):
+def test_change_view_opens_read_only_and_a_post_is_refused(admin_client, audit):
     refund = audit["partial"]
     url = reverse("admin:refunds_refund_change", args=[refund.pk])
 
-    page = admin_client_.get(url)
-    posted = admin_client_.post(url, {"amount_cents": 1, "reason": "edited", "state": "FAILED"})
+    page = admin_client.get(url)
+    posted = admin_client.post(url, {"amount_cents": 1, "reason": "edited", "state": "FAILED"})
 
     html = page.content.decode()
     assert page.status_code == 200
@@ -164,14 +160,14 @@ def test_change_view_opens_read_only_and_a_post_is_refused(admin_client_, audit)
     assert (refund.amount_cents, refund.reason, refund.state) == (1250, "Coach ill", "DONE")
 
 
-def test_delete_is_refused_and_the_delete_action_is_not_offered(admin_client_, audit):
+def test_delete_is_refused_and_the_delete_action_is_not_offered(admin_client, audit):
     refund = audit["partial"]
     delete = reverse("admin:refunds_refund_delete", args=[refund.pk])
 
-    assert admin_client_.get(delete).status_code == 403
-    assert admin_client_.post(delete, {"post": "yes"}).status_code == 403
-    listing = admin_client_.get(CHANGELIST)
-    admin_client_.post(
+    assert admin_client.get(delete).status_code == 403
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    listing = admin_client.get(CHANGELIST)
+    admin_client.post(
         CHANGELIST, {"action": "delete_selected", "_selected_action": [refund.pk], "post": "yes"}
     )
 
@@ -185,19 +181,19 @@ def test_delete_is_refused_and_the_delete_action_is_not_offered(admin_client_, a
     assert Refund.objects.filter(pk=refund.pk).exists()
 
 
-def test_payment_admin_is_read_only_too(admin_client_, audit):
+def test_payment_admin_is_read_only_too(admin_client, audit):
     payment = audit["partial"].payment
     change = reverse("admin:refunds_payment_change", args=[payment.pk])
 
-    page = admin_client_.get(change)
+    page = admin_client.get(change)
 
     assert page.status_code == 200
     assert 'name="_save"' not in page.content.decode()
     assert "$300.00" in page.content.decode()
-    assert admin_client_.post(change, {"amount_cents": 1}).status_code == 403
-    assert admin_client_.get(reverse("admin:refunds_payment_add")).status_code == 403
+    assert admin_client.post(change, {"amount_cents": 1}).status_code == 403
+    assert admin_client.get(reverse("admin:refunds_payment_add")).status_code == 403
     assert (
-        admin_client_.get(reverse("admin:refunds_payment_delete", args=[payment.pk])).status_code
+        admin_client.get(reverse("admin:refunds_payment_delete", args=[payment.pk])).status_code
         == 403
     )
 
@@ -205,11 +201,11 @@ def test_payment_admin_is_read_only_too(admin_client_, audit):
 # --- the list: columns, filters, search, totals -----------------------------------------------
 
 
-def test_list_shows_session_coach_student_money_kind_state_issuer_and_reason(admin_client_, audit):
+def test_list_shows_session_coach_student_money_kind_state_issuer_and_reason(admin_client, audit):
     refund = audit["partial"]
     session = refund.session
 
-    html = admin_client_.get(CHANGELIST).content.decode()
+    html = admin_client.get(CHANGELIST).content.decode()
 
     session_url = reverse("admin:sessions_app_session_change", args=[session.pk])
     assert f'<a href="{session_url}">Session {session.pk}</a>' in html
@@ -226,9 +222,9 @@ def test_list_shows_session_coach_student_money_kind_state_issuer_and_reason(adm
         assert text in html
 
 
-def test_filter_by_coach_lists_only_coaches_with_refunds_and_selects_theirs(admin_client_, audit):
+def test_filter_by_coach_lists_only_coaches_with_refunds_and_selects_theirs(admin_client, audit):
     partial_coach = audit["partial"].session.coach
-    response = admin_client_.get(CHANGELIST, {"coach": partial_coach.pk})
+    response = admin_client.get(CHANGELIST, {"coach": partial_coach.pk})
 
     coach_filter = next(
         spec
@@ -242,34 +238,34 @@ def test_filter_by_coach_lists_only_coaches_with_refunds_and_selects_theirs(admi
     assert _ids(response) == [audit["partial"].pk]
 
 
-def test_filter_by_kind_and_state(admin_client_, audit):
-    assert _ids(admin_client_.get(CHANGELIST, {"kind__exact": "full"})) == [audit["full"].pk]
-    assert _ids(admin_client_.get(CHANGELIST, {"kind__exact": "partial"})) == [audit["partial"].pk]
-    assert _ids(admin_client_.get(CHANGELIST, {"state__exact": "FAILED"})) == []
+def test_filter_by_kind_and_state(admin_client, audit):
+    assert _ids(admin_client.get(CHANGELIST, {"kind__exact": "full"})) == [audit["full"].pk]
+    assert _ids(admin_client.get(CHANGELIST, {"kind__exact": "partial"})) == [audit["partial"].pk]
+    assert _ids(admin_client.get(CHANGELIST, {"state__exact": "FAILED"})) == []
 
 
-def test_bad_filter_value_shows_the_error_page_not_a_500(admin_client_, audit):
-    response = admin_client_.get(CHANGELIST, {"coach": "abc"})
+def test_bad_filter_value_shows_the_error_page_not_a_500(admin_client, audit):
+    response = admin_client.get(CHANGELIST, {"coach": "abc"})
     assert (response.status_code, response["Location"]) == (302, f"{CHANGELIST}?e=1")
 
 
 @pytest.mark.parametrize("field", ["student", "coach"])
-def test_search_by_email_finds_that_persons_refunds(admin_client_, audit, field):
+def test_search_by_email_finds_that_persons_refunds(admin_client, audit, field):
     email = getattr(audit["full"].session, field).email
-    assert _ids(admin_client_.get(CHANGELIST, {"q": email})) == [audit["full"].pk]
+    assert _ids(admin_client.get(CHANGELIST, {"q": email})) == [audit["full"].pk]
 
 
-def test_search_by_session_id_finds_its_refund(admin_client_, audit):
+def test_search_by_session_id_finds_its_refund(admin_client, audit):
     session_id = audit["partial"].session_id
-    assert _ids(admin_client_.get(CHANGELIST, {"q": str(session_id)})) == [audit["partial"].pk]
-    assert _ids(admin_client_.get(CHANGELIST, {"q": "no-such-thing"})) == []
+    assert _ids(admin_client.get(CHANGELIST, {"q": str(session_id)})) == [audit["partial"].pk]
+    assert _ids(admin_client.get(CHANGELIST, {"q": "no-such-thing"})) == []
 
 
-def test_totals_of_the_filtered_rows_per_currency(admin_client_, audit):
+def test_totals_of_the_filtered_rows_per_currency(admin_client, audit):
     second = make_canceled_session(refund="partial", amount_cents=750, price_cents=30000)
 
-    everything = admin_client_.get(CHANGELIST)
-    only_partial = admin_client_.get(CHANGELIST, {"kind__exact": "partial"})
+    everything = admin_client.get(CHANGELIST)
+    only_partial = admin_client.get(CHANGELIST, {"kind__exact": "partial"})
 
     assert everything.context_data["refund_totals"] == [
         {
@@ -297,7 +293,7 @@ def test_totals_of_the_filtered_rows_per_currency(admin_client_, audit):
 def test_date_hierarchy_narrows_to_a_day(client, audit, time_machine):
     time_machine.move_to("2031-03-04 12:00Z")
     later = make_canceled_session(refund="full")
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.force_login(SuperuserFactory())
 
     response = client.get(
         CHANGELIST, {"created_at__year": 2031, "created_at__month": 3, "created_at__day": 4}
@@ -308,11 +304,11 @@ def test_date_hierarchy_narrows_to_a_day(client, audit, time_machine):
 # --- CSV --------------------------------------------------------------------------------------
 
 
-def test_csv_action_exports_the_selected_refunds_with_fixed_columns(admin_client_, audit):
+def test_csv_action_exports_the_selected_refunds_with_fixed_columns(admin_client, audit):
     refund = audit["partial"]
     session = refund.session
 
-    response = admin_client_.post(
+    response = admin_client.post(
         CHANGELIST, {"action": "export_csv", "_selected_action": [refund.pk]}
     )
 
@@ -343,10 +339,10 @@ def test_csv_action_exports_the_selected_refunds_with_fixed_columns(admin_client
     }
 
 
-def test_csv_link_exports_every_row_the_filters_select(admin_client_, audit):
+def test_csv_link_exports_every_row_the_filters_select(admin_client, audit):
     make_refund_rows(150, [audit["partial"].session])  # more than one admin page
 
-    response = admin_client_.get(EXPORT, {"kind__exact": "partial"})
+    response = admin_client.get(EXPORT, {"kind__exact": "partial"})
 
     header, *rows = _csv(response)
     assert header == CSV_HEADER
@@ -355,24 +351,24 @@ def test_csv_link_exports_every_row_the_filters_select(admin_client_, audit):
     assert str(audit["full"].pk) not in {row[0] for row in rows}
 
 
-def test_csv_link_is_on_the_list_with_the_current_filters(admin_client_, audit):
-    html = admin_client_.get(CHANGELIST, {"kind__exact": "full"}).content.decode()
+def test_csv_link_is_on_the_list_with_the_current_filters(admin_client, audit):
+    html = admin_client.get(CHANGELIST, {"kind__exact": "full"}).content.decode()
     assert f'href="{EXPORT}?kind__exact=full"' in html
 
 
-def test_csv_neutralises_formulas_in_free_text(admin_client_):
+def test_csv_neutralises_formulas_in_free_text(admin_client):
     session = make_canceled_session(
         refund="partial", amount_cents=100, reason='=HYPERLINK("http://x")'
     )
 
-    _, row = _csv(admin_client_.get(EXPORT))
+    _, row = _csv(admin_client.get(EXPORT))
 
     assert row[CSV_HEADER.index("reason")] == '\'=HYPERLINK("http://x")'
     assert session.refunds.get().reason == '=HYPERLINK("http://x")'
 
 
-def test_csv_link_with_a_bad_filter_goes_back_to_the_list(admin_client_, audit):
-    response = admin_client_.get(EXPORT, {"coach": "abc"})
+def test_csv_link_with_a_bad_filter_goes_back_to_the_list(admin_client, audit):
+    response = admin_client.get(EXPORT, {"coach": "abc"})
     assert (response.status_code, response["Location"]) == (302, f"{CHANGELIST}?e=1")
 
 
@@ -387,14 +383,14 @@ REFUND_LIST_QUERIES = 9
     ids=["plain", "filtered", "searched"],
 )
 def test_list_of_1000_refunds_renders_within_a_fixed_query_budget(
-    admin_client_, django_assert_max_num_queries, params
+    admin_client, django_assert_max_num_queries, params
 ):
     sessions = [make_session("CONFIRMED") for _ in range(4)]
     sessions.append(make_session("CONFIRMED", currency="EUR"))
     make_refund_rows(1000, sessions)
 
     with django_assert_max_num_queries(REFUND_LIST_QUERIES):
-        response = admin_client_.get(CHANGELIST, params)
+        response = admin_client.get(CHANGELIST, params)
 
     assert response.status_code == 200
     assert len(response.context_data["cl"].result_list) == 100
@@ -402,10 +398,10 @@ def test_list_of_1000_refunds_renders_within_a_fixed_query_budget(
 
 
 def test_change_view_of_a_refund_makes_a_fixed_number_of_queries(
-    admin_client_, audit, django_assert_max_num_queries
+    admin_client, audit, django_assert_max_num_queries
 ):
     with django_assert_max_num_queries(9):
-        response = admin_client_.get(
+        response = admin_client.get(
             reverse("admin:refunds_refund_change", args=[audit["partial"].pk])
         )
     assert response.status_code == 200

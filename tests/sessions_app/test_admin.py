@@ -20,8 +20,8 @@ from tests.factories import (
     CoachFactory,
     OfferingFactory,
     StudentFactory,
+    SuperuserFactory,
     TimeSlotFactory,
-    UserFactory,
     make_canceled_session,
     make_package,
     make_session,
@@ -31,12 +31,6 @@ pytestmark = pytest.mark.django_db
 
 SESSIONS = reverse("admin:sessions_app_session_changelist")
 PACKAGES = reverse("admin:sessions_app_package_changelist")
-
-
-@pytest.fixture
-def admin_client_(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 def _pks(response):
@@ -65,13 +59,13 @@ def test_cancellation_text_says_the_refund_choice(details, currency, text):
     assert cancellation_text(details, currency) == text
 
 
-def test_session_list_shows_each_cancellations_refund_choice(admin_client_):
+def test_session_list_shows_each_cancellations_refund_choice(admin_client):
     full = make_canceled_session(refund="full", price_cents=9000)
     partial = make_canceled_session(refund="partial", amount_cents=1250)
     none = make_canceled_session(refund="none")
     live = make_session("CONFIRMED")
 
-    response = admin_client_.get(SESSIONS)
+    response = admin_client.get(SESSIONS)
 
     shown = {
         session.pk: response.context_data["cl"].model_admin.cancellation(session)
@@ -88,11 +82,11 @@ def test_session_list_shows_each_cancellations_refund_choice(admin_client_):
     assert "$30.00" in html  # the price share, as money
 
 
-def test_session_page_shows_the_timeline_and_cancel_without_refund(admin_client_):
+def test_session_page_shows_the_timeline_and_cancel_without_refund(admin_client):
     session = make_canceled_session(refund="none", reason="Student asked to stop")
     coach, student = session.coach, session.student
 
-    html = _session_page(admin_client_, session)
+    html = _session_page(admin_client, session)
 
     assert "Timeline" in html
     for text in [
@@ -115,13 +109,13 @@ def test_session_page_shows_the_timeline_and_cancel_without_refund(admin_client_
     assert positions == sorted(positions)
 
 
-def test_session_page_says_who_canceled_when_and_what_was_refunded(admin_client_, time_machine):
+def test_session_page_says_who_canceled_when_and_what_was_refunded(admin_client, time_machine):
     time_machine.move_to("2030-05-06 14:30Z", tick=False)
     session = make_canceled_session(refund="partial", amount_cents=1250, reason="Coach ill")
-    admin_client_.force_login(UserFactory(is_staff=True, is_superuser=True))
+    admin_client.force_login(SuperuserFactory())
     refund = session.refunds.get()
 
-    html = _session_page(admin_client_, session)
+    html = _session_page(admin_client, session)
 
     coach = session.coach
     assert (
@@ -133,11 +127,11 @@ def test_session_page_says_who_canceled_when_and_what_was_refunded(admin_client_
     assert f"manual-refund-{refund.pk}" in html  # the gateway reference: the money moved
 
 
-def test_system_events_show_system_as_the_actor(admin_client_):
+def test_system_events_show_system_as_the_actor(admin_client):
     session = make_session("REQUESTED")
     services.sessions_expire_stale(now=timezone.now() + timedelta(days=30))
 
-    html = _session_page(admin_client_, session)
+    html = _session_page(admin_client, session)
 
     assert "Request expired" in html
     assert ">system<" in html
@@ -146,19 +140,19 @@ def test_system_events_show_system_as_the_actor(admin_client_):
 # --- read-only lifecycle -----------------------------------------------------------------------
 
 
-def test_session_cannot_be_added_changed_or_deleted_in_the_admin(admin_client_):
+def test_session_cannot_be_added_changed_or_deleted_in_the_admin(admin_client):
     session = make_session("CONFIRMED")
     change = reverse("admin:sessions_app_session_change", args=[session.pk])
 
-    html = _session_page(admin_client_, session)
-    posted = admin_client_.post(change, {"status": "CANCELED"})
+    html = _session_page(admin_client, session)
+    posted = admin_client.post(change, {"status": "CANCELED"})
 
     assert 'name="status"' not in html
     assert 'name="_save"' not in html
     assert posted.status_code == 403
-    assert admin_client_.get(reverse("admin:sessions_app_session_add")).status_code == 403
+    assert admin_client.get(reverse("admin:sessions_app_session_add")).status_code == 403
     assert (
-        admin_client_.get(
+        admin_client.get(
             reverse("admin:sessions_app_session_delete", args=[session.pk])
         ).status_code
         == 403
@@ -169,7 +163,7 @@ def test_session_cannot_be_added_changed_or_deleted_in_the_admin(admin_client_):
 
 
 @pytest.mark.parametrize("model", ["sessionevent", "package", "rescheduleproposal"])
-def test_lifecycle_records_are_read_only(admin_client_, model):
+def test_lifecycle_records_are_read_only(admin_client, model):
     session = make_session("RESCHEDULING")
     obj = {
         "sessionevent": session.events.first(),
@@ -178,14 +172,14 @@ def test_lifecycle_records_are_read_only(admin_client_, model):
     }[model]
     change = reverse(f"admin:sessions_app_{model}_change", args=[obj.pk])
 
-    assert admin_client_.get(change).status_code == 200
-    assert admin_client_.post(change, {}).status_code == 403
-    assert admin_client_.get(reverse(f"admin:sessions_app_{model}_add")).status_code == 403
+    assert admin_client.get(change).status_code == 200
+    assert admin_client.post(change, {}).status_code == 403
+    assert admin_client.get(reverse(f"admin:sessions_app_{model}_add")).status_code == 403
     assert (
-        admin_client_.get(reverse(f"admin:sessions_app_{model}_delete", args=[obj.pk])).status_code
+        admin_client.get(reverse(f"admin:sessions_app_{model}_delete", args=[obj.pk])).status_code
         == 403
     )
-    assert admin_client_.get(reverse(f"admin:sessions_app_{model}_changelist")).status_code == 200
+    assert admin_client.get(reverse(f"admin:sessions_app_{model}_changelist")).status_code == 200
 
 
 def test_non_staff_are_redirected_from_the_sessions_admin(client):
@@ -200,14 +194,14 @@ def test_non_staff_are_redirected_from_the_sessions_admin(client):
 # --- filters and search --------------------------------------------------------------------------
 
 
-def test_sessions_filter_by_status_and_coach(admin_client_):
+def test_sessions_filter_by_status_and_coach(admin_client):
     canceled = make_canceled_session(refund="none")
     confirmed = make_session("CONFIRMED")
     other_of_that_coach = confirmed.package.sessions.exclude(pk=confirmed.pk)
 
-    by_status = admin_client_.get(SESSIONS, {"status__exact": "CANCELED"})
-    by_coach = admin_client_.get(SESSIONS, {"coach": confirmed.coach_id})
-    both = admin_client_.get(SESSIONS, {"coach": confirmed.coach_id, "status__exact": "CONFIRMED"})
+    by_status = admin_client.get(SESSIONS, {"status__exact": "CANCELED"})
+    by_coach = admin_client.get(SESSIONS, {"coach": confirmed.coach_id})
+    both = admin_client.get(SESSIONS, {"coach": confirmed.coach_id, "status__exact": "CONFIRMED"})
 
     assert _pks(by_status) == [canceled.pk]
     assert _pks(by_coach) == sorted(
@@ -217,26 +211,26 @@ def test_sessions_filter_by_status_and_coach(admin_client_):
 
 
 @pytest.mark.parametrize("field", ["student", "coach"])
-def test_sessions_search_by_email(admin_client_, field):
+def test_sessions_search_by_email(admin_client, field):
     session = make_session("CONFIRMED", session_count=1)
     make_session("CONFIRMED", session_count=1)
 
-    response = admin_client_.get(SESSIONS, {"q": getattr(session, field).email})
+    response = admin_client.get(SESSIONS, {"q": getattr(session, field).email})
 
     assert _pks(response) == [session.pk]
 
 
-def test_sessions_search_by_id(admin_client_):
+def test_sessions_search_by_id(admin_client):
     session = make_session("CONFIRMED", session_count=1)
     make_session("CONFIRMED", session_count=1)
-    assert _pks(admin_client_.get(SESSIONS, {"q": str(session.pk)})) == [session.pk]
-    assert _pks(admin_client_.get(SESSIONS, {"q": f"#{session.pk}"})) == [session.pk]
+    assert _pks(admin_client.get(SESSIONS, {"q": str(session.pk)})) == [session.pk]
+    assert _pks(admin_client.get(SESSIONS, {"q": f"#{session.pk}"})) == [session.pk]
 
 
 # --- packages: paid, refunded, remaining -------------------------------------------------------
 
 
-def test_package_shows_paid_refunded_and_remaining(admin_client_):
+def test_package_shows_paid_refunded_and_remaining(admin_client):
     package = make_package(price_cents=30000, session_count=3)
     first, second, third = package.sessions.order_by("number")
     services.session_cancel(session=first, actor=package.coach, refund="full")
@@ -246,7 +240,7 @@ def test_package_shows_paid_refunded_and_remaining(admin_client_):
     services.session_cancel(session=third, actor=package.coach, refund="none")
     untouched = make_package(price_cents=12000, session_count=2, currency="EUR")
 
-    response = admin_client_.get(PACKAGES)
+    response = admin_client.get(PACKAGES)
 
     rows = {
         row.pk: (row.paid_cents, row.refunded_cents, row.remaining_cents)
@@ -258,22 +252,22 @@ def test_package_shows_paid_refunded_and_remaining(admin_client_):
         assert text in html
 
 
-def test_failed_refund_does_not_count_as_refunded(admin_client_):
+def test_failed_refund_does_not_count_as_refunded(admin_client):
     session = make_canceled_session(refund="full", price_cents=30000, session_count=3)
     Refund.objects.filter(session=session).update(state=RefundState.FAILED)
 
-    response = admin_client_.get(PACKAGES)
+    response = admin_client.get(PACKAGES)
 
     (row,) = response.context_data["cl"].result_list
     assert (row.paid_cents, row.refunded_cents, row.remaining_cents) == (30000, 0, 30000)
 
 
-def test_package_page_lists_its_sessions_with_their_cancellations(admin_client_):
+def test_package_page_lists_its_sessions_with_their_cancellations(admin_client):
     package = make_package(price_cents=30000, session_count=3)
     first = package.sessions.get(number=1)
     services.session_cancel(session=first, actor=package.coach, refund="partial", amount_cents=1250)
 
-    response = admin_client_.get(reverse("admin:sessions_app_package_change", args=[package.pk]))
+    response = admin_client.get(reverse("admin:sessions_app_package_change", args=[package.pk]))
 
     html = response.content.decode()
     assert "Partial refund $12.50" in html
@@ -293,44 +287,44 @@ def _many_sessions(packages=5, per_package=20):
 
 
 def test_session_list_renders_within_a_fixed_query_budget(
-    admin_client_, django_assert_max_num_queries
+    admin_client, django_assert_max_num_queries
 ):
     _many_sessions()
     assert Session.objects.count() == 100
 
     with django_assert_max_num_queries(7):
-        response = admin_client_.get(SESSIONS)
+        response = admin_client.get(SESSIONS)
 
     assert len(response.context_data["cl"].result_list) == 100
 
 
 def test_package_list_renders_within_a_fixed_query_budget(
-    admin_client_, django_assert_max_num_queries
+    admin_client, django_assert_max_num_queries
 ):
     _many_sessions(packages=40, per_package=2)
     assert Package.objects.count() == 40
 
     with django_assert_max_num_queries(9):
-        response = admin_client_.get(PACKAGES)
+        response = admin_client.get(PACKAGES)
 
     assert len(response.context_data["cl"].result_list) == 40
 
 
-def test_session_page_makes_a_fixed_number_of_queries(admin_client_, django_assert_max_num_queries):
+def test_session_page_makes_a_fixed_number_of_queries(admin_client, django_assert_max_num_queries):
     session = make_canceled_session(refund="partial", amount_cents=100)
 
     with django_assert_max_num_queries(13):
-        _session_page(admin_client_, session)
+        _session_page(admin_client, session)
 
 
 def test_event_list_renders_within_a_fixed_query_budget(
-    admin_client_, django_assert_max_num_queries
+    admin_client, django_assert_max_num_queries
 ):
     _many_sessions(packages=2, per_package=20)
     assert SessionEvent.objects.count() >= 60
 
     with django_assert_max_num_queries(7):
-        response = admin_client_.get(reverse("admin:sessions_app_sessionevent_changelist"))
+        response = admin_client.get(reverse("admin:sessions_app_sessionevent_changelist"))
 
     assert response.status_code == 200
 
@@ -338,10 +332,10 @@ def test_event_list_renders_within_a_fixed_query_budget(
 # --- offerings ---------------------------------------------------------------------------------
 
 
-def test_offering_admin_refuses_a_coach_without_a_coach_profile(admin_client_):
+def test_offering_admin_refuses_a_coach_without_a_coach_profile(admin_client):
     student = StudentFactory()
 
-    response = admin_client_.post(
+    response = admin_client.post(
         reverse("admin:sessions_app_offering_add"),
         {
             "coach": student.pk,
@@ -359,10 +353,10 @@ def test_offering_admin_refuses_a_coach_without_a_coach_profile(admin_client_):
     assert not student.offerings.exists()
 
 
-def test_offering_admin_lists_prices_as_money_and_keeps_the_coach_on_change(admin_client_):
+def test_offering_admin_lists_prices_as_money_and_keeps_the_coach_on_change(admin_client):
     offering = OfferingFactory(price_cents=45000)
-    listing = admin_client_.get(reverse("admin:sessions_app_offering_changelist"))
-    change = admin_client_.get(reverse("admin:sessions_app_offering_change", args=[offering.pk]))
+    listing = admin_client.get(reverse("admin:sessions_app_offering_changelist"))
+    change = admin_client.get(reverse("admin:sessions_app_offering_change", args=[offering.pk]))
 
     assert "$450.00" in listing.content.decode()
     assert 'name="coach"' not in change.content.decode()
@@ -386,7 +380,7 @@ def _coach_with(offering_sessions=4):
     return coach, list(package.sessions.order_by("number"))
 
 
-def test_coach_list_cancellation_rate_agrees_with_the_selector(admin_client_):
+def test_coach_list_cancellation_rate_agrees_with_the_selector(admin_client):
     # A: four booked, one confirmed session canceled by the coach -> 1 of 4.
     coach_a, sessions = _coach_with(4)
     for session in sessions:
@@ -410,7 +404,7 @@ def test_coach_list_cancellation_rate_agrees_with_the_selector(admin_client_):
     # D: no bookings at all.
     coach_d = CoachFactory()
 
-    response = admin_client_.get(reverse("admin:accounts_coachprofile_changelist"))
+    response = admin_client.get(reverse("admin:accounts_coachprofile_changelist"))
 
     model_admin = response.context_data["cl"].model_admin
     shown = {
@@ -440,7 +434,7 @@ def test_coach_list_cancellation_rate_agrees_with_the_selector(admin_client_):
 
 
 def test_coach_list_sorts_by_cancellation_rate_within_a_fixed_query_budget(
-    admin_client_, django_assert_max_num_queries
+    admin_client, django_assert_max_num_queries
 ):
     for cancels in range(3):
         coach, sessions = _coach_with(3)
@@ -451,7 +445,7 @@ def test_coach_list_sorts_by_cancellation_rate_within_a_fixed_query_budget(
     ordering = list(CoachProfileAdmin.list_display).index("cancellation_rate") + 1
 
     with django_assert_max_num_queries(5):
-        response = admin_client_.get(
+        response = admin_client.get(
             reverse("admin:accounts_coachprofile_changelist"), {"o": f"-{ordering}"}
         )
 
@@ -465,7 +459,7 @@ def test_timeline_details_show_money_local_times_and_the_reason_last(client):
     refund = services.session_cancel(
         session=session, actor=session.coach, refund="partial", amount_cents=1250, reason="Ill"
     ).refunds.get()
-    client.force_login(UserFactory(is_staff=True, is_superuser=True, timezone="America/New_York"))
+    client.force_login(SuperuserFactory(timezone="America/New_York"))
 
     html = _session_page(client, session)
 

@@ -13,6 +13,7 @@ from sessions_app import services
 from sessions_app.lifecycle import PermissionDenied
 from sessions_app.models import Offering, Package, Session
 from sessions_app.services import OfferingInvalid
+from tests.conftest import messages_of
 from tests.factories import CoachFactory, OfferingFactory, StudentFactory, make_package
 
 pytestmark = pytest.mark.django_db
@@ -24,27 +25,6 @@ CREATE = reverse("catalog:offering_create")
 
 def buy_url(offering) -> str:
     return reverse("catalog:offering_buy", args=[offering.pk])
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]]
-
-
-@pytest.fixture
-def student_client(client):
-    client.force_login(StudentFactory())
-    return client
-
-
-@pytest.fixture
-def coach():
-    return CoachFactory()
-
-
-@pytest.fixture
-def coach_client(client, coach):
-    client.force_login(coach)
-    return client
 
 
 def offering_data(**overrides) -> dict:

@@ -8,10 +8,8 @@ import icalendar
 import pytest
 import time_machine
 from django.core import mail
-from django.core.cache import cache
 from django.db import transaction
 
-from config.celery import app as celery_app
 from sessions_app import notifications, services
 from sessions_app.lifecycle import Action, PermissionDenied
 from sessions_app.models import SessionEvent
@@ -25,14 +23,9 @@ SITE = "https://coachbook.example"
 
 
 @pytest.fixture(autouse=True)
-def eager_tasks(settings):
+def eager_tasks(settings, celery_eager):
     """Run Celery tasks in-process for these unit tests only, with a clean claim cache."""
     settings.SITE_URL = SITE
-    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-    celery_app.conf.task_always_eager = celery_app.conf.task_eager_propagates = True
-    cache.clear()
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 @pytest.fixture

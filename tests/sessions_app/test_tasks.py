@@ -8,33 +8,22 @@ from io import StringIO
 import pytest
 import time_machine
 from django.core import mail
-from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection, transaction
 
 from calendars import services as calendar_services
 from calendars import tasks as calendar_tasks
 from calendars.models import SlotStatus, TimeSlot
-from config.celery import app as celery_app
 from sessions_app import services, tasks
 from sessions_app.lifecycle import Action, Status
 from sessions_app.models import ProposalStatus, Session, SessionEvent
 from tests.factories import CoachFactory, OfferingFactory, StudentFactory, TimeSlotFactory
 
-pytestmark = pytest.mark.django_db
+# Celery tasks run in-process for these unit tests only, with a clean claim cache.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 START = datetime(2025, 3, 7, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def eager_tasks():
-    """Run Celery tasks in-process for these unit tests only, with a clean claim cache."""
-    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-    celery_app.conf.task_always_eager = celery_app.conf.task_eager_propagates = True
-    cache.clear()
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 @pytest.fixture

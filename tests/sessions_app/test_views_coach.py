@@ -10,6 +10,7 @@ from calendars.models import TimeSlot
 from refunds.models import Refund
 from sessions_app import services, views
 from sessions_app.models import ProposalStatus, Session, SessionEvent
+from tests.conftest import messages_of
 from tests.factories import (
     CoachFactory,
     StudentFactory,
@@ -17,17 +18,10 @@ from tests.factories import (
     make_package,
     make_session,
 )
-from tests.sessions_app.test_views_helpers import db_state, messages_of, slot_at, unknown_session_pk
-
-pytestmark = pytest.mark.django_db
+from tests.sessions_app.test_views_helpers import db_state, slot_at, unknown_session_pk
 
 NOW = datetime(2030, 1, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=False)]
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from datetime import datetime, timedelta
 
-from django.contrib.messages import get_messages
-
 from calendars.models import TimeSlot
 from refunds.models import Refund
 from sessions_app.models import RescheduleProposal, Session, SessionEvent
@@ -25,10 +23,6 @@ def db_state() -> dict:
         "events": SessionEvent.objects.count(),
         "refunds": list(Refund.objects.order_by("pk").values_list("pk", "amount_cents")),
     }
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def slot_at(coach, start: datetime, minutes: int = 60, **fields) -> TimeSlot:
