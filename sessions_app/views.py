@@ -21,7 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from refunds.money import format_money
-from refunds.selectors import session_refundable_cents
+from refunds.selectors import COUNTED_STATES, session_refundable_cents
 from sessions_app import selectors, services
 from sessions_app.forms import CancelForm, DeclineForm, SlotChoiceForm
 from sessions_app.lifecycle import Action, DomainError, Status
@@ -221,7 +221,10 @@ def detail(request, pk: int):
         "actions": actions,
         "proposal": proposal,
         "as_coach": session.coach_id == request.user.pk,
-        "refunded_cents": sum(r.amount_cents for r in session.refunds.all()),
+        # From the prefetched refunds; a failed refund moved no money.
+        "refunded_cents": sum(
+            r.amount_cents for r in session.refunds.all() if r.state in COUNTED_STATES
+        ),
         "decline_form": DeclineForm(),
     }
     if Action.CANCEL in actions:

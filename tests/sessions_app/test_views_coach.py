@@ -7,7 +7,7 @@ import time_machine
 from django.urls import reverse
 
 from calendars.models import TimeSlot
-from refunds.models import Refund
+from refunds.models import Refund, RefundState
 from sessions_app import services, views
 from sessions_app.models import ProposalStatus, Session, SessionEvent
 from tests.conftest import messages_of
@@ -641,3 +641,14 @@ def test_student_cannot_open_or_post_the_refund_drawer(client, coach):
     assert page.redirect_chain == [(reverse("sessions:detail", args=[session.pk]), 302)]
     assert messages_of(response) == ["You can't cancel this session now: it is Confirmed."]
     assert SessionEvent.objects.filter(action="cancel").count() == 0
+
+
+def test_details_do_not_count_a_failed_refund_as_refunded(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    services.session_cancel(session=session, actor=coach, refund="partial", amount_cents=1999)
+    Refund.objects.filter(session=session).update(state=RefundState.FAILED)
+    client.force_login(coach)
+
+    html = client.get(reverse("sessions:detail", args=[session.pk])).content.decode()
+
+    assert "<dt>Refunded so far</dt><dd>Nothing</dd>" in html
