@@ -7,7 +7,9 @@ directory that is removed afterwards.
     python -m scripts.pgcluster -- pytest -m postgres     # runs the command with DATABASE_URL set
 
 Exit codes: the command's own; 0 with a message when no PostgreSQL binaries exist (unless
-COACHBOOK_REQUIRE_ALL=1, then 1).
+COACHBOOK_REQUIRE_ALL=1, then 1); 1 with the error and the tail of the server log when the
+binaries exist but the cluster cannot be initialised or started (a broken PostgreSQL pass must
+never look green).
 """
 
 import contextlib
@@ -25,7 +27,33 @@ from pathlib import Path
 
 
 class PostgresUnavailable(RuntimeError):
-    pass
+    """No PostgreSQL server binaries on this machine: the PostgreSQL pass is skipped."""
+
+
+class PostgresStartFailed(RuntimeError):
+    """The binaries exist but the throwaway cluster could not be set up: an error, not a skip."""
+
+
+LOG_TAIL_LINES = 40
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _start_failure(exc: BaseException, log: Path) -> PostgresStartFailed:
+    """The error to raise for a failed start, with the command's stderr and the log's tail."""
+    parts = [str(exc)]
+    stderr = getattr(exc, "stderr", None)
+    if stderr:
+        parts.append(stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr)
+    tail = _tail(log)
+    if tail:
+        parts.append(f"--- last lines of {log.name} ---\n{tail}")
+    return PostgresStartFailed("\n".join(part.rstrip() for part in parts))
 
 
 def find_bindir() -> Path | None:
@@ -56,7 +84,7 @@ def _runner() -> tuple[list[str], int | None, int | None]:
         except KeyError:
             continue
         return ["runuser", "-u", name, "--"], entry.pw_uid, entry.pw_gid
-    raise PostgresUnavailable("running as root and no unprivileged user to run PostgreSQL as")
+    raise PostgresStartFailed("running as root and no unprivileged user to run PostgreSQL as")
 
 
 @contextlib.contextmanager
@@ -76,60 +104,66 @@ def throwaway_postgres(*, database: str = "coachbook") -> Iterator[str]:
     port = free_port()
     log = root / "server.log"
     try:
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        options = (
-            f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-l",
-                str(log),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "postgres",
-                database,
-            ],
-            check=True,
-        )
+        try:
+            subprocess.run(
+                [
+                    *prefix,
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            options = (
+                f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            )
+            subprocess.run(
+                [
+                    *prefix,
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            subprocess.run(
+                [
+                    *prefix,
+                    str(bindir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    "postgres",
+                    database,
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        except (subprocess.CalledProcessError, OSError) as exc:
+            raise _start_failure(exc, log) from exc
         yield f"postgres://postgres@127.0.0.1:{port}/{database}"
     finally:
         if (data / "postmaster.pid").exists():
@@ -153,9 +187,15 @@ def main(argv: list[str]) -> int:
     try:
         cluster = throwaway_postgres()
         url = cluster.__enter__()
-    except (PostgresUnavailable, subprocess.CalledProcessError) as exc:
+    except PostgresUnavailable as exc:
+        # Only a machine without the server binaries skips the pass.
         print(f"PostgreSQL pass skipped: {exc}", file=sys.stderr)
         return 1 if require_all else 0
+    except Exception as exc:
+        print(
+            f"PostgreSQL pass FAILED: the throwaway cluster did not start: {exc}", file=sys.stderr
+        )
+        return 1
     try:
         started = time.monotonic()
         code = subprocess.call(argv, env={**os.environ, "DATABASE_URL": url})
