@@ -15,8 +15,5 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        result = services.availability_patterns_materialise(weeks_ahead=options["weeks"])
-        if isinstance(result, int):
-            self.stdout.write(f"Materialised {result} slot(s) from weekly availability.")
-        else:
-            self.stdout.write(f"Materialised weekly availability: {result}")
+        created = services.availability_patterns_materialise(weeks_ahead=options["weeks"])
+        self.stdout.write(f"Materialised {created} slot(s) from weekly availability.")
