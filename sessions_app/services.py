@@ -320,13 +320,21 @@ def _propose(session: Session, slot: TimeSlot, actor, now: datetime) -> Reschedu
 def session_propose_reschedule(*, session: Session, slot: TimeSlot, actor) -> RescheduleProposal:
     """Either side proposes a new time: CONFIRMED -> RESCHEDULING.
 
-    The proposed slot is HELD and the old one reopens; the other side must answer.
+    The proposed slot is HELD and the old one reopens; the other side must answer. Once the
+    agreed time has started the session can no longer be moved (refused even before the
+    completion sweep has marked it completed).
     """
     now = timezone.now()
     with transaction.atomic():
         session = _lock(session)
         row = _authorize(session, Action.PROPOSE_RESCHEDULE, actor)
         old_slot = session.slot
+        if old_slot.start <= now:
+            # Before the completion sweep runs, the session still reads Confirmed; moving it now
+            # would let an expiry turn a session that took place back into a credit.
+            raise TransitionNotAllowed(
+                "This session has already started; it can't be rescheduled."
+            )
         calendar_services.slots_release(slot_ids=[old_slot.pk], now=now)
         try:
             with transaction.atomic():
@@ -375,12 +383,17 @@ def session_confirm_reschedule(*, session: Session, actor) -> Session:
 
 
 def session_counter_propose(*, session: Session, slot: TimeSlot, actor) -> RescheduleProposal:
-    """The side that did not propose offers another time; now the other side answers."""
+    """The side that did not propose offers another time; now the other side answers.
+
+    A proposal past its expiry is refused even before the expiry sweep has run.
+    """
     now = timezone.now()
     with transaction.atomic():
         session = _lock(session)
         previous = session_pending_proposal(session=session)
         row = _authorize(session, Action.COUNTER_PROPOSE, actor, previous)
+        if previous.expires_at <= now:
+            raise TransitionNotAllowed("This proposal has expired.")
         RescheduleProposal.objects.filter(pk=previous.pk).update(
             status=ProposalStatus.SUPERSEDED, decided_at=now
         )

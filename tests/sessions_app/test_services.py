@@ -225,6 +225,46 @@ def test_propose_the_same_time_is_refused():
     assert slot_status(session.slot) == SlotStatus.BOOKED
 
 
+@pytest.mark.parametrize("who", ["student", "coach"])
+def test_propose_after_the_agreed_time_has_started_is_refused_even_before_the_sweep(who):
+    session = make_session("CONFIRMED")
+    new = TimeSlotFactory(coach=session.coach, start=session.slot.start + timedelta(days=1))
+
+    with (
+        time_machine.travel(session.slot.start + timedelta(minutes=1)),
+        pytest.raises(TransitionNotAllowed) as refused,
+    ):
+        services.session_propose_reschedule(session=session, slot=new, actor=getattr(session, who))
+
+    assert refused.value.message == "This session has already started; it can't be rescheduled."
+    session.refresh_from_db()
+    assert (session.status, slot_status(session.slot), slot_status(new)) == (
+        Status.CONFIRMED,
+        SlotStatus.BOOKED,
+        SlotStatus.OPEN,
+    )
+    assert RescheduleProposal.objects.filter(session=session).count() == 0
+
+
+def test_counter_proposal_after_the_proposal_expired_is_refused_even_before_the_sweep():
+    session = make_session("RESCHEDULING")
+    pending = RescheduleProposal.objects.get(session=session)
+    other_time = TimeSlotFactory(coach=session.coach, start=pending.slot.start + timedelta(days=1))
+
+    with (
+        time_machine.travel(pending.expires_at + timedelta(minutes=1)),
+        pytest.raises(TransitionNotAllowed, match="This proposal has expired"),
+    ):
+        services.session_counter_propose(session=session, slot=other_time, actor=session.student)
+
+    pending.refresh_from_db()
+    assert (pending.status, slot_status(pending.slot), slot_status(other_time)) == (
+        ProposalStatus.PENDING,
+        SlotStatus.HELD,
+        SlotStatus.OPEN,
+    )
+
+
 def test_confirm_reschedule_books_the_new_time_and_raises_the_sequence():
     session = make_session("RESCHEDULING")
     proposal = RescheduleProposal.objects.get(session=session)
