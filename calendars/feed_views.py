@@ -79,6 +79,14 @@ def week(request):
             messages.warning(
                 request, f"“{asked[:40]}” is not a date (use YYYY-MM-DD); showing this week."
             )
+        else:
+            if not feeds.week_day_in_range(day):
+                messages.warning(
+                    request,
+                    f"The calendar covers {feeds.FIRST_WEEK_DAY.year} to "
+                    f"{feeds.LAST_WEEK_DAY.year}; showing this week.",
+                )
+                day = today
     the_week = feeds.week_for_user(user=user, monday=feeds.week_monday(day))
     return render(
         request,
@@ -88,6 +96,8 @@ def week(request):
             "today": today,
             "this_monday": feeds.week_monday(today),
             "tz_name": user.tzinfo.key,
+            "first_day": feeds.FIRST_WEEK_DAY,
+            "last_day": feeds.LAST_WEEK_DAY,
         },
     )
 

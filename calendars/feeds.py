@@ -177,12 +177,15 @@ class Week:
     is_coach: bool
 
     @property
-    def previous(self) -> date:
-        return self.monday - timedelta(days=7)
+    def previous(self) -> date | None:
+        """The Monday before, or None when that week lies wholly before `FIRST_WEEK_DAY`."""
+        return self.monday - timedelta(days=7) if self.monday > FIRST_WEEK_DAY else None
 
     @property
-    def next(self) -> date:
-        return self.monday + timedelta(days=7)
+    def next(self) -> date | None:
+        """The Monday after, or None when that week lies wholly after `LAST_WEEK_DAY`."""
+        following = self.monday + timedelta(days=7)
+        return following if following <= LAST_WEEK_DAY else None
 
     @property
     def sunday(self) -> date:
@@ -191,6 +194,17 @@ class Week:
     @property
     def is_empty(self) -> bool:
         return not any(day.entries for day in self.days)
+
+
+# The dates the week view shows: far enough from date.min/date.max that a week's bounds, its
+# neighbours and their conversion to UTC in any timezone never overflow.
+FIRST_WEEK_DAY = date(1971, 1, 1)
+LAST_WEEK_DAY = date(9998, 12, 31)
+
+
+def week_day_in_range(day: date) -> bool:
+    """Whether the week view can show the week of `day` (FIRST_WEEK_DAY..LAST_WEEK_DAY)."""
+    return FIRST_WEEK_DAY <= day <= LAST_WEEK_DAY
 
 
 def week_monday(day: date) -> date:

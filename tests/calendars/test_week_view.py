@@ -160,3 +160,29 @@ def test_week_view_needs_a_login(client):
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("account_login"))
+
+
+@pytest.mark.parametrize("asked", ["9999-12-31", "0001-01-01", "1970-12-31"])
+def test_week_outside_the_calendar_range_shows_a_message_and_the_current_week(client, asked):
+    client.force_login(CoachFactory(timezone="Pacific/Kiritimati"))  # UTC+14
+
+    response = client.get(WEEK, {"week": asked})
+
+    assert response.status_code == 200
+    assert messages_of(response) == ["The calendar covers 1971 to 9998; showing this week."]
+    assert response.context["week"].monday.isoformat() == "2026-10-26"
+
+
+@pytest.mark.parametrize(
+    ("asked", "monday", "missing"),
+    [("9998-12-31", "9998-12-28", 'rel="next"'), ("1971-01-01", "1970-12-28", 'rel="prev"')],
+)
+def test_first_and_last_weeks_render_without_a_link_past_the_range(client, asked, monday, missing):
+    client.force_login(CoachFactory(timezone="America/Los_Angeles"))  # behind UTC
+
+    response = client.get(WEEK, {"week": asked})
+
+    assert response.status_code == 200
+    assert messages_of(response) == []
+    assert response.context["week"].monday.isoformat() == monday
+    assert missing not in response.content.decode()
