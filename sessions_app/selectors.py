@@ -247,7 +247,11 @@ def student_past_sessions(*, student) -> QuerySet:
 
 
 def session_choosable_slots(*, session: Session, now: datetime | None = None) -> QuerySet:
-    """The coach's OPEN slots this session could move to: far enough ahead, not its own time."""
+    """The coach's OPEN slots this session could move to: far enough ahead, not its own time.
+
+    While rescheduling, the last agreed time (OPEN again) is offered too, so a side can ask to
+    keep it; the pending proposal's slot is HELD and never listed.
+    """
     from calendars.models import SlotStatus, TimeSlot
 
     now = now or timezone.now()
@@ -256,7 +260,7 @@ def session_choosable_slots(*, session: Session, now: datetime | None = None) ->
     slots = TimeSlot.objects.filter(
         coach_id=session.coach_id, status=SlotStatus.OPEN, start__gte=now + timedelta(hours=notice)
     )
-    if session.slot_id:
+    if session.slot_id and session.status != Status.RESCHEDULING:
         slots = slots.exclude(pk=session.slot_id)
     return slots.order_by("start", "pk")
 

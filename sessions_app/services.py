@@ -305,8 +305,7 @@ def session_accept(*, session: Session, actor) -> Session:
 
 
 def _propose(session: Session, slot: TimeSlot, actor, now: datetime) -> RescheduleProposal:
-    if session.slot_id == slot.pk:
-        raise SlotUnavailable("That is the time already agreed; pick a different one.")
+    """Hold `slot` and record it as the pending proposal (the caller checked the refusals)."""
     slot = _hold(session, slot, now)
     window = session.coach.coach_profile.reschedule_window_hours
     return RescheduleProposal.objects.create(
@@ -332,9 +331,9 @@ def session_propose_reschedule(*, session: Session, slot: TimeSlot, actor) -> Re
         if old_slot.start <= now:
             # Before the completion sweep runs, the session still reads Confirmed; moving it now
             # would let an expiry turn a session that took place back into a credit.
-            raise TransitionNotAllowed(
-                "This session has already started; it can't be rescheduled."
-            )
+            raise TransitionNotAllowed("This session has already started; it can't be rescheduled.")
+        if slot.pk == old_slot.pk:
+            raise SlotUnavailable("That is the time already agreed; pick a different one.")
         calendar_services.slots_release(slot_ids=[old_slot.pk], now=now)
         try:
             with transaction.atomic():
@@ -385,7 +384,9 @@ def session_confirm_reschedule(*, session: Session, actor) -> Session:
 def session_counter_propose(*, session: Session, slot: TimeSlot, actor) -> RescheduleProposal:
     """The side that did not propose offers another time; now the other side answers.
 
-    A proposal past its expiry is refused even before the expiry sweep has run.
+    A proposal past its expiry is refused even before the expiry sweep has run. The last agreed
+    time (already OPEN again) may be offered, so a side can ask to keep the original time; the
+    pending proposal's own time may not.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -394,6 +395,11 @@ def session_counter_propose(*, session: Session, slot: TimeSlot, actor) -> Resch
         row = _authorize(session, Action.COUNTER_PROPOSE, actor, previous)
         if previous.expires_at <= now:
             raise TransitionNotAllowed("This proposal has expired.")
+        if slot.pk == previous.slot_id:
+            # The last agreed time (session.slot, OPEN again) may be offered back; this one not.
+            raise SlotUnavailable(
+                "That is the time already proposed; confirm it or pick a different one."
+            )
         RescheduleProposal.objects.filter(pk=previous.pk).update(
             status=ProposalStatus.SUPERSEDED, decided_at=now
         )
@@ -464,8 +470,9 @@ def session_cancel(
         session.request_expires_at = None
         if session.status in (Status.CONFIRMED, Status.RESCHEDULING):
             session.sequence += 1  # the calendar entry becomes a cancellation
-        _transition(session, row, actor, now=now, fields=("request_expires_at", "sequence"),
-                    details=details)
+        _transition(
+            session, row, actor, now=now, fields=("request_expires_at", "sequence"), details=details
+        )
         calendar_services.slots_release(slot_ids=release, now=now)
     return session
 

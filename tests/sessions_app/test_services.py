@@ -302,6 +302,43 @@ def test_counter_proposal_supersedes_and_hands_the_answer_back():
     assert Session.objects.get(pk=session.pk).slot == other_time
 
 
+def test_counter_proposal_may_offer_back_the_last_agreed_time():
+    session = make_session("RESCHEDULING")
+    original = session.slot
+    first = RescheduleProposal.objects.get(session=session)
+
+    back = services.session_counter_propose(session=session, slot=original, actor=session.student)
+    services.session_confirm_reschedule(session=session, actor=session.coach)
+
+    first.refresh_from_db()
+    session.refresh_from_db()
+    assert (back.slot, first.status, slot_status(first.slot)) == (
+        original,
+        ProposalStatus.SUPERSEDED,
+        SlotStatus.OPEN,
+    )
+    assert (session.status, session.slot, slot_status(original)) == (
+        Status.CONFIRMED,
+        original,
+        SlotStatus.BOOKED,
+    )
+
+
+def test_counter_proposal_of_the_pending_proposals_own_time_is_refused():
+    session = make_session("RESCHEDULING")
+    pending = RescheduleProposal.objects.get(session=session)
+
+    with pytest.raises(SlotUnavailable) as refused:
+        services.session_counter_propose(session=session, slot=pending.slot, actor=session.student)
+
+    assert refused.value.message == (
+        "That is the time already proposed; confirm it or pick a different one."
+    )
+    pending.refresh_from_db()
+    assert (pending.status, slot_status(pending.slot)) == (ProposalStatus.PENDING, SlotStatus.HELD)
+    assert RescheduleProposal.objects.filter(session=session).count() == 1
+
+
 # --- cancel and refunds --------------------------------------------------------------------
 
 

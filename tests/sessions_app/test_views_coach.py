@@ -297,7 +297,8 @@ def test_coach_proposes_another_time_from_the_chooser(client, coach):
     client.force_login(coach)
 
     page = client.get(reverse("sessions:counter_propose", args=[session.pk]))
-    assert [slot.pk for slot in page.context["page_obj"]] == [other.pk]
+    # The last agreed time is open again and offered back; the pending proposal's is held.
+    assert [slot.pk for slot in page.context["page_obj"]] == [session.slot_id, other.pk]
     response = post(client, "sessions:counter_propose", session, slot=other.pk)
 
     proposal = session.proposals.get(status=ProposalStatus.PENDING)

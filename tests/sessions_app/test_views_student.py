@@ -320,6 +320,23 @@ def test_student_proposes_another_time_instead(client, credit):
     assert TimeSlot.objects.get(pk=first.slot_id).status == "OPEN"
 
 
+def test_student_can_propose_to_keep_the_original_time(client, credit):
+    session = confirmed(credit, NOW + timedelta(days=1))
+    original = session.slot
+    first = services.session_propose_reschedule(
+        session=session, slot=slot_at(credit.coach, NOW + timedelta(days=2)), actor=credit.coach
+    )
+    client.force_login(credit.student)
+
+    page = client.get(reverse("sessions:counter_propose", args=[session.pk]))
+    assert [slot.pk for slot in page.context["page_obj"]] == [original.pk]
+    post(client, "sessions:counter_propose", session, slot=original.pk, seen_proposal=first.pk)
+
+    pending = session.proposals.get(status=ProposalStatus.PENDING)
+    assert (pending.slot_id, pending.proposed_by_id) == (original.pk, credit.student_id)
+    assert TimeSlot.objects.get(pk=original.pk).status == "HELD"
+
+
 def test_student_cannot_answer_their_own_proposal(client, credit):
     session = confirmed(credit, NOW + timedelta(days=1))
     services.session_propose_reschedule(
