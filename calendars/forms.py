@@ -1,16 +1,22 @@
 """Forms for a coach's availability. Times are entered in the coach's own timezone."""
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django import forms
+from django.utils import timezone
 
 from calendars.services import (
     MAX_PATTERN_SLOT_MINUTES,
+    MAX_PATTERN_START_DAYS,
     MAX_PATTERN_WEEKS,
     MIN_PATTERN_SLOT_MINUTES,
     local_time_exists,
     local_to_utc,
 )
+
+# How far ahead a one-off slot may be added. Bounding the date also keeps the date arithmetic
+# (an end of 00:00 is the next day; the conversion to UTC) clear of date.min and date.max.
+MAX_SLOT_DAYS_AHEAD = 2 * 365
 
 WEEKDAYS = [
     (0, "Monday"),
@@ -37,6 +43,14 @@ class TimeInput(forms.TimeInput):
         super().__init__(format="%H:%M", **kwargs)
 
 
+def _local_today(tz) -> date:
+    return timezone.now().astimezone(tz).date()
+
+
+def _bound_date_widget(field: forms.Field, first: date, last: date) -> None:
+    field.widget.attrs.update(min=first.isoformat(), max=last.isoformat())
+
+
 def _gap_error(day, wall: time) -> str:
     return (
         f"{wall:%H:%M} does not exist on {day:%-d %B %Y} in your timezone: the clocks "
@@ -48,7 +62,8 @@ class SlotForm(forms.Form):
     """One slot: a date and a start and end time, wall-clock in `tz`.
 
     `cleaned_data` gains aware `start` and `end`. An end of 00:00 means midnight at the end of
-    that day. Past and overlapping slots are refused by `calendars.services.slot_create`.
+    that day. The date must lie between yesterday and MAX_SLOT_DAYS_AHEAD days ahead (in `tz`);
+    past and overlapping slots are refused by `calendars.services.slot_create`.
     """
 
     prefix = "slot"
@@ -66,6 +81,19 @@ class SlotForm(forms.Form):
     def __init__(self, *args, tz, **kwargs):
         super().__init__(*args, **kwargs)
         self.tz = tz
+        today = _local_today(tz)
+        # Yesterday stays allowed so that a past time gets the service's own message.
+        self.first_date = today - timedelta(days=1)
+        self.last_date = today + timedelta(days=MAX_SLOT_DAYS_AHEAD)
+        _bound_date_widget(self.fields["date"], self.first_date, self.last_date)
+
+    def clean_date(self):
+        day = self.cleaned_data["date"]
+        if not self.first_date <= day <= self.last_date:
+            raise forms.ValidationError(
+                f"Pick a date between {self.first_date:%-d %B %Y} and {self.last_date:%-d %B %Y}."
+            )
+        return day
 
     def clean(self):
         data = super().clean()
@@ -84,7 +112,9 @@ class SlotForm(forms.Form):
 
 
 class PatternForm(forms.Form):
-    """A weekly pattern: weekdays, a daily window, the slot length and how many weeks."""
+    """A weekly pattern: weekdays, a daily window, the slot length and how many weeks.
+
+    The start date must lie between the coach's today (in `tz`) and a year ahead."""
 
     prefix = "pattern"
     weekdays = forms.TypedMultipleChoiceField(
@@ -121,6 +151,21 @@ class PatternForm(forms.Form):
         help_text="New weeks are added every night so that your slots always reach a few "
         "weeks ahead, until you stop the pattern.",
     )
+
+    def __init__(self, *args, tz, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.today = _local_today(tz)
+        self.last_date = self.today + timedelta(days=MAX_PATTERN_START_DAYS)
+        _bound_date_widget(self.fields["valid_from"], self.today, self.last_date)
+
+    def clean_valid_from(self):
+        # The same limits as `availability_patterns_create`, checked before any date arithmetic.
+        day = self.cleaned_data["valid_from"]
+        if day is not None and day < self.today:
+            raise forms.ValidationError("A pattern cannot start in the past.")
+        if day is not None and day > self.last_date:
+            raise forms.ValidationError("A pattern must start within a year.")
+        return day
 
     def clean(self):
         data = super().clean()

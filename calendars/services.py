@@ -141,6 +141,7 @@ def slots_reopen_freed(*, now: datetime | None = None) -> int:
 MAX_PATTERN_WEEKS = 52
 MAX_PATTERN_SLOT_MINUTES = int(MAX_SLOT_LENGTH.total_seconds() // 60)
 MIN_PATTERN_SLOT_MINUTES = 5
+MAX_PATTERN_START_DAYS = 366  # a pattern starts at most this many days after the coach's today
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,7 @@ def availability_patterns_create(
     valid_from = valid_from or today
     if valid_from < today:
         raise SlotInvalid("A pattern cannot start in the past.")
-    if valid_from > today + timedelta(days=366):
+    if valid_from > today + timedelta(days=MAX_PATTERN_START_DAYS):
         raise SlotInvalid("A pattern must start within a year.")
     last = valid_from + timedelta(weeks=weeks) - timedelta(days=1)
     patterns, created, skipped = [], 0, 0

@@ -45,7 +45,7 @@ def _page(request, status: int = 200, slot_form=None, pattern_form=None):
         pattern.weekday_name = WEEKDAY_NAMES[pattern.weekday]
     context = {
         "slot_form": slot_form or SlotForm(tz=coach.tzinfo),
-        "pattern_form": pattern_form or PatternForm(),
+        "pattern_form": pattern_form or PatternForm(tz=coach.tzinfo),
         "slots": slots,
         "patterns": patterns,
         "timezone_name": coach.tzinfo.key,
@@ -86,7 +86,7 @@ def pattern_add(request):
     """Add a weekly pattern for N weeks; times overlapping existing slots are skipped."""
     if refusal := _coach_only(request):
         return refusal
-    form = PatternForm(request.POST)
+    form = PatternForm(request.POST, tz=request.user.tzinfo)
     if form.is_valid():
         data = form.cleaned_data
         try:

@@ -228,6 +228,45 @@ def test_bad_slot_is_refused_with_a_message_and_writes_nothing(coach_client, coa
     assert slot_rows(coach) == before
 
 
+@pytest.mark.parametrize(
+    ("day", "start", "end"),
+    [
+        ("9999-12-31", "09:00", "00:00"),  # the end would be 10000-01-01
+        ("0001-01-01", "00:30", "01:00"),  # before 0001-01-01 in UTC (Berlin is ahead)
+        ("2028-10-12", "09:00", "10:00"),  # one day past the two years ahead
+        ("2026-10-10", "09:00", "10:00"),  # two days ago
+    ],
+)
+def test_slot_date_outside_yesterday_to_two_years_ahead_is_refused_on_the_field(
+    coach_client, coach, day, start, end
+):
+    response = coach_client.post(
+        SLOT_ADD, {"slot-date": day, "slot-start_time": start, "slot-end_time": end}
+    )
+
+    assert response.status_code == 400
+    assert response.context["slot_form"].errors == {
+        "date": ["Pick a date between 11 October 2026 and 11 October 2028."]
+    }
+    assert TimeSlot.objects.count() == 0
+
+
+def test_slot_on_the_last_allowed_date_ending_at_midnight_is_added(coach_client, coach):
+    response = coach_client.post(
+        SLOT_ADD, {"slot-date": "2028-10-11", "slot-start_time": "23:00", "slot-end_time": "00:00"}
+    )
+
+    assert response.status_code == 302
+    assert slot_rows(coach) == [(utc(2028, 10, 11, 21), utc(2028, 10, 11, 22))]
+
+
+def test_date_fields_carry_the_allowed_range(coach_client):
+    page = coach_client.get(PAGE).content.decode()
+
+    assert 'name="slot-date" min="2026-10-11" max="2028-10-11"' in page
+    assert 'name="pattern-valid_from" min="2026-10-12" max="2027-10-13"' in page
+
+
 def test_overlapping_slot_is_refused_with_a_message(coach_client, coach):
     TimeSlotFactory(coach=coach, start=utc(2026, 10, 20, 7, 30))  # 09:30-10:30 Berlin
 
@@ -306,6 +345,23 @@ def test_bad_pattern_is_refused_with_a_message_and_writes_nothing(
     assert error in response.content.decode()
     assert AvailabilityPattern.objects.count() == 0
     assert TimeSlot.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("day", "error"),
+    [
+        ("9999-12-31", "A pattern must start within a year."),
+        ("0001-01-01", "A pattern cannot start in the past."),
+    ],
+)
+def test_pattern_start_date_at_the_ends_of_the_calendar_is_refused_on_the_field(
+    coach_client, day, error
+):
+    response = coach_client.post(PATTERN_ADD, pattern_data(**{"pattern-valid_from": day}))
+
+    assert response.status_code == 400
+    assert response.context["pattern_form"].errors == {"valid_from": [error]}
+    assert AvailabilityPattern.objects.count() == 0
 
 
 def test_stopping_a_pattern_removes_its_open_slots(coach_client, coach):
