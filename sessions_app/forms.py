@@ -1,5 +1,6 @@
 """Forms for the session pages: they parse and validate input; services do the writing."""
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from django import forms
@@ -14,20 +15,41 @@ REFUND_CHOICES = [
 MAX_REASON = 500
 
 
+# Digits only (ASCII), at most nine before the decimal mark: no exponents ("1e30"), no
+# underscores, no signs, no thousands separators; Decimal would accept several of those.
+MAX_INTEGER_DIGITS = 9
+_AMOUNT = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
+_DECIMAL_COMMA = re.compile(r"[0-9]+,[0-9]{1,2}", re.ASCII)
+_NEGATIVE = re.compile(r"-\s*[0-9]*(?:[.,][0-9]*)?", re.ASCII)
+
+
 def parse_money(text: str) -> int:
-    """'12.50' (or '12,50', '12') -> 1250 cents; ValueError with a message for anything else."""
-    cleaned = (text or "").strip().replace(",", ".")
+    """'12.50' (or '12,50', '12') -> 1250 cents; ValueError with a message for anything else.
+
+    A dot is the decimal mark. A comma is read as one only in "12,5" or "12,50" (one or two
+    digits after it and no dot); "1,000" or "1,000.00" is refused rather than guessed at.
+    """
+    cleaned = (text or "").strip()
     if not cleaned:
         raise ValueError("Enter the amount to refund, for example 12.50.")
-    try:
-        amount = Decimal(cleaned)
-    except InvalidOperation:
-        raise ValueError("Enter the amount as a number, for example 12.50.") from None
-    if not amount.is_finite():
+    if "," in cleaned:
+        if not _DECIMAL_COMMA.fullmatch(cleaned):
+            raise ValueError("Use a dot for decimals and no thousands separator, e.g. 1000.00.")
+        cleaned = cleaned.replace(",", ".")
+    if _NEGATIVE.fullmatch(cleaned):
+        raise ValueError("A partial refund must be at least 0.01.")
+    match = _AMOUNT.fullmatch(cleaned)
+    if match is None or not (match.group(1) or match.group(2)):
         raise ValueError("Enter the amount as a number, for example 12.50.")
-    if amount != amount.quantize(Decimal("0.01")):
+    whole, fraction = match.group(1), (match.group(2) or "").rstrip("0")
+    if len(whole.lstrip("0")) > MAX_INTEGER_DIGITS:
+        raise ValueError("That amount is far larger than anything that can be refunded.")
+    if len(fraction) > 2:
         raise ValueError("Use at most two decimal places, for example 12.50.")
-    cents = int(amount * 100)
+    try:
+        cents = int((Decimal(cleaned) * 100).to_integral_exact())
+    except (InvalidOperation, ValueError):  # pragma: no cover - the pattern rules these out
+        raise ValueError("Enter the amount as a number, for example 12.50.") from None
     if cents < 1:
         raise ValueError("A partial refund must be at least 0.01.")
     return cents
