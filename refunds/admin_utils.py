@@ -74,6 +74,18 @@ class ReadOnlyAdminMixin:
         return False
 
 
+MAX_ID = 2**63 - 1  # the largest BigAutoField value
+
+
+def as_id(text: str) -> int | None:
+    """`text` as a primary key when it is one: ASCII digits only ("²".isdigit() is True, but
+    int() refuses it) and within the BigAutoField range; None otherwise."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
+
+
 class NumberOrTextSearchMixin:
     """A search term that is a number ("42" or "#42") finds that id; text searches the rest.
 
@@ -83,9 +95,9 @@ class NumberOrTextSearchMixin:
     number_search_field = "id"
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip().removeprefix("#")
-        if term.isdigit():
-            return queryset.filter(**{self.number_search_field: int(term)}), False
+        number = as_id(search_term.strip().removeprefix("#"))
+        if number is not None:
+            return queryset.filter(**{self.number_search_field: number}), False
         return super().get_search_results(request, queryset, search_term)
 
 
@@ -107,6 +119,7 @@ class CoachListFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        if not self.value().isdigit():
+        coach_id = as_id(self.value())
+        if coach_id is None:
             raise IncorrectLookupParameters(f"Unknown coach {self.value()!r}")
-        return queryset.filter(**{self.coach_field: int(self.value())})
+        return queryset.filter(**{self.coach_field: coach_id})

@@ -261,6 +261,22 @@ def test_search_by_session_id_finds_its_refund(admin_client, audit):
     assert _ids(admin_client.get(CHANGELIST, {"q": "no-such-thing"})) == []
 
 
+@pytest.mark.parametrize("term", ["²", "#³", "\u0663", "9" * 30])
+def test_search_for_a_non_ascii_or_oversize_number_searches_text_not_a_500(
+    admin_client, audit, term
+):
+    response = admin_client.get(CHANGELIST, {"q": term})
+    assert (response.status_code, _ids(response)) == (200, [])
+
+
+@pytest.mark.parametrize("value", ["²", "9" * 30])
+def test_coach_filter_with_a_non_ascii_or_oversize_number_shows_the_error_page(
+    admin_client, audit, value
+):
+    response = admin_client.get(CHANGELIST, {"coach": value})
+    assert (response.status_code, response["Location"]) == (302, f"{CHANGELIST}?e=1")
+
+
 def test_totals_of_the_filtered_rows_per_currency(admin_client, audit):
     second = make_canceled_session(refund="partial", amount_cents=750, price_cents=30000)
 
