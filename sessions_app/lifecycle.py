@@ -98,7 +98,6 @@ TRANSITIONS: dict[tuple[Status, Action], Transition] = {
 
 # Statuses in which a session holds its slot (HELD while requested, BOOKED once confirmed).
 HOLDING_STATUSES = (Status.REQUESTED, Status.CONFIRMED)
-TERMINAL_STATUSES = (Status.CANCELED,)
 
 _VERBS = {
     Action.BOOK: "book",
