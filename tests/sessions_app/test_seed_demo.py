@@ -6,8 +6,9 @@ from django.core.management import call_command
 from accounts.models import User
 from calendars.models import SlotStatus, TimeSlot
 from refunds.models import Refund
+from sessions_app import services
 from sessions_app.lifecycle import Status
-from sessions_app.models import Session, SessionEvent
+from sessions_app.models import Offering, Session, SessionEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -36,3 +37,20 @@ def test_seed_demo_creates_every_status_and_is_idempotent(client):
     assert User.objects.get(email="admin@example.com").is_superuser
     for email in ("coach@example.com", "student@example.com", "admin@example.com"):
         assert client.login(email=email, password="coachbook-demo")
+
+
+def test_seed_demo_creates_its_offerings_through_the_offering_service(monkeypatch):
+    made = []
+    real = services.offering_create
+
+    def spy(**kwargs):
+        offering = real(**kwargs)
+        made.append(offering.pk)
+        return offering
+
+    monkeypatch.setattr(services, "offering_create", spy)
+
+    call_command("seed_demo")
+
+    assert sorted(made) == sorted(Offering.objects.values_list("pk", flat=True))
+    assert len(made) == 2

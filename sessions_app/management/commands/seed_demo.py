@@ -1,8 +1,10 @@
 """Seed the demo: logins, a coach with offerings and two weeks of open slots, and sessions in
 every status. Idempotent: a second run changes nothing.
 
-Everything goes through the services, as real use would. The completed session is replayed in
-the past with time-machine (a development dependency; without it that one session is skipped).
+Every domain write (coach profile, offerings, slots, purchases, lifecycle actions, refunds) goes
+through the services, as real use would; only the demo logins are made with the user manager.
+The completed session is replayed in the past with time-machine (a development dependency;
+without it that one session is skipped).
 """
 
 from datetime import datetime, time, timedelta
@@ -62,7 +64,7 @@ class Command(BaseCommand):
             headline="Chess coach: openings, endgames and tournament nerves",
             bio="Ten years of coaching club players from 1200 to 2000.",
         )
-        single = Offering.objects.create(
+        single = services.offering_create(
             coach=coach,
             title="Single lesson",
             session_count=1,
@@ -71,7 +73,7 @@ class Command(BaseCommand):
             currency="USD",
             description="One hour on whatever you need most.",
         )
-        bundle = Offering.objects.create(
+        bundle = services.offering_create(
             coach=coach,
             title="Five-lesson bundle",
             session_count=5,
