@@ -355,8 +355,11 @@ def availability_pattern_delete(
     """Stop a weekly pattern: it is deactivated and the open future slots it made go away.
 
     Held and booked slots stay (their sessions go on); an open slot that sessions or proposals
-    point at is blocked instead of deleted, to keep that history. Safe to call twice. Returns
-    how many open slots were removed or blocked.
+    point at is blocked instead of deleted, to keep that history. The open slots are locked
+    before they are read and every write re-checks `status=OPEN`, so a slot booked at the same
+    moment is either taken by the booking (and kept) or removed before the booking sees it;
+    never deleted under a session. Safe to call twice. Returns how many open slots were removed
+    or blocked.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -368,16 +371,17 @@ def availability_pattern_delete(
         if locked is None:
             raise PermissionDenied("That pattern is not yours.")
         AvailabilityPattern.objects.filter(pk=locked.pk).update(is_active=False)
-        open_future = TimeSlot.objects.filter(pattern=locked, status=SlotStatus.OPEN, start__gt=now)
-        clean_ids = list(
-            open_future.filter(sessions__isnull=True, proposals__isnull=True)
-            .values_list("pk", flat=True)
-            .distinct()
+        # Lock first: a concurrent `slot_hold` waits for this transaction, or, if it won, this
+        # query (re-evaluated by PostgreSQL after the wait) no longer sees the slot as OPEN.
+        still_open = TimeSlot.objects.filter(pattern=locked, status=SlotStatus.OPEN, start__gt=now)
+        list(still_open.select_for_update().values_list("pk", flat=True))
+        deleted = (
+            still_open.filter(sessions__isnull=True, proposals__isnull=True)
+            .delete()[1]
+            .get(TimeSlot._meta.label, 0)
         )
-        blocked = open_future.exclude(pk__in=clean_ids).update(
-            status=SlotStatus.BLOCKED, block_source=BlockSource.COACH
-        )
-        deleted = TimeSlot.objects.filter(pk__in=clean_ids).delete()[1].get(TimeSlot._meta.label, 0)
+        # What is left open is referenced by past sessions or proposals: keep it, blocked.
+        blocked = still_open.update(status=SlotStatus.BLOCKED, block_source=BlockSource.COACH)
     return deleted + blocked
 
 

@@ -371,3 +371,85 @@ def test_concurrent_identical_patterns_create_each_slot_once_on_postgres():
     assert sum(r.created for r in results) == 320
     assert sum(r.skipped for r in results) == 320
     assert TimeSlot.objects.filter(coach=coach).count() == 320
+
+
+def _wait_until_a_backend_waits_for_a_lock(deadline_seconds: float = 10) -> bool:
+    """Poll pg_stat_activity until another connection is blocked on a row lock."""
+    import time
+
+    from django.db import connections
+
+    deadline = time.monotonic() + deadline_seconds
+    with connections["default"].cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            threading.Event().wait(0.02)
+    return False
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_stopping_a_pattern_while_one_of_its_slots_is_being_booked_keeps_that_slot_on_postgres():
+    from django.db import transaction
+
+    from sessions_app.services import session_book
+
+    assert connection.vendor == "postgresql"
+    coach = CoachFactory(timezone="UTC")
+    pattern = services.availability_pattern_create(
+        coach=coach,
+        weekday=(datetime.now(UTC).weekday() + 3) % 7,
+        start_time=time(9, 0),
+        end_time=time(12, 0),
+        slot_minutes=60,
+        weeks=2,
+    )
+    session = make_session(coach=coach)
+    target = TimeSlot.objects.filter(pattern=pattern).order_by("-start").first()
+    booked, release = threading.Event(), threading.Event()
+    errors, removed = [], []
+
+    def book():
+        try:
+            with transaction.atomic():
+                session_book(session=session, slot=target, actor=session.student)
+                booked.set()
+                release.wait(timeout=10)  # commit only once the stop is waiting for the slot
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            booked.set()
+            connection.close()
+
+    def stop():
+        try:
+            removed.append(services.availability_pattern_delete(pattern=pattern, coach=coach))
+        except Exception as exc:  # reported below: this is the 500 the lock prevents
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    booker = threading.Thread(target=book)
+    booker.start()
+    assert booked.wait(timeout=10)
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    waiting = _wait_until_a_backend_waits_for_a_lock()
+    release.set()
+    booker.join(timeout=30)
+    stopper.join(timeout=30)
+
+    assert waiting is True
+    assert errors == []
+    target.refresh_from_db()
+    session.refresh_from_db()
+    assert (target.status, session.slot_id, session.status) == ("HELD", target.pk, "REQUESTED")
+    assert list(TimeSlot.objects.filter(pattern=pattern).values_list("pk", flat=True)) == [
+        target.pk
+    ]
+    assert removed == [5]
