@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -447,6 +447,9 @@ def availability_patterns_materialise(
 # calendar (`last_error`, `last_error_at`) and never stops the other coaches.
 
 MAX_EXTERNAL_CALENDARS = 10
+# Busy times are read up to a coach's furthest open slot (patterns reach 52 weeks ahead), but
+# never further than this.
+MAX_SYNC_WEEKS = 53
 
 
 class ExternalCalendarInvalid(DomainError):
@@ -536,18 +539,18 @@ def external_calendars_sync(
     calendar and reported in the result.
     """
     now = now or timezone.now()
-    window_end = now + timedelta(weeks=calendar_sync.weeks_ahead())
     calendars = ExternalCalendar.objects.filter(is_active=True).select_related("coach")
     if coach is not None:
         calendars = calendars.filter(coach=coach)
     calendars = list(calendars.order_by("coach_id", "pk"))
+    window_ends = _sync_window_ends({calendar.coach_id for calendar in calendars}, now)
     outcomes = calendar_sync.fetch_many(
         [
             {
                 "calendar_id": calendar.pk,
                 "url": calendar.url,
                 "start": now,
-                "end": window_end,
+                "end": window_ends[calendar.coach_id],
                 "tz": calendar.coach.tzinfo,
             }
             for calendar in calendars
@@ -560,7 +563,7 @@ def external_calendars_sync(
     for coach_id, coach_calendars in by_coach.items():
         mine = [outcomes[calendar.pk] for calendar in coach_calendars]
         try:
-            blocked, reopened = _external_blocks_apply(coach_id, mine, now, window_end)
+            blocked, reopened = _external_blocks_apply(coach_id, mine, now, window_ends[coach_id])
         except Exception:  # one coach's trouble must not stop the others
             logger.exception("external calendar sync failed for coach %s", coach_id)
             continue
@@ -581,6 +584,27 @@ def external_calendars_sync(
         result.reopened += _external_blocks_reopen(coach_ids=stale_coaches, now=now)
     logger.info("external calendar sync: %s", result)
     return result
+
+
+def _sync_window_ends(coach_ids: set[int], now: datetime) -> dict[int, datetime]:
+    """How far ahead each coach's busy times are read: at least AVAILABILITY_WEEKS_AHEAD
+    weeks, and up to the end of the coach's furthest future slot a sync may change (open, or
+    blocked by a calendar), never beyond MAX_SYNC_WEEKS. One query."""
+    least = now + timedelta(weeks=calendar_sync.weeks_ahead())
+    most = now + timedelta(weeks=MAX_SYNC_WEEKS)
+    furthest = dict(
+        TimeSlot.objects.filter(coach_id__in=coach_ids, start__gt=now, start__lt=most)
+        .filter(
+            Q(status=SlotStatus.OPEN)
+            | Q(status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL)
+        )
+        .values("coach_id")
+        .annotate(last_end=Max("end"))
+        .values_list("coach_id", "last_end")
+    )
+    return {
+        coach_id: min(max(least, furthest.get(coach_id, least)), most) for coach_id in coach_ids
+    }
 
 
 def _external_blocks_reopen(*, coach_ids: list[int], now: datetime) -> int:

@@ -186,15 +186,15 @@ def test_held_booked_and_coach_blocked_slots_are_never_touched(feeds, allow_loca
     assert states(held, booked, mine) == [("HELD", ""), ("BOOKED", ""), ("BLOCKED", "coach")]
 
 
-def test_past_slots_and_slots_beyond_the_window_are_left_alone(feeds, allow_local, frozen):
+def test_past_slots_and_slots_beyond_53_weeks_are_left_alone(feeds, allow_local, frozen):
     coach = CoachFactory()
     past = slot(coach, utc(2026, 10, 20, 9))
-    far = slot(coach, utc(2026, 11, 30, 9))  # beyond 4 weeks
+    far = slot(coach, utc(2027, 11, 2, 13))  # 54 weeks ahead
     url = feeds.serve(
         "/a.ics",
         ics(
             event("p", "DTSTART:20261020T090000Z", "DTEND:20261020T100000Z"),
-            event("f", "DTSTART:20261130T090000Z", "DTEND:20261130T100000Z"),
+            event("f", "DTSTART:20271102T130000Z", "DTEND:20271102T140000Z"),
         ),
     )
     ExternalCalendarFactory(coach=coach, url=url)
@@ -202,6 +202,27 @@ def test_past_slots_and_slots_beyond_the_window_are_left_alone(feeds, allow_loca
     external_calendars_sync()
 
     assert states(past, far) == [OPEN, OPEN]
+
+
+def test_busy_times_are_read_up_to_the_coachs_furthest_open_slot(feeds, allow_local, frozen):
+    coach = CoachFactory()
+    ten_weeks = slot(coach, NOW + timedelta(weeks=10))  # beyond AVAILABILITY_WEEKS_AHEAD (4)
+    free_later = slot(coach, NOW + timedelta(weeks=10, hours=2))
+    url = feeds.serve(
+        "/a.ics",
+        ics(
+            event("w", "DTSTART:20261229T120000Z", "DTEND:20261229T130000Z"),
+            event("x", "DTSTART:20270105T120000Z", "DTEND:20270105T130000Z"),  # no slot there
+        ),
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    result = external_calendars_sync()
+
+    assert (result.blocked, states(ten_weeks, free_later)) == (1, [BLOCKED, OPEN])
+    feeds.serve("/a.ics", ics())
+    assert external_calendars_sync().reopened == 1
+    assert states(ten_weeks) == [OPEN]
 
 
 def test_transparent_and_cancelled_events_do_not_block(feeds, allow_local, frozen):
