@@ -30,7 +30,11 @@ def session_pending_proposal(*, session: Session) -> RescheduleProposal | None:
 def session_roles(
     *, session: Session, user, proposal: RescheduleProposal | None = None
 ) -> set[Role]:
-    """The lifecycle roles `user` holds for `session` (empty for an outsider)."""
+    """The lifecycle roles `user` holds for `session` (empty for an outsider).
+
+    The pending proposal is `proposal` when given, else the one prefetched into
+    `session.pending_proposals` (see `session_detail_for_user`), else it is queried.
+    """
     if user is None:
         return {Role.SYSTEM}
     roles: set[Role] = set()
@@ -39,15 +43,24 @@ def session_roles(
     if user.pk == session.student_id:
         roles.add(Role.STUDENT)
     if roles and session.status == Status.RESCHEDULING:
-        proposal = proposal or session_pending_proposal(session=session)
+        if proposal is None and hasattr(session, "pending_proposals"):
+            proposal = session.pending_proposals[0] if session.pending_proposals else None
+        elif proposal is None:
+            proposal = session_pending_proposal(session=session)
         if proposal is not None and proposal.proposed_by_id != user.pk:
             roles.add(Role.RESPONDER)
     return roles
 
 
-def session_available_actions(*, session: Session, user) -> list[str]:
-    """What `user` may do with `session` right now, as lifecycle action values."""
-    return list(allowed_actions(session.status, session_roles(session=session, user=user)))
+def session_available_actions(
+    *, session: Session, user, proposal: RescheduleProposal | None = None
+) -> list[str]:
+    """What `user` may do with `session` right now, as lifecycle action values.
+
+    Pass the pending `proposal` when it is already at hand, so it is not read again.
+    """
+    roles = session_roles(session=session, user=user, proposal=proposal)
+    return list(allowed_actions(session.status, roles))
 
 
 @dataclass(frozen=True)

@@ -214,8 +214,10 @@ def detail(request, pk: int):
     session = selectors.session_detail_for_user(user=request.user, pk=pk)
     if session is None:
         raise Http404("No such session.")
-    actions = set(selectors.session_available_actions(session=session, user=request.user))
     proposal = session.pending_proposals[0] if session.pending_proposals else None
+    actions = set(
+        selectors.session_available_actions(session=session, user=request.user, proposal=proposal)
+    )
     context = {
         "session": session,
         "actions": actions,

@@ -4,6 +4,8 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,8 +22,8 @@ BUDGETS = {
     "completed": 6,
     "canceled": 6,
     "my_sessions": 7,
-    # + events, refunds, proposals, refundable (2), cancellation rate, available actions
-    "detail": 12,
+    # + events, refunds, proposals (read once), refundable (2), cancellation rate
+    "detail": 11,
     "book": 6,
 }
 
@@ -139,3 +141,20 @@ def test_page_query_count_does_not_grow_with_rows(
     with django_assert_max_num_queries(BUDGETS[page]):
         response = client.get(url)
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("viewer", ["coach", "student"])
+def test_detail_page_reads_the_pending_proposal_once(client, viewer):
+    (session,) = credits(CoachFactory(), 1)
+    propose(confirm(session), session.coach)
+    client.force_login(getattr(session, viewer))
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("sessions:detail", args=[session.pk]))
+
+    # Reads of proposal rows (the Tasks badge's EXISTS subquery is not one).
+    proposal_reads = [
+        q["sql"] for q in queries if q["sql"].startswith('SELECT "sessions_app_rescheduleproposal"')
+    ]
+    assert (response.status_code, len(proposal_reads)) == (200, 1)
+    assert ("confirm_reschedule" in response.context["actions"]) == (viewer == "student")
