@@ -437,10 +437,11 @@ def availability_patterns_materialise(
 # --- external calendars (busy times elsewhere block slots here) --------------------------------
 #
 # A coach adds the secret iCal addresses of their other calendars (Google, Outlook, Apple).
-# Every sync fetches all of a coach's active calendars (`calendars.sync`: guarded, several at a
-# time, outside any transaction), then in one transaction per coach marks OPEN future slots that
-# overlap a busy time BLOCKED with block_source "external", and reopens slots it blocked earlier
-# whose busy time went away. HELD and BOOKED slots, and slots the coach blocked, are never
+# Every sync fetches the coaches' active calendars (`calendars.sync`: guarded, several at a
+# time, outside any transaction, least recently synced coaches first); as soon as all of one
+# coach's calendars are fetched, it marks, in one transaction for that coach, OPEN future slots
+# that overlap a busy time BLOCKED with block_source "external", and reopens slots it blocked
+# earlier whose busy time went away. HELD and BOOKED slots, and slots the coach blocked, are never
 # touched. A coach's calendars are synced together because a block can come from any of them:
 # while one of them fails, new busy times from the others still block, but nothing is reopened
 # for that coach (the failing calendar may still be busy then). A failure is recorded on the
@@ -534,36 +535,64 @@ def external_calendars_sync(
 ) -> SyncResult:
     """Sync every active external calendar (or only `coach`'s): block and reopen slots.
 
-    Safe to run twice or concurrently (each coach's slots are updated under a lock on their
-    calendars, with conditional updates). Never raises for a bad feed: it is recorded on the
-    calendar and reported in the result.
+    Coaches go least recently synced first, and each coach's slots are updated as soon as all
+    of that coach's calendars are fetched, so a run cut short (the task's time limit) keeps the
+    work it did and the next run starts with the coaches it missed. Safe to run twice or
+    concurrently (each coach's slots are updated under a lock on their calendars, with
+    conditional updates). Never raises for a bad feed: it is recorded on the calendar and
+    reported in the result.
     """
     now = now or timezone.now()
+    result = SyncResult(calendars=0, failed=0, blocked=0, reopened=0, errors={})
+    # Blocks left by calendars that were removed or switched off (no fetch needed: first).
+    stale = TimeSlot.objects.filter(
+        status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL, start__gt=now
+    ).exclude(coach__external_calendars__is_active=True)
+    if coach is not None:
+        stale = stale.filter(coach=coach)
+    stale_coaches = list(stale.values_list("coach_id", flat=True).distinct())
+    if stale_coaches:
+        result.reopened += _external_blocks_reopen(coach_ids=stale_coaches, now=now)
+
     calendars = ExternalCalendar.objects.filter(is_active=True).select_related("coach")
     if coach is not None:
         calendars = calendars.filter(coach=coach)
-    calendars = list(calendars.order_by("coach_id", "pk"))
-    window_ends = _sync_window_ends({calendar.coach_id for calendar in calendars}, now)
-    outcomes = calendar_sync.fetch_many(
-        [
-            {
-                "calendar_id": calendar.pk,
-                "url": calendar.url,
-                "start": now,
-                "end": window_ends[calendar.coach_id],
-                "tz": calendar.coach.tzinfo,
-            }
-            for calendar in calendars
-        ]
-    )
-    result = SyncResult(calendars=len(calendars), failed=0, blocked=0, reopened=0, errors={})
     by_coach: dict[int, list[ExternalCalendar]] = {}
-    for calendar in calendars:
+    for calendar in calendars.order_by("coach_id", "pk"):
         by_coach.setdefault(calendar.coach_id, []).append(calendar)
-    for coach_id, coach_calendars in by_coach.items():
-        mine = [outcomes[calendar.pk] for calendar in coach_calendars]
+    never = datetime.min.replace(tzinfo=UTC)
+    order = sorted(
+        by_coach,
+        key=lambda coach_id: (
+            min(calendar.last_synced_at or never for calendar in by_coach[coach_id]),
+            coach_id,
+        ),
+    )
+    result.calendars = sum(len(mine) for mine in by_coach.values())
+    window_ends = _sync_window_ends(coach=coach, now=now)
+    jobs = [
+        {
+            "calendar_id": calendar.pk,
+            "url": calendar.url,
+            "start": now,
+            "end": window_ends.get(coach_id, window_ends[None]),
+            "tz": calendar.coach.tzinfo,
+        }
+        for coach_id in order
+        for calendar in by_coach[coach_id]
+    ]
+    coach_of = {calendar.pk: calendar.coach_id for mine in by_coach.values() for calendar in mine}
+    fetched: dict[int, list] = {coach_id: [] for coach_id in by_coach}
+    for outcome in calendar_sync.fetch_as_completed(jobs):
+        coach_id = coach_of[outcome.calendar_id]
+        mine = fetched[coach_id]
+        mine.append(outcome)
+        if len(mine) < len(by_coach[coach_id]):
+            continue
         try:
-            blocked, reopened = _external_blocks_apply(coach_id, mine, now, window_ends[coach_id])
+            blocked, reopened = _external_blocks_apply(
+                coach_id, mine, now, window_ends.get(coach_id, window_ends[None])
+            )
         except Exception:  # one coach's trouble must not stop the others
             logger.exception("external calendar sync failed for coach %s", coach_id)
             continue
@@ -573,38 +602,34 @@ def external_calendars_sync(
             if not outcome.ok:
                 result.failed += 1
                 result.errors[outcome.calendar_id] = outcome.error
-    # Blocks left by calendars that were removed or switched off.
-    stale = TimeSlot.objects.filter(
-        status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL, start__gt=now
-    ).exclude(coach__external_calendars__is_active=True)
-    if coach is not None:
-        stale = stale.filter(coach=coach)
-    stale_coaches = list(stale.values_list("coach_id", flat=True).distinct())
-    if stale_coaches:
-        result.reopened += _external_blocks_reopen(coach_ids=stale_coaches, now=now)
     logger.info("external calendar sync: %s", result)
     return result
 
 
-def _sync_window_ends(coach_ids: set[int], now: datetime) -> dict[int, datetime]:
-    """How far ahead each coach's busy times are read: at least AVAILABILITY_WEEKS_AHEAD
-    weeks, and up to the end of the coach's furthest future slot a sync may change (open, or
-    blocked by a calendar), never beyond MAX_SYNC_WEEKS. One query."""
+def _sync_window_ends(*, coach: User | None, now: datetime) -> dict[int | None, datetime]:
+    """How far ahead each coach's busy times are read (by coach id; None: the default).
+
+    At least AVAILABILITY_WEEKS_AHEAD weeks, and up to the end of the coach's furthest future
+    slot a sync may change (open, or blocked by a calendar), never beyond MAX_SYNC_WEEKS.
+    One query, for `coach` or for every coach with an active calendar.
+    """
     least = now + timedelta(weeks=calendar_sync.weeks_ahead())
     most = now + timedelta(weeks=MAX_SYNC_WEEKS)
-    furthest = dict(
-        TimeSlot.objects.filter(coach_id__in=coach_ids, start__gt=now, start__lt=most)
-        .filter(
-            Q(status=SlotStatus.OPEN)
-            | Q(status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL)
-        )
-        .values("coach_id")
-        .annotate(last_end=Max("end"))
-        .values_list("coach_id", "last_end")
+    slots = TimeSlot.objects.filter(start__gt=now, start__lt=most).filter(
+        Q(status=SlotStatus.OPEN) | Q(status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL)
     )
-    return {
-        coach_id: min(max(least, furthest.get(coach_id, least)), most) for coach_id in coach_ids
-    }
+    if coach is not None:
+        slots = slots.filter(coach=coach)
+    else:
+        slots = slots.filter(
+            coach_id__in=ExternalCalendar.objects.filter(is_active=True).values("coach_id")
+        )
+    furthest = (
+        slots.values("coach_id").annotate(last_end=Max("end")).values_list("coach_id", "last_end")
+    )
+    ends: dict[int | None, datetime] = {None: least}
+    ends.update((coach_id, min(max(least, last_end), most)) for coach_id, last_end in furthest)
+    return ends
 
 
 def _external_blocks_reopen(*, coach_ids: list[int], now: datetime) -> int:

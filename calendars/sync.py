@@ -24,8 +24,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -379,17 +379,27 @@ def fetch_busy(
     return FetchOutcome(calendar_id, busy=busy, events=len(busy))
 
 
-def fetch_many(jobs: list[dict], *, workers: int | None = None) -> dict[int, FetchOutcome]:
-    """`fetch_busy` for each job (its keyword arguments), several at once; by calendar id."""
+def fetch_as_completed(jobs: list[dict], *, workers: int | None = None) -> Iterator[FetchOutcome]:
+    """`fetch_busy` for each job (its keyword arguments), several at once, started in the
+    jobs' order; yields each outcome as soon as it is ready.
+
+    If the caller stops early (or is interrupted), fetches not yet started are cancelled and
+    running ones are not waited for.
+    """
     if not jobs:
-        return {}
+        return
     workers = workers or int(_setting("CALENDAR_SYNC_WORKERS", 8))
     if len(jobs) == 1 or workers <= 1:
-        outcomes = [fetch_busy(**job) for job in jobs]
-    else:
-        with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            outcomes = list(pool.map(lambda job: fetch_busy(**job), jobs))
-    return {outcome.calendar_id: outcome for outcome in outcomes}
+        for job in jobs:
+            yield fetch_busy(**job)
+        return
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(jobs)))
+    try:
+        futures = [pool.submit(fetch_busy, **job) for job in jobs]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 # --- reads for the availability page ------------------------------------------------------------

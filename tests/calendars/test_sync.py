@@ -319,6 +319,46 @@ def test_all_day_event_blocks_the_whole_day_in_the_coachs_timezone(feeds, allow_
     assert states(before, first, last, after) == [OPEN, BLOCKED, BLOCKED, OPEN]
 
 
+# --- scale: a run cut short keeps its work -------------------------------------------------------
+
+
+def test_a_sync_cut_short_keeps_what_it_applied_and_the_next_run_starts_with_the_rest(
+    feeds, allow_local, frozen, settings, monkeypatch
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    settings.CALENDAR_SYNC_WORKERS = 1  # one fetch at a time, in the coaches' order
+    first_coach, second_coach = CoachFactory(), CoachFactory()
+    busy = ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    first_slot, second_slot = (slot(c, utc(2026, 10, 22, 10)) for c in (first_coach, second_coach))
+    first = ExternalCalendarFactory(coach=first_coach, url=feeds.serve("/1.ics", busy))
+    second = ExternalCalendarFactory(coach=second_coach, url=feeds.serve("/2.ics", busy))
+    fetch_busy = sync.fetch_busy
+
+    def time_limit_at(calendar_id):
+        def fetch(**job):
+            if job["calendar_id"] == calendar_id:
+                raise SoftTimeLimitExceeded()
+            return fetch_busy(**job)
+
+        return fetch
+
+    monkeypatch.setattr(sync, "fetch_busy", time_limit_at(second.pk))
+    with pytest.raises(SoftTimeLimitExceeded):
+        external_calendars_sync()
+
+    assert states(first_slot, second_slot) == [BLOCKED, OPEN]
+    first.refresh_from_db()
+    assert first.last_synced_at == NOW
+
+    # The next run starts with the coach it missed, so the time limit cannot starve anyone.
+    monkeypatch.setattr(sync, "fetch_busy", time_limit_at(first.pk))
+    with pytest.raises(SoftTimeLimitExceeded):
+        external_calendars_sync()
+
+    assert states(first_slot, second_slot) == [BLOCKED, BLOCKED]
+
+
 # --- failures -----------------------------------------------------------------------------------
 
 
