@@ -163,8 +163,14 @@ def session_for_user(*, user, pk) -> Session | None:
 
 
 def session_detail_for_user(*, user, pk) -> Session | None:
-    """`session_for_user` plus its events (with actors), refunds and pending proposal."""
-    return (
+    """`session_for_user` plus its events (with actors), refunds and pending proposal.
+
+    `refunded_cents` is what was refunded so far, counted from the prefetched refunds (a failed
+    refund moved no money, so it does not count).
+    """
+    from refunds.selectors import COUNTED_STATES
+
+    session = (
         _list_base()
         .select_related("package__payment")
         .prefetch_related(
@@ -175,6 +181,13 @@ def session_detail_for_user(*, user, pk) -> Session | None:
         .filter(Q(coach=user) | Q(student=user), pk=pk)
         .first()
     )
+    if session is not None:
+        session.refunded_cents = sum(
+            refund.amount_cents
+            for refund in session.refunds.all()
+            if refund.state in COUNTED_STATES
+        )
+    return session
 
 
 @dataclass(frozen=True)
@@ -248,6 +261,41 @@ def student_active_sessions(*, student) -> QuerySet:
         .prefetch_related(_pending_proposals())
         .order_by(F("slot__start").asc(nulls_first=True), "package_id", "number")
     )
+
+
+@dataclass(frozen=True)
+class StudentSections:
+    """A student's active sessions by what they can do with them (My sessions)."""
+
+    credits: list[Session]  # unscheduled: to book
+    requested: list[Session]  # waiting for the coach
+    awaiting: list[Session]  # a new time proposed to the student, to answer
+    upcoming: list[Session]  # confirmed, or rescheduling on the student's own proposal
+
+
+def student_session_sections(*, student) -> StudentSections:
+    """`student_active_sessions` sorted into sections, each keeping that order (two queries).
+
+    Every session gets `pending_proposal`: its pending proposal, or None.
+    """
+    sections: dict[str, list[Session]] = {
+        "credits": [],
+        "requested": [],
+        "awaiting": [],
+        "upcoming": [],
+    }
+    for session in student_active_sessions(student=student):
+        proposal = session.pending_proposals[0] if session.pending_proposals else None
+        session.pending_proposal = proposal
+        if session.status == Status.UNSCHEDULED:
+            sections["credits"].append(session)
+        elif session.status == Status.REQUESTED:
+            sections["requested"].append(session)
+        elif proposal is not None and proposal.proposed_by_id != student.pk:
+            sections["awaiting"].append(session)
+        else:
+            sections["upcoming"].append(session)
+    return StudentSections(**sections)
 
 
 def student_past_sessions(*, student) -> QuerySet:

@@ -21,7 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from refunds.money import format_money
-from refunds.selectors import COUNTED_STATES, session_refundable_cents
+from refunds.selectors import session_refundable_cents
 from sessions_app import selectors, services
 from sessions_app.forms import CancelForm, DeclineForm, SlotChoiceForm
 from sessions_app.lifecycle import Action, DomainError, Status
@@ -187,21 +187,9 @@ def canceled(request):
 @require_GET
 def my_sessions(request):
     """A student's credits, requests, proposals to answer, upcoming and past sessions."""
-    user = request.user
-    sections = {"credits": [], "requested": [], "awaiting": [], "upcoming": []}
-    for session in selectors.student_active_sessions(student=user):
-        proposal = session.pending_proposals[0] if session.pending_proposals else None
-        session.pending_proposal = proposal
-        if session.status == Status.UNSCHEDULED:
-            sections["credits"].append(session)
-        elif session.status == Status.REQUESTED:
-            sections["requested"].append(session)
-        elif proposal is not None and proposal.proposed_by_id != user.pk:
-            sections["awaiting"].append(session)
-        else:
-            sections["upcoming"].append(session)
-    past = _page(request, selectors.student_past_sessions(student=user))
-    return render(request, "sessions_app/my_sessions.html", {**sections, "page_obj": past})
+    sections = selectors.student_session_sections(student=request.user)
+    past = _page(request, selectors.student_past_sessions(student=request.user))
+    return render(request, "sessions_app/my_sessions.html", {**vars(sections), "page_obj": past})
 
 
 # --- one session ------------------------------------------------------------------------------
@@ -223,10 +211,7 @@ def detail(request, pk: int):
         "actions": actions,
         "proposal": proposal,
         "as_coach": session.coach_id == request.user.pk,
-        # From the prefetched refunds; a failed refund moved no money.
-        "refunded_cents": sum(
-            r.amount_cents for r in session.refunds.all() if r.state in COUNTED_STATES
-        ),
+        "refunded_cents": session.refunded_cents,
         "decline_form": DeclineForm(),
     }
     if Action.CANCEL in actions:
