@@ -116,22 +116,10 @@ class ExternalCalendarForm(forms.Form):
     name = forms.CharField(label="Name (optional)", max_length=80, required=False)
 
 
-def _sync_message(request, result) -> None:
-    if result.errors:
-        for error in result.errors.values():
-            messages.error(request, f"A calendar could not be read: {error}")
-    if result.calendars > len(result.errors):
-        messages.success(
-            request,
-            f"Calendars synced: {result.blocked} slot(s) newly blocked, "
-            f"{result.reopened} reopened.",
-        )
-
-
 @login_required
 @require_POST
 def external_calendar_add(request):
-    """Connect an external calendar, then sync it at once so the coach sees it works."""
+    """Connect an external calendar; its first sync runs in the background right away."""
     form = ExternalCalendarForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
@@ -145,8 +133,11 @@ def external_calendar_add(request):
     except DomainError as exc:
         messages.error(request, exc.message)
         return _availability()
-    messages.success(request, f"Added “{calendar}”. Its busy times now block your open slots.")
-    _sync_message(request, calendar_services.external_calendar_sync(calendar=calendar))
+    messages.success(
+        request,
+        f"Added “{calendar}”. Syncing it now: refresh this page in a minute to see what it "
+        "blocked, or why it could not be read.",
+    )
     return _availability()
 
 
@@ -162,15 +153,28 @@ def external_calendar_remove(request, pk: int):
     except DomainError as exc:
         messages.error(request, exc.message)
         return _availability()
-    messages.success(request, f"Removed “{calendar}”; {reopened} slot(s) it blocked reopened.")
+    if reopened is None:
+        messages.success(
+            request,
+            f"Removed “{calendar}”. Syncing your other calendars now: the slots only it "
+            "blocked reopen within a minute.",
+        )
+    else:
+        messages.success(request, f"Removed “{calendar}”; {reopened} slot(s) it blocked reopened.")
     return _availability()
 
 
 @login_required
 @require_POST
 def external_calendars_sync(request):
+    """ "Sync now": queue a background sync (refused within a minute of the last one)."""
     if not request.user.is_coach:
         messages.error(request, "Only coaches connect external calendars.")
         return redirect("home")
-    _sync_message(request, calendar_services.external_calendars_sync(coach=request.user))
+    try:
+        calendar_services.external_calendars_sync_queue(coach=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Syncing now; refresh this page in a minute to see the result.")
     return _availability()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
@@ -453,8 +454,58 @@ MAX_EXTERNAL_CALENDARS = 10
 MAX_SYNC_WEEKS = 53
 
 
+# "Sync now" is refused this soon after the coach's last sync or request.
+SYNC_NOW_INTERVAL = timedelta(minutes=1)
+
+
 class ExternalCalendarInvalid(DomainError):
     default_message = "That calendar address cannot be used."
+
+
+class SyncTooSoon(DomainError):
+    default_message = (
+        "Your calendars were synced less than a minute ago. Try again in a minute; "
+        "they are also synced every 15 minutes on their own."
+    )
+
+
+def _sync_claim_key(coach_id: int) -> str:
+    return f"coachbook:calendar-sync:coach:{coach_id}"
+
+
+def _queue_coach_sync(coach_id: int) -> None:
+    """Sync the coach's calendars in the background once the transaction commits (network
+    fetches never run inside a web request). `robust`: a broker outage is logged, never an
+    error after the committed change; the periodic sync catches up."""
+    from calendars.tasks import sync_coach_calendars
+
+    def send() -> None:
+        cache.set(_sync_claim_key(coach_id), 1, timeout=int(SYNC_NOW_INTERVAL.total_seconds()))
+        sync_coach_calendars.delay(coach_id=coach_id)
+
+    transaction.on_commit(send, robust=True)
+
+
+def external_calendars_sync_queue(*, coach: User, now: datetime | None = None) -> None:
+    """ "Sync now": queue a background sync of the coach's calendars (task
+    `calendars.sync_coach_calendars`, sent on commit).
+
+    Refused with `SyncTooSoon` within SYNC_NOW_INTERVAL of the coach's last sync (a calendar's
+    last success or error) or of the last queued sync, so repeated clicks cannot pile up
+    network fetches.
+    """
+    _require_coach(coach)
+    now = now or timezone.now()
+    since = now - SYNC_NOW_INTERVAL
+    recent = ExternalCalendar.objects.filter(coach=coach).filter(
+        Q(last_synced_at__gt=since) | Q(last_error_at__gt=since)
+    )
+    if recent.exists():
+        raise SyncTooSoon()
+    # Claimed atomically (across processes with the Redis cache), released by expiry.
+    if not cache.add(_sync_claim_key(coach.pk), 1, timeout=int(SYNC_NOW_INTERVAL.total_seconds())):
+        raise SyncTooSoon()
+    _queue_coach_sync(coach.pk)
 
 
 @dataclass
@@ -477,7 +528,8 @@ class SyncResult:
 def external_calendar_add(*, coach: User, url: str, name: str = "") -> ExternalCalendar:
     """Add one of the coach's external calendars (an http, https or webcal iCal address).
 
-    Checks the address's form and scheme only; the first sync says whether it can be read.
+    Checks the address's form and scheme only; the first sync, queued in the background on
+    commit, says whether it can be read.
     """
     _require_coach(coach)
     try:
@@ -495,19 +547,21 @@ def external_calendar_add(*, coach: User, url: str, name: str = "") -> ExternalC
             )
         try:
             with transaction.atomic():
-                return ExternalCalendar.objects.create(coach=coach, url=url, name=name)
+                calendar = ExternalCalendar.objects.create(coach=coach, url=url, name=name)
         except IntegrityError as exc:
             raise ExternalCalendarInvalid("You have already added that calendar.") from exc
+        _queue_coach_sync(coach.pk)
+    return calendar
 
 
 def external_calendar_remove(
     *, calendar: ExternalCalendar, coach: User, now: datetime | None = None
-) -> int:
+) -> int | None:
     """Disconnect an external calendar and reopen the slots that only it kept blocked.
 
-    With no other active calendar left, every future slot blocked by a calendar reopens at once;
-    otherwise the remaining calendars are synced right after (outside the transaction), which
-    reopens what none of them is busy for. Returns how many slots reopened.
+    With no other active calendar left, every future slot blocked by a calendar reopens at once
+    and the count is returned. Otherwise a background sync of the remaining calendars is queued
+    on commit (it reopens what none of them is busy for) and None is returned.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -520,14 +574,8 @@ def external_calendar_remove(
         others = ExternalCalendar.objects.filter(coach=coach, is_active=True).exists()
         if not others:
             return _external_blocks_reopen(coach_ids=[coach.pk], now=now)
-    return external_calendars_sync(coach=coach, now=now).reopened
-
-
-def external_calendar_sync(
-    *, calendar: ExternalCalendar, now: datetime | None = None
-) -> SyncResult:
-    """Sync one calendar now (with the coach's other calendars: a block can come from any)."""
-    return external_calendars_sync(coach=calendar.coach, now=now)
+        _queue_coach_sync(coach.pk)
+    return None
 
 
 def external_calendars_sync(

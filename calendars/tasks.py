@@ -5,6 +5,7 @@ import logging
 
 from celery import shared_task
 
+from accounts.models import User
 from calendars import services
 
 logger = logging.getLogger(__name__)
@@ -26,14 +27,31 @@ def materialise_availability(*, weeks_ahead: int | None = None):
     return result
 
 
-@shared_task(name="calendars.sync_external_calendars", soft_time_limit=600, time_limit=660)
-def sync_external_calendars() -> dict:
-    """Fetch every coach's external calendars; block and reopen slots (one bad feed never
-    stops the others: its error is recorded on the calendar)."""
-    result = services.external_calendars_sync()
+def _counts(result: services.SyncResult) -> dict:
     return {
         "calendars": result.calendars,
         "failed": result.failed,
         "blocked": result.blocked,
         "reopened": result.reopened,
     }
+
+
+@shared_task(name="calendars.sync_external_calendars", soft_time_limit=600, time_limit=660)
+def sync_external_calendars() -> dict:
+    """Fetch every coach's external calendars; block and reopen slots (one bad feed never
+    stops the others: its error is recorded on the calendar)."""
+    return _counts(services.external_calendars_sync())
+
+
+# At most 10 calendars, 8 fetched at a time, each at most 3 x CALENDAR_SYNC_TIMEOUT (10 s).
+@shared_task(name="calendars.sync_coach_calendars", soft_time_limit=120, time_limit=150)
+def sync_coach_calendars(*, coach_id: int) -> dict | None:
+    """Sync one coach's external calendars (queued by adding or removing a calendar and by
+    "Sync now"); nothing if the coach is gone."""
+    coach = User.objects.filter(pk=coach_id).first()
+    if coach is None:
+        logger.info("sync_coach_calendars: coach %s no longer exists", coach_id)
+        return None
+    result = services.external_calendars_sync(coach=coach)
+    logger.info("sync_coach_calendars: coach %s: %s", coach_id, result)
+    return _counts(result)

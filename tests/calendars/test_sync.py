@@ -635,7 +635,9 @@ def test_removing_the_only_calendar_reopens_what_it_blocked(feeds, allow_local, 
     assert states(ten, mine) == [OPEN, ("BLOCKED", "coach")]
 
 
-def test_removing_one_of_two_calendars_keeps_what_the_other_blocks(feeds, allow_local, frozen):
+def test_removing_one_of_two_calendars_keeps_what_the_other_blocks(
+    feeds, allow_local, frozen, celery_eager, django_capture_on_commit_callbacks
+):
     coach = CoachFactory()
     ten, eleven = slot(coach, utc(2026, 10, 22, 10)), slot(coach, utc(2026, 10, 22, 11))
     first = ExternalCalendarFactory(
@@ -652,9 +654,10 @@ def test_removing_one_of_two_calendars_keeps_what_the_other_blocks(feeds, allow_
     )
     external_calendars_sync()
 
-    reopened = services.external_calendar_remove(calendar=first, coach=coach)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        reopened = services.external_calendar_remove(calendar=first, coach=coach)
 
-    assert reopened == 1
+    assert (reopened, len(callbacks)) == (None, 1)  # the other calendar syncs in the background
     assert states(ten, eleven) == [OPEN, BLOCKED]
 
 
@@ -689,7 +692,9 @@ def test_task_and_command_run_the_sync(feeds, allow_local, frozen, capsys):
     assert states(ten) == [OPEN]
 
 
-def test_coach_adds_a_calendar_on_the_page_and_it_syncs_at_once(client, feeds, allow_local, frozen):
+def test_adding_a_calendar_on_the_page_queues_its_first_sync_without_fetching_in_the_request(
+    client, feeds, allow_local, frozen, celery_eager, django_capture_on_commit_callbacks
+):
     coach = CoachFactory()
     ten = slot(coach, utc(2026, 10, 22, 10))
     url = feeds.serve(
@@ -697,17 +702,88 @@ def test_coach_adds_a_calendar_on_the_page_and_it_syncs_at_once(client, feeds, a
     )
     client.force_login(coach)
 
-    response = client.post(reverse("feeds:external_add"), {"url": url, "name": "Work"}, follow=True)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(reverse("feeds:external_add"), {"url": url, "name": "Work"})
 
-    calendar = ExternalCalendar.objects.get(coach=coach)
-    assert calendar.name == "Work"
-    assert calendar.last_synced_at == NOW
-    assert states(ten) == [BLOCKED]
-    texts = [str(message) for message in response.context["messages"]]
-    assert texts == [
-        "Added “Work”. Its busy times now block your open slots.",
-        "Calendars synced: 1 slot(s) newly blocked, 0 reopened.",
+    assert (response.status_code, feeds.hits, len(callbacks)) == (302, [], 1)
+    assert messages_of(response) == [
+        "Added “Work”. Syncing it now: refresh this page in a minute to see what it blocked, "
+        "or why it could not be read."
     ]
+    callbacks[0]()  # the worker runs the queued calendars.sync_coach_calendars
+    calendar = ExternalCalendar.objects.get(coach=coach)
+    assert (calendar.name, calendar.last_synced_at, feeds.hits) == ("Work", NOW, ["/a.ics"])
+    assert states(ten) == [BLOCKED]
+
+
+def test_sync_now_queues_a_sync_and_refuses_another_within_a_minute(
+    client, feeds, allow_local, frozen, celery_eager, django_capture_on_commit_callbacks
+):
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+    client.force_login(coach)
+    sync_now = reverse("feeds:external_sync")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        first = client.post(sync_now, follow=True)
+        again = client.post(sync_now, follow=True)
+
+    assert messages_of(first) == ["Syncing now; refresh this page in a minute to see the result."]
+    assert messages_of(again) == [services.SyncTooSoon.default_message]
+    assert (len(callbacks), feeds.hits, states(ten)) == (1, ["/a.ics"], [BLOCKED])
+    with time_machine.travel(NOW + timedelta(seconds=50), tick=False):
+        assert messages_of(client.post(sync_now, follow=True)) == [
+            services.SyncTooSoon.default_message
+        ]
+    with (
+        time_machine.travel(NOW + timedelta(seconds=61), tick=False),
+        django_capture_on_commit_callbacks(execute=True) as later,
+    ):
+        response = client.post(sync_now, follow=True)
+    assert messages_of(response) == [
+        "Syncing now; refresh this page in a minute to see the result."
+    ]
+    assert (len(later), feeds.hits) == (1, ["/a.ics", "/a.ics"])
+
+
+def test_removing_one_of_two_calendars_on_the_page_says_the_rest_sync_in_the_background(
+    client, feeds, allow_local, frozen, django_capture_on_commit_callbacks
+):
+    coach = CoachFactory()
+    first = ExternalCalendarFactory(coach=coach, name="Work", url=feeds.url("/1.ics"))
+    ExternalCalendarFactory(coach=coach, url=feeds.url("/2.ics"))
+    client.force_login(coach)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(reverse("feeds:external_remove", args=[first.pk]))
+
+    assert (len(callbacks), feeds.hits) == (1, [])
+    assert messages_of(response) == [
+        "Removed “Work”. Syncing your other calendars now: the slots only it blocked reopen "
+        "within a minute."
+    ]
+
+
+def test_coach_sync_task_syncs_that_coach_only_and_skips_a_gone_coach(
+    feeds, allow_local, frozen, celery_eager
+):
+    from calendars.tasks import sync_coach_calendars
+
+    busy = ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    coach, other = CoachFactory(), CoachFactory()
+    mine, theirs = slot(coach, utc(2026, 10, 22, 10)), slot(other, utc(2026, 10, 22, 10))
+    ExternalCalendarFactory(coach=coach, url=feeds.serve("/mine.ics", busy))
+    ExternalCalendarFactory(coach=other, url=feeds.serve("/theirs.ics", busy))
+
+    counts = sync_coach_calendars.delay(coach_id=coach.pk).get()
+
+    assert counts == {"calendars": 1, "failed": 0, "blocked": 1, "reopened": 0}
+    assert states(mine, theirs) == [BLOCKED, OPEN]
+    assert sync_coach_calendars.delay(coach_id=other.pk + 1000).get() is None
 
 
 def test_adding_a_file_url_on_the_page_shows_the_reason_and_adds_nothing(client):
