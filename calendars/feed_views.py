@@ -1,6 +1,6 @@
 """Calendar pages: the secret subscription feed, the week view, and external busy calendars.
 
-Thin views: reads through `calendars.feeds` / `calendars.sync` selectors, writes through
+Thin views: reads through `calendars.feeds` / `calendars.selectors`, writes through
 `accounts.services` and `calendars.services`; domain errors become messages, never a 500.
 """
 
@@ -18,8 +18,8 @@ from django.views.decorators.http import require_POST, require_safe
 
 from accounts.services import calendar_token_regenerate
 from calendars import feeds
+from calendars import selectors as calendar_selectors
 from calendars import services as calendar_services
-from calendars import sync as calendar_sync
 from sessions_app.lifecycle import DomainError
 
 # --- the subscription feed ----------------------------------------------------------------------
@@ -144,7 +144,7 @@ def external_calendar_add(request):
 @login_required
 @require_POST
 def external_calendar_remove(request, pk: int):
-    calendar = calendar_sync.external_calendar_get(pk=pk, coach=request.user)
+    calendar = calendar_selectors.coach_external_calendar(coach=request.user, pk=pk)
     if calendar is None:
         messages.error(request, "That calendar is not connected (any more).")
         return _availability()

@@ -6,7 +6,7 @@ from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from calendars.models import AvailabilityPattern, TimeSlot
+from calendars.models import AvailabilityPattern, ExternalCalendar, TimeSlot
 
 
 def coach_future_slots(*, coach, now: datetime | None = None) -> QuerySet:
@@ -50,3 +50,13 @@ def coach_active_patterns(*, coach, now: datetime | None = None) -> QuerySet:
 def coach_pattern(*, coach, pk) -> AvailabilityPattern | None:
     """One of the coach's active patterns (None for anyone else's, an unknown or a stopped one)."""
     return AvailabilityPattern.objects.filter(coach=coach, pk=pk, is_active=True).first()
+
+
+def coach_external_calendars(*, coach) -> list[ExternalCalendar]:
+    """The coach's external calendars (active and paused), oldest first: one query."""
+    return list(ExternalCalendar.objects.filter(coach=coach).order_by("created_at", "pk"))
+
+
+def coach_external_calendar(*, coach, pk) -> ExternalCalendar | None:
+    """One of the coach's external calendars (None for anyone else's or an unknown id)."""
+    return ExternalCalendar.objects.filter(coach=coach, pk=pk).first()

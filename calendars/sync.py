@@ -36,7 +36,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from calendars.models import ExternalCalendar
 from sessions_app.lifecycle import DomainError
 
 logger = logging.getLogger(__name__)
@@ -400,16 +399,3 @@ def fetch_as_completed(jobs: list[dict], *, workers: int | None = None) -> Itera
             yield future.result()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-# --- reads for the availability page ------------------------------------------------------------
-
-
-def external_calendars_for(*, coach) -> list[ExternalCalendar]:
-    """The coach's external calendars, oldest first (one query)."""
-    return list(ExternalCalendar.objects.filter(coach=coach).order_by("created_at", "pk"))
-
-
-def external_calendar_get(*, pk: int, coach) -> ExternalCalendar | None:
-    """One of the coach's external calendars, or None when it is not theirs (or gone)."""
-    return ExternalCalendar.objects.filter(pk=pk, coach=coach).first()

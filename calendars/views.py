@@ -48,6 +48,7 @@ def _page(request, status: int = 200, slot_form=None, pattern_form=None):
         "pattern_form": pattern_form or PatternForm(tz=coach.tzinfo),
         "slots": slots,
         "patterns": patterns,
+        "external_calendars": selectors.coach_external_calendars(coach=coach),
         "timezone_name": coach.tzinfo.key,
     }
     return render(request, "calendars/availability.html", context, status=status)

@@ -4,12 +4,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from calendars.models import AvailabilityPattern, SlotStatus, TimeSlot
 from tests.conftest import messages_of
-from tests.factories import CoachFactory, StudentFactory, TimeSlotFactory, make_session
+from tests.factories import (
+    CoachFactory,
+    ExternalCalendarFactory,
+    StudentFactory,
+    TimeSlotFactory,
+    make_session,
+)
 
 NOW = datetime(2026, 10, 12, 6, 0, tzinfo=UTC)  # Monday, 08:00 in Berlin (summer time)
 pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=False)]
@@ -158,6 +166,24 @@ def test_page_includes_the_external_calendars_section(coach_client):
     assert "calendars/_external_calendars.html" in [
         t.name for t in coach_client.get(PAGE).templates
     ]
+
+
+def test_page_gets_the_coachs_external_calendars_from_the_view_in_one_query(coach_client, coach):
+    first = ExternalCalendarFactory(coach=coach, name="Work")
+    ExternalCalendarFactory(name="Someone else's")
+
+    with CaptureQueriesContext(connection) as one:
+        response = coach_client.get(PAGE)
+    paused = ExternalCalendarFactory(coach=coach, name="Family", is_active=False)
+    more = [ExternalCalendarFactory(coach=coach) for _ in range(3)]
+    with CaptureQueriesContext(connection) as five:
+        again = coach_client.get(PAGE)
+
+    assert response.context["external_calendars"] == [first]
+    assert again.context["external_calendars"] == [first, paused, *more]
+    assert len(five.captured_queries) == len(one.captured_queries)
+    calendar_reads = [q for q in five.captured_queries if "calendars_externalcalendar" in q["sql"]]
+    assert len(calendar_reads) == 1
 
 
 # --- adding one slot -----------------------------------------------------------------------------
