@@ -3,7 +3,18 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -126,6 +137,39 @@ def coach_task_count(*, coach, now: datetime | None = None) -> int:
     now = now or timezone.now()
     tasks = coach_tasks_filter(coach=coach, now=now)
     return Session.objects.filter(coach=coach).filter(tasks).count()
+
+
+@dataclass(frozen=True)
+class CoachNavigation:
+    task_count: int  # the Tasks badge
+    has_packages: bool  # the coach bought packages from other coaches (show My sessions)
+
+
+def coach_navigation(*, coach, now: datetime | None = None) -> CoachNavigation:
+    """What a coach's navigation needs, in one query: the Tasks count and whether the coach
+    has bought any package as a student."""
+    from accounts.models import User
+    from sessions_app.models import Package
+
+    now = now or timezone.now()
+    tasks = (
+        Session.objects.filter(coach=OuterRef("pk"))
+        .filter(coach_tasks_filter(coach=coach, now=now))
+        .order_by()
+        .values("coach")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    task_count, has_packages = (
+        User.objects.filter(pk=coach.pk)
+        .annotate(
+            task_count=Coalesce(Subquery(tasks, output_field=IntegerField()), 0),
+            has_packages=Exists(Package.objects.filter(student=OuterRef("pk"))),
+        )
+        .values_list("task_count", "has_packages")
+        .get()
+    )
+    return CoachNavigation(task_count=task_count, has_packages=has_packages)
 
 
 def _pending_proposals() -> Prefetch:

@@ -1,7 +1,15 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.factories import CoachFactory, StudentFactory, make_session
+from tests.factories import (
+    CoachFactory,
+    OfferingFactory,
+    StudentFactory,
+    make_package,
+    make_session,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +57,34 @@ def test_coach_navigation_names_the_coach_pages_and_marks_the_current_one(client
     assert ">My sessions</a>" not in html
     assert f'<form class="inline" method="post" action="{reverse("account_logout")}">' in html
     assert ">Log out</button>" in html
+
+
+def test_coach_navigation_offers_coaches_and_my_sessions_once_the_coach_bought_a_package(client):
+    coach, offering = CoachFactory(), OfferingFactory()  # another coach's offering
+    client.force_login(coach)
+    url = reverse("catalog:coaches")
+
+    with CaptureQueriesContext(connection) as first:
+        before = client.get(url).content.decode()
+    make_package(student=coach, offering=offering)
+    with CaptureQueriesContext(connection) as second:
+        after = client.get(url).content.decode()
+
+    coaches_link = f'<a href="{url}" aria-current="page">Coaches</a>'
+    my_sessions_link = f'<a href="{reverse("sessions:my_sessions")}">My sessions</a>'
+    assert (coaches_link in before, my_sessions_link in before) == (True, False)
+    assert (coaches_link in after, my_sessions_link in after) == (True, True)
+    assert '<span class="count"' not in after  # nothing waits on this coach
+    assert len(second) == len(first)  # the Tasks count and the package check are one query
+
+
+def test_coach_navigation_still_counts_tasks_with_packages_bought(client):
+    requested = make_session("REQUESTED")
+    make_package(student=requested.coach)
+    client.force_login(requested.coach)
+    html = client.get(reverse("sessions:upcoming")).content.decode()
+    assert '<span class="count" aria-label="1 waiting">1</span>' in html
+    assert f'<a href="{reverse("sessions:my_sessions")}">My sessions</a>' in html
 
 
 def test_student_navigation_names_the_student_pages(client):
