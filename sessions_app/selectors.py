@@ -132,13 +132,6 @@ def coach_tasks_filter(*, coach, now: datetime) -> Q:
     )
 
 
-def coach_task_count(*, coach, now: datetime | None = None) -> int:
-    """How many sessions wait on `coach` (the Tasks badge): one COUNT query."""
-    now = now or timezone.now()
-    tasks = coach_tasks_filter(coach=coach, now=now)
-    return Session.objects.filter(coach=coach).filter(tasks).count()
-
-
 @dataclass(frozen=True)
 class CoachNavigation:
     task_count: int  # the Tasks badge
