@@ -164,6 +164,56 @@ def external_calendar_remove(request, pk: int):
     return _availability()
 
 
+def _set_active(request, pk: int, active: bool):
+    calendar = calendar_selectors.coach_external_calendar(coach=request.user, pk=pk)
+    if calendar is None:
+        messages.error(request, "That calendar is not connected (any more).")
+        return _availability()
+    if calendar.is_active == active:
+        messages.info(request, f"“{calendar}” is already {'active' if active else 'paused'}.")
+        return _availability()
+    try:
+        reopened = calendar_services.external_calendar_set_active(
+            calendar=calendar, coach=request.user, is_active=active
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return _availability()
+    if active:
+        messages.success(
+            request,
+            f"Resumed “{calendar}”. Syncing it now: refresh this page in a minute to see what "
+            "it blocked.",
+        )
+    elif reopened is None:
+        messages.success(
+            request,
+            f"Paused “{calendar}”. Syncing your other calendars now: the slots only it blocked "
+            "reopen within a minute.",
+        )
+    else:
+        messages.success(
+            request,
+            f"Paused “{calendar}”; {reopened} slot(s) it blocked reopened. It blocks nothing "
+            "until you resume it.",
+        )
+    return _availability()
+
+
+@login_required
+@require_POST
+def external_calendar_pause(request, pk: int):
+    """Stop reading a calendar without removing it; what only it blocked reopens."""
+    return _set_active(request, pk, False)
+
+
+@login_required
+@require_POST
+def external_calendar_resume(request, pk: int):
+    """Read a paused calendar again; its first sync runs in the background."""
+    return _set_active(request, pk, True)
+
+
 @login_required
 @require_POST
 def external_calendars_sync(request):

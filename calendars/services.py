@@ -578,6 +578,34 @@ def external_calendar_remove(
     return None
 
 
+def external_calendar_set_active(
+    *, calendar: ExternalCalendar, coach: User, is_active: bool, now: datetime | None = None
+) -> int | None:
+    """Pause (`is_active=False`) or resume one of the coach's external calendars.
+
+    A paused calendar is not fetched and blocks nothing. Pausing the coach's last active
+    calendar reopens at once every future slot the calendars blocked and returns the count;
+    otherwise (pausing one of several, or resuming) a background sync of the coach's active
+    calendars is queued on commit and None is returned. A calendar already in that state is left
+    alone (returns 0, queues nothing).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = (
+            ExternalCalendar.objects.select_for_update().filter(pk=calendar.pk, coach=coach).first()
+        )
+        if locked is None:
+            raise PermissionDenied("That calendar is not yours.")
+        if locked.is_active == is_active:
+            return 0
+        ExternalCalendar.objects.filter(pk=locked.pk).update(is_active=is_active)
+        others = ExternalCalendar.objects.filter(coach=coach, is_active=True).exists()
+        if not is_active and not others:
+            return _external_blocks_reopen(coach_ids=[coach.pk], now=now)
+        _queue_coach_sync(coach.pk)
+    return None
+
+
 def external_calendars_sync(
     *, now: datetime | None = None, coach: User | None = None
 ) -> SyncResult:

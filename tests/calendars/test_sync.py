@@ -615,6 +615,137 @@ def test_switching_a_calendar_off_reopens_what_it_blocked_at_the_next_sync(
     assert states(ten) == [OPEN]
 
 
+# --- pausing and resuming -------------------------------------------------------------------------
+
+
+def test_pausing_the_only_calendar_reopens_its_blocks_and_later_syncs_skip_it(
+    feeds, allow_local, frozen
+):
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    )
+    calendar = ExternalCalendarFactory(coach=coach, url=url)
+    external_calendars_sync()
+    feeds.hits.clear()
+
+    reopened = services.external_calendar_set_active(
+        calendar=calendar, coach=coach, is_active=False
+    )
+
+    calendar.refresh_from_db()
+    assert (reopened, calendar.is_active, states(ten)) == (1, False, [OPEN])
+    assert external_calendars_sync().calendars == 0
+    assert (feeds.hits, states(ten)) == ([], [OPEN])
+
+
+def test_pausing_one_of_two_calendars_reopens_only_what_it_blocked_via_a_queued_sync(
+    feeds, allow_local, frozen, celery_eager, django_capture_on_commit_callbacks
+):
+    coach = CoachFactory()
+    ten, eleven = slot(coach, utc(2026, 10, 22, 10)), slot(coach, utc(2026, 10, 22, 11))
+    first = ExternalCalendarFactory(
+        coach=coach,
+        url=feeds.serve(
+            "/one.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+        ),
+    )
+    ExternalCalendarFactory(
+        coach=coach,
+        url=feeds.serve(
+            "/two.ics", ics(event("b", "DTSTART:20261022T110000Z", "DTEND:20261022T120000Z"))
+        ),
+    )
+    external_calendars_sync()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        reopened = services.external_calendar_set_active(
+            calendar=first, coach=coach, is_active=False
+        )
+
+    assert (reopened, len(callbacks)) == (None, 1)
+    assert states(ten, eleven) == [OPEN, BLOCKED]
+
+
+def test_resuming_a_paused_calendar_queues_a_sync_that_blocks_again(
+    feeds, allow_local, frozen, celery_eager, django_capture_on_commit_callbacks
+):
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    )
+    calendar = ExternalCalendarFactory(coach=coach, url=url, is_active=False)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.external_calendar_set_active(calendar=calendar, coach=coach, is_active=True)
+    with django_capture_on_commit_callbacks(execute=True) as twice:
+        again = services.external_calendar_set_active(
+            calendar=calendar, coach=coach, is_active=True
+        )
+
+    calendar.refresh_from_db()
+    assert (calendar.is_active, len(callbacks), states(ten)) == (True, 1, [BLOCKED])
+    assert (again, twice) == (0, [])
+
+
+def test_pausing_another_coachs_calendar_is_refused():
+    calendar = ExternalCalendarFactory()
+
+    with pytest.raises(services.PermissionDenied):
+        services.external_calendar_set_active(
+            calendar=calendar, coach=CoachFactory(), is_active=False
+        )
+
+    calendar.refresh_from_db()
+    assert calendar.is_active is True
+
+
+def test_coach_pauses_and_resumes_a_calendar_on_the_page(
+    client, feeds, allow_local, frozen, django_capture_on_commit_callbacks
+):
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10), status="BLOCKED", block_source="external")
+    calendar = ExternalCalendarFactory(coach=coach, name="Work", url=feeds.url("/a.ics"))
+    client.force_login(coach)
+    page = client.get(reverse("calendars:availability")).content.decode()
+    assert reverse("feeds:external_pause", args=[calendar.pk]) in page
+
+    paused = client.post(reverse("feeds:external_pause", args=[calendar.pk]), follow=True)
+
+    assert messages_of(paused) == [
+        "Paused “Work”; 1 slot(s) it blocked reopened. It blocks nothing until you resume it."
+    ]
+    html = paused.content.decode()
+    assert "Paused: not read, blocks nothing" in html
+    assert reverse("feeds:external_resume", args=[calendar.pk]) in html
+    assert states(ten) == [OPEN]
+    again = client.post(reverse("feeds:external_pause", args=[calendar.pk]), follow=True)
+    assert messages_of(again) == ["“Work” is already paused."]
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        resumed = client.post(reverse("feeds:external_resume", args=[calendar.pk]), follow=True)
+
+    assert messages_of(resumed) == [
+        "Resumed “Work”. Syncing it now: refresh this page in a minute to see what it blocked."
+    ]
+    assert (len(callbacks), feeds.hits) == (1, [])
+    calendar.refresh_from_db()
+    assert calendar.is_active is True
+
+
+def test_pausing_another_coachs_calendar_on_the_page_changes_nothing(client):
+    calendar = ExternalCalendarFactory()
+    client.force_login(CoachFactory())
+
+    response = client.post(reverse("feeds:external_pause", args=[calendar.pk]), follow=True)
+
+    assert messages_of(response) == ["That calendar is not connected (any more)."]
+    calendar.refresh_from_db()
+    assert calendar.is_active is True
+
+
 # --- removing -----------------------------------------------------------------------------------
 
 
