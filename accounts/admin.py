@@ -18,6 +18,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from accounts.models import CoachProfile, User
+from refunds.admin_utils import ReadOnlyAdminMixin
 from sessions_app.lifecycle import Action, Status
 from sessions_app.models import SessionEvent
 
@@ -51,7 +52,10 @@ def _coach_event_count(since, **conditions) -> Coalesce:
 
 
 @admin.register(CoachProfile)
-class CoachProfileAdmin(admin.ModelAdmin):
+class CoachProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: a coach changes their profile on the Profile page (`coach_profile_update`
+    checks the windows), and deleting a profile would orphan the coach's sessions."""
+
     list_display = [
         "user",
         "request_window_hours",

@@ -3,6 +3,7 @@ import zoneinfo
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -76,32 +77,53 @@ class User(AbstractUser):
         return hasattr(self, "coach_profile")
 
 
+MAX_WINDOW_HOURS = 720  # 30 days: the longest request window, reschedule window or notice
+
+
 class CoachProfile(models.Model):
-    """What makes a user a coach, and the windows that govern their sessions."""
+    """What makes a user a coach, and the windows that govern their sessions.
+
+    The windows are bounded here and in the database (1..720 hours, notice 0..720), so no stored
+    value can overflow a `timedelta` or push an expiry decades away.
+    """
 
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="coach_profile")
     headline = models.CharField(max_length=160, blank=True)
     bio = models.TextField(blank=True)
     request_window_hours = models.PositiveIntegerField(
-        default=48, help_text="How long a booking request waits for the coach before it expires."
+        default=48,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WINDOW_HOURS)],
+        help_text="How long a booking request waits for the coach before it expires.",
     )
     reschedule_window_hours = models.PositiveIntegerField(
-        default=48, help_text="How long a proposed new time waits for an answer."
+        default=48,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WINDOW_HOURS)],
+        help_text="How long a proposed new time waits for an answer.",
     )
     minimum_notice_hours = models.PositiveIntegerField(
-        default=12, help_text="Students cannot book a time that starts sooner than this."
+        default=12,
+        validators=[MaxValueValidator(MAX_WINDOW_HOURS)],
+        help_text="Students cannot book a time that starts sooner than this.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(request_window_hours__gte=1),
-                name="coachprofile_request_window_positive",
+                condition=models.Q(
+                    request_window_hours__gte=1, request_window_hours__lte=MAX_WINDOW_HOURS
+                ),
+                name="coachprofile_request_window_range",
             ),
             models.CheckConstraint(
-                condition=models.Q(reschedule_window_hours__gte=1),
-                name="coachprofile_reschedule_window_positive",
+                condition=models.Q(
+                    reschedule_window_hours__gte=1, reschedule_window_hours__lte=MAX_WINDOW_HOURS
+                ),
+                name="coachprofile_reschedule_window_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(minimum_notice_hours__lte=MAX_WINDOW_HOURS),
+                name="coachprofile_minimum_notice_range",
             ),
         ]
 

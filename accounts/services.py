@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from accounts.models import CoachProfile, User, new_calendar_token
+from accounts.models import MAX_WINDOW_HOURS, CoachProfile, User, new_calendar_token
 from sessions_app.lifecycle import DomainError, PermissionDenied
 
 
@@ -35,9 +35,6 @@ def calendar_token_regenerate(*, user: User) -> User:
 
 class CoachProfileInvalid(DomainError):
     default_message = "That coach profile is not valid."
-
-
-MAX_WINDOW_HOURS = 720  # 30 days
 
 
 def _hours(value, low: int, label: str) -> int:

@@ -1,15 +1,15 @@
 """Admin pages for offerings, packages, sessions, proposals and the session event timeline.
 
-Everything the lifecycle owns is read-only here: statuses change only through the services in
+Everything here is read-only: statuses change only through the services in
 `sessions_app.services`, so sessions, packages, proposals and events cannot be added, changed
-or deleted in the admin. Offerings stay editable (their title, text, price for future
-purchases, and whether they are on sale). Every cancellation shows its refund choice, taken from
-the cancel event ("Full refund $30.00", "Partial refund $12.50", "Cancel without refund").
+or deleted in the admin; offerings neither, since their checks (currencies, price cap, bounds)
+live in the offering services that the coach's Offerings page calls. Every cancellation shows
+its refund choice, taken from the cancel event ("Full refund $30.00", "Partial refund $12.50",
+"Cancel without refund").
 """
 
 from datetime import datetime
 
-from django import forms
 from django.contrib import admin
 from django.db.models import (
     Case,
@@ -181,30 +181,12 @@ class PackageSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
 # --- model admins ----------------------------------------------------------------------------
 
 
-class OfferingForm(forms.ModelForm):
-    class Meta:
-        model = Offering
-        fields = [
-            "coach",
-            "title",
-            "description",
-            "session_count",
-            "duration_minutes",
-            "price_cents",
-            "currency",
-            "is_active",
-        ]
-
-    def clean_coach(self):
-        coach = self.cleaned_data["coach"]
-        if coach is not None and not coach.is_coach:
-            raise forms.ValidationError("This user has no coach profile.")
-        return coach
-
-
 @admin.register(Offering)
-class OfferingAdmin(admin.ModelAdmin):
-    form = OfferingForm
+class OfferingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: coaches change their offerings on their Offerings page, through
+    `offering_create` / `offering_update` / `offering_set_active`, which check the currency, the
+    price cap and the bounds that a plain model form would skip."""
+
     list_display = [
         "title",
         "coach",
@@ -217,11 +199,17 @@ class OfferingAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "currency", CoachFilter]
     search_fields = ["title", "coach__email"]
     list_select_related = ["coach"]
-    raw_id_fields = ["coach"]
-
-    def get_readonly_fields(self, request, obj=None):
-        # Packages already sold copied the offering; who sells it stays as it was created.
-        return ["coach", "created_at"] if obj else ["created_at"]
+    fields = [
+        "title",
+        "coach",
+        "description",
+        "session_count",
+        "duration_minutes",
+        "price_display",
+        "is_active",
+        "created_at",
+    ]
+    readonly_fields = fields
 
     price_display = money_column("price_cents", "price")
 

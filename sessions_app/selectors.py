@@ -18,6 +18,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.selectors import coach_windows
 from sessions_app.lifecycle import HOLDING_STATUSES, Action, Role, Status, allowed_actions
 from sessions_app.models import ProposalStatus, RescheduleProposal, Session, SessionEvent
 
@@ -350,21 +351,95 @@ def session_choosable_slots(*, session: Session, now: datetime | None = None) ->
     While rescheduling, the last agreed time (OPEN again) is offered too, so a side can ask to
     keep it; the pending proposal's slot is HELD and never listed.
     """
-    from calendars.models import SlotStatus, TimeSlot
+    from calendars.selectors import coach_open_slots
 
     now = now or timezone.now()
-    profile = getattr(session.coach, "coach_profile", None)
-    notice = profile.minimum_notice_hours if profile else 0
-    slots = TimeSlot.objects.filter(
-        coach_id=session.coach_id, status=SlotStatus.OPEN, start__gte=now + timedelta(hours=notice)
+    notice = coach_windows(coach=session.coach).minimum_notice_hours
+    own = session.slot_id if session.status != Status.RESCHEDULING else None
+    return coach_open_slots(
+        coach_id=session.coach_id, not_before=now + timedelta(hours=notice), exclude_pk=own
     )
-    if session.slot_id and session.status != Status.RESCHEDULING:
-        slots = slots.exclude(pk=session.slot_id)
-    return slots.order_by("start", "pk")
 
 
 def session_slot_choice(*, session: Session, slot_id: int):
     """The coach's slot `slot_id` (any status: the service decides), or None if not theirs."""
-    from calendars.models import TimeSlot
+    from calendars.selectors import coach_slot_by_id
 
-    return TimeSlot.objects.filter(pk=slot_id, coach_id=session.coach_id).first()
+    return coach_slot_by_id(coach_id=session.coach_id, pk=slot_id)
+
+
+# --- for calendars.feeds: the subscription feed and the week view -------------------------------
+
+# A canceled session stays in the feed (STATUS:CANCELLED) this long after its cancellation, so
+# subscribed calendars see it canceled before it disappears.
+CANCELED_VISIBLE_DAYS = 30
+# Completed sessions stay in the feed this long after they ended: a subscribed calendar keeps
+# the recent history instead of losing each session the moment it is completed.
+COMPLETED_VISIBLE_DAYS = 90
+# Statuses whose time a subscribed calendar had already been shown; only their cancellation is
+# published (a canceled request never appeared, so it never needs a CANCELLED entry).
+FEED_PUBLISHED_STATUSES = (Status.CONFIRMED, Status.RESCHEDULING, Status.COMPLETED)
+# The sessions a week view shows (at their slot's time).
+WEEK_STATUSES = (Status.REQUESTED, Status.CONFIRMED, Status.RESCHEDULING, Status.COMPLETED)
+
+
+def sessions_for_calendar_feed(*, user, now: datetime | None = None) -> list[Session]:
+    """The sessions `user`'s calendar feed publishes (as coach and as student), in one query.
+
+    Confirmed and rescheduling sessions (a rescheduling one at its last agreed time), completed
+    ones from the last COMPLETED_VISIBLE_DAYS, and sessions canceled in the last
+    CANCELED_VISIBLE_DAYS after they had been published. Canceled ones carry `canceled_at`.
+    """
+    now = now or timezone.now()
+    cancel_events = SessionEvent.objects.filter(
+        session=OuterRef("pk"), action=Action.CANCEL
+    ).order_by("-created_at", "-id")
+    return list(
+        Session.objects.filter(Q(coach=user) | Q(student=user), slot__isnull=False)
+        .annotate(
+            canceled_at=Subquery(cancel_events.values("created_at")[:1]),
+            canceled_from=Subquery(cancel_events.values("from_status")[:1]),
+        )
+        .filter(
+            Q(status__in=[Status.CONFIRMED, Status.RESCHEDULING])
+            | Q(
+                status=Status.COMPLETED,
+                slot__end__gte=now - timedelta(days=COMPLETED_VISIBLE_DAYS),
+            )
+            | Q(
+                status=Status.CANCELED,
+                canceled_at__gte=now - timedelta(days=CANCELED_VISIBLE_DAYS),
+                canceled_from__in=FEED_PUBLISHED_STATUSES,
+            )
+        )
+        .select_related("slot", "coach", "student", "package")
+        .order_by("slot__start", "pk")
+    )
+
+
+def sessions_for_calendar_week(*, user, start: datetime, end: datetime) -> list[Session]:
+    """`user`'s sessions (as coach and as student) in WEEK_STATUSES whose slot starts in
+    [start, end), with slot, people and package: one query."""
+    return list(
+        Session.objects.filter(
+            Q(coach=user) | Q(student=user),
+            status__in=WEEK_STATUSES,
+            slot__start__gte=start,
+            slot__start__lt=end,
+        ).select_related("slot", "coach", "student", "package")
+    )
+
+
+def proposals_for_calendar_week(
+    *, user, start: datetime, end: datetime
+) -> list[RescheduleProposal]:
+    """Pending reschedule proposals of `user`'s sessions whose proposed slot starts in
+    [start, end), with slot and session details: one query."""
+    return list(
+        RescheduleProposal.objects.filter(
+            Q(session__coach=user) | Q(session__student=user),
+            status=ProposalStatus.PENDING,
+            slot__start__gte=start,
+            slot__start__lt=end,
+        ).select_related("slot", "session__coach", "session__student", "session__package")
+    )

@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.selectors import coach_windows
 from calendars import services as calendar_services
 from calendars.models import TimeSlot
 from calendars.services import SlotUnavailable
@@ -123,8 +124,7 @@ def _slot_details(slot: TimeSlot) -> dict:
 
 
 def _earliest_bookable(session: Session, now: datetime) -> datetime:
-    profile = getattr(session.coach, "coach_profile", None)
-    notice = profile.minimum_notice_hours if profile else 0
+    notice = coach_windows(coach=session.coach).minimum_notice_hours
     return now + timedelta(hours=notice)
 
 
@@ -231,7 +231,7 @@ def session_book(*, session: Session, slot: TimeSlot, actor) -> Session:
         session = _lock(session)
         row = _authorize(session, Action.BOOK, actor)
         slot = _hold(session, slot, now)
-        window = session.coach.coach_profile.request_window_hours
+        window = coach_windows(coach=session.coach).request_window_hours
         session.slot = slot
         session.request_expires_at = min(now + timedelta(hours=window), slot.start)
         try:
@@ -307,7 +307,7 @@ def session_accept(*, session: Session, actor) -> Session:
 def _propose(session: Session, slot: TimeSlot, actor, now: datetime) -> RescheduleProposal:
     """Hold `slot` and record it as the pending proposal (the caller checked the refusals)."""
     slot = _hold(session, slot, now)
-    window = session.coach.coach_profile.reschedule_window_hours
+    window = coach_windows(coach=session.coach).reschedule_window_hours
     return RescheduleProposal.objects.create(
         session=session,
         slot=slot,

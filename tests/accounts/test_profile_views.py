@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -229,3 +230,29 @@ def test_coach_profile_update_refuses_bad_windows(field, value, message):
         services.coach_profile_update(user=coach, **fields)
 
     assert CoachProfile.objects.get(user=coach).headline == "Helps you get better"
+
+
+# --- the model's bounds ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("request_window_hours", 721),
+        ("request_window_hours", 10**9),
+        ("reschedule_window_hours", 0),
+        ("reschedule_window_hours", 10**9),
+        ("minimum_notice_hours", 721),
+    ],
+)
+def test_the_database_refuses_a_window_out_of_bounds(field, value):
+    profile = CoachFactory().coach_profile
+    setattr(profile, field, value)
+
+    with pytest.raises(ValidationError) as invalid:
+        profile.full_clean()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        profile.save(update_fields=[field])
+
+    assert field in invalid.value.message_dict
+    assert getattr(CoachProfile.objects.get(pk=profile.pk), field) != value

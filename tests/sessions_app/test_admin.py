@@ -14,7 +14,7 @@ from accounts.models import CoachProfile
 from refunds.models import Refund, RefundState
 from sessions_app import services
 from sessions_app.admin import cancellation_text
-from sessions_app.models import Package, Session, SessionEvent
+from sessions_app.models import Offering, Package, Session, SessionEvent
 from sessions_app.selectors import coach_cancellation_rate
 from tests.factories import (
     CoachFactory,
@@ -332,35 +332,52 @@ def test_event_list_renders_within_a_fixed_query_budget(
 # --- offerings ---------------------------------------------------------------------------------
 
 
-def test_offering_admin_refuses_a_coach_without_a_coach_profile(admin_client):
-    student = StudentFactory()
-
-    response = admin_client.post(
-        reverse("admin:sessions_app_offering_add"),
-        {
-            "coach": student.pk,
-            "title": "Not a coach",
-            "session_count": 3,
-            "duration_minutes": 60,
-            "price_cents": 1000,
-            "currency": "USD",
-            "is_active": "on",
-        },
-    )
-
-    assert response.status_code == 200
-    assert "This user has no coach profile." in response.content.decode()
-    assert not student.offerings.exists()
-
-
-def test_offering_admin_lists_prices_as_money_and_keeps_the_coach_on_change(admin_client):
+def test_offering_admin_is_read_only_so_the_offering_services_checks_cannot_be_skipped(
+    admin_client,
+):
     offering = OfferingFactory(price_cents=45000)
+    title = offering.title
+    change = reverse("admin:sessions_app_offering_change", args=[offering.pk])
+    add = reverse("admin:sessions_app_offering_add")
+    delete = reverse("admin:sessions_app_offering_delete", args=[offering.pk])
+    forged = {
+        "title": "Edited",
+        "session_count": 3,
+        "duration_minutes": 60,
+        "price_cents": 10**9,
+        "currency": "XXX",
+        "is_active": "on",
+    }
+
     listing = admin_client.get(reverse("admin:sessions_app_offering_changelist"))
-    change = admin_client.get(reverse("admin:sessions_app_offering_change", args=[offering.pk]))
+    page = admin_client.get(change)
 
     assert "$450.00" in listing.content.decode()
-    assert 'name="coach"' not in change.content.decode()
-    assert 'name="title"' in change.content.decode()
+    assert (page.status_code, 'name="_save"' in page.content.decode()) == (200, False)
+    assert "$450.00" in page.content.decode()
+    assert admin_client.post(change, forged).status_code == 403
+    assert admin_client.post(add, {**forged, "coach": offering.coach_id}).status_code == 403
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    offering.refresh_from_db()
+    assert (offering.title, offering.price_cents, offering.currency) == (title, 45000, "USD")
+    assert list(Offering.objects.values_list("pk", flat=True)) == [offering.pk]
+
+
+def test_coach_profile_admin_is_read_only_and_cannot_delete_a_profile(admin_client):
+    profile = CoachFactory().coach_profile
+    change = reverse("admin:accounts_coachprofile_change", args=[profile.pk])
+    delete = reverse("admin:accounts_coachprofile_delete", args=[profile.pk])
+
+    page = admin_client.get(change)
+    listing = admin_client.get(reverse("admin:accounts_coachprofile_changelist"))
+
+    assert (page.status_code, 'name="_save"' in page.content.decode()) == (200, False)
+    assert "delete_selected" not in listing.content.decode()
+    assert admin_client.post(change, {"request_window_hours": 10**9}).status_code == 403
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert admin_client.get(reverse("admin:accounts_coachprofile_add")).status_code == 403
+    profile.refresh_from_db()
+    assert profile.request_window_hours == 48
 
 
 # --- the coaches' cancellation rate ------------------------------------------------------------

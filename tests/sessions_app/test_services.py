@@ -7,6 +7,7 @@ import time_machine
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import CoachProfile
 from calendars.models import SlotStatus, TimeSlot
 from calendars.services import SlotUnavailable, slots_reopen_freed
 from refunds.models import Payment, PaymentState, Refund, RefundKind, RefundState
@@ -110,6 +111,31 @@ def test_request_for_a_soon_slot_expires_at_its_start():
 
     session.refresh_from_db()
     assert session.request_expires_at == slot.start
+
+
+def test_book_and_propose_use_default_windows_when_the_coach_profile_is_gone():
+    session = make_session("UNSCHEDULED")
+    coach = session.coach
+    first, second = TimeSlotFactory(coach=coach), TimeSlotFactory(coach=coach)
+    CoachProfile.objects.filter(user=coach).delete()  # as the admin's Delete once allowed
+    now = timezone.now()
+
+    with time_machine.travel(now, tick=False):
+        services.session_book(session=session, slot=first, actor=session.student)
+        services.session_accept(session=session, actor=coach)
+        proposal = services.session_propose_reschedule(
+            session=session, slot=second, actor=session.student
+        )
+
+    session.refresh_from_db()
+    defaults = CoachProfile()
+    assert session.status == Status.RESCHEDULING
+    assert proposal.expires_at == min(
+        now + timedelta(hours=defaults.reschedule_window_hours), second.start
+    )
+    assert SessionEvent.objects.get(session=session, action=Action.BOOK).details["slot_id"] == (
+        first.pk
+    )
 
 
 def test_book_refuses_a_slot_that_is_taken_and_changes_nothing():
