@@ -1,7 +1,8 @@
 """What a user's calendar shows: the iCalendar subscription feed and the week view.
 
-Reads only (selectors for the feed and the week page) plus the builder that turns a user's
-sessions into an RFC 5545 calendar. Every query is scoped to the user it is for, and the number
+Reads only, through `sessions_app.selectors` (the sessions and proposals) and
+`calendars.selectors` (the slots), plus the builder that turns a user's sessions into an
+RFC 5545 calendar. Every query is scoped to the user it is for, and the number
 of queries does not grow with the number of sessions or slots.
 
 A session's UID is `session-<id>@coachbook` everywhere (this feed and the .ics files attached to
@@ -16,25 +17,16 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 from django.conf import settings
-from django.db.models import OuterRef, Q, Subquery
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts.models import User
-from calendars.models import BlockSource, SlotStatus, TimeSlot
-from sessions_app.lifecycle import Action, Status
-from sessions_app.models import ProposalStatus, RescheduleProposal, Session, SessionEvent
+from calendars import selectors as calendar_selectors
+from calendars.models import BlockSource, SlotStatus
+from sessions_app import selectors as session_selectors
+from sessions_app.lifecycle import Status
+from sessions_app.models import Session
 
 PRODID = "-//Coachbook//Coachbook sessions//EN"
-# A canceled session stays in the feed (STATUS:CANCELLED) this long after its cancellation, so
-# subscribed calendars see it canceled before it disappears.
-CANCELED_VISIBLE_DAYS = 30
-# Completed sessions stay in the feed this long after they ended: a subscribed calendar keeps
-# the recent history instead of losing each session the moment it is completed.
-COMPLETED_VISIBLE_DAYS = 90
-# Statuses whose time a subscribed calendar had already been shown; only their cancellation is
-# published (a canceled request never appeared, so it never needs a CANCELLED entry).
-_PUBLISHED_STATUSES = (Status.CONFIRMED, Status.RESCHEDULING, Status.COMPLETED)
 
 
 def session_uid(session_id: int) -> str:
@@ -57,37 +49,9 @@ def user_by_calendar_token(*, token: str) -> User | None:
 
 
 def feed_sessions(*, user: User, now: datetime | None = None) -> list[Session]:
-    """The sessions `user`'s feed publishes (as coach and as student), in one query.
-
-    Confirmed and rescheduling sessions (a rescheduling one at its last agreed time), completed
-    ones from the last COMPLETED_VISIBLE_DAYS, and sessions canceled in the last
-    CANCELED_VISIBLE_DAYS after they had been published. Canceled ones carry `canceled_at`.
-    """
-    now = now or timezone.now()
-    cancel_events = SessionEvent.objects.filter(
-        session=OuterRef("pk"), action=Action.CANCEL
-    ).order_by("-created_at", "-id")
-    return list(
-        Session.objects.filter(Q(coach=user) | Q(student=user), slot__isnull=False)
-        .annotate(
-            canceled_at=Subquery(cancel_events.values("created_at")[:1]),
-            canceled_from=Subquery(cancel_events.values("from_status")[:1]),
-        )
-        .filter(
-            Q(status__in=[Status.CONFIRMED, Status.RESCHEDULING])
-            | Q(
-                status=Status.COMPLETED,
-                slot__end__gte=now - timedelta(days=COMPLETED_VISIBLE_DAYS),
-            )
-            | Q(
-                status=Status.CANCELED,
-                canceled_at__gte=now - timedelta(days=CANCELED_VISIBLE_DAYS),
-                canceled_from__in=_PUBLISHED_STATUSES,
-            )
-        )
-        .select_related("slot", "coach", "student", "package")
-        .order_by("slot__start", "pk")
-    )
+    """The sessions `user`'s feed publishes, in one query (sessions_app's selector decides:
+    confirmed, rescheduling, recently completed and recently canceled after publication)."""
+    return session_selectors.sessions_for_calendar_feed(user=user, now=now)
 
 
 # --- the feed -----------------------------------------------------------------------------------
@@ -246,22 +210,8 @@ def week_for_user(*, user: User, monday: date) -> Week:
     is_coach = user.is_coach
     entries: list[WeekEntry] = []
 
-    sessions = list(
-        Session.objects.filter(
-            Q(coach=user) | Q(student=user),
-            status__in=list(_SESSION_KINDS),
-            slot__start__gte=start,
-            slot__start__lt=end,
-        ).select_related("slot", "coach", "student", "package")
-    )
-    proposals = list(
-        RescheduleProposal.objects.filter(
-            Q(session__coach=user) | Q(session__student=user),
-            status=ProposalStatus.PENDING,
-            slot__start__gte=start,
-            slot__start__lt=end,
-        ).select_related("slot", "session__coach", "session__student", "session__package")
-    )
+    sessions = session_selectors.sessions_for_calendar_week(user=user, start=start, end=end)
+    proposals = session_selectors.proposals_for_calendar_week(user=user, start=start, end=end)
     # A coach's slot held by one of their sessions or proposals is shown once, as that session.
     by_slot: dict[int, WeekEntry] = {}
     for session in sessions:
@@ -303,10 +253,7 @@ def week_for_user(*, user: User, monday: date) -> Week:
             entries.append(entry)
 
     if is_coach:
-        slots = TimeSlot.objects.filter(coach=user, start__gte=start, start__lt=end).only(
-            "id", "start", "end", "status", "block_source"
-        )
-        for slot in slots:
+        for slot in calendar_selectors.coach_slots_between(coach=user, start=start, end=end):
             slot_label = _SLOT_LABELS[SlotStatus(slot.status)]
             held = by_slot.pop(slot.pk, None)
             if held is not None:

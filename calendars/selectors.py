@@ -6,7 +6,7 @@ from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from calendars.models import AvailabilityPattern, ExternalCalendar, TimeSlot
+from calendars.models import AvailabilityPattern, ExternalCalendar, SlotStatus, TimeSlot
 
 
 def coach_future_slots(*, coach, now: datetime | None = None) -> QuerySet:
@@ -29,6 +29,14 @@ def coach_future_slots(*, coach, now: datetime | None = None) -> QuerySet:
             )
         )
         .order_by("start", "pk")
+    )
+
+
+def coach_slots_between(*, coach, start: datetime, end: datetime) -> QuerySet:
+    """The coach's slots (any status) starting in [start, end), with only what a calendar
+    shows (id, start, end, status, block_source)."""
+    return TimeSlot.objects.filter(coach=coach, start__gte=start, start__lt=end).only(
+        "id", "start", "end", "status", "block_source"
     )
 
 
@@ -60,3 +68,30 @@ def coach_external_calendars(*, coach) -> list[ExternalCalendar]:
 def coach_external_calendar(*, coach, pk) -> ExternalCalendar | None:
     """One of the coach's external calendars (None for anyone else's or an unknown id)."""
     return ExternalCalendar.objects.filter(coach=coach, pk=pk).first()
+
+
+# --- for sessions_app (booking and rescheduling pages, notification emails) ---------------------
+
+
+def coach_open_slots(
+    *, coach_id: int, not_before: datetime, exclude_pk: int | None = None
+) -> QuerySet:
+    """The coach's OPEN slots starting at or after `not_before` (without `exclude_pk`), soonest
+    first."""
+    slots = TimeSlot.objects.filter(
+        coach_id=coach_id, status=SlotStatus.OPEN, start__gte=not_before
+    )
+    if exclude_pk is not None:
+        slots = slots.exclude(pk=exclude_pk)
+    return slots.order_by("start", "pk")
+
+
+def coach_slot_by_id(*, coach_id: int, pk) -> TimeSlot | None:
+    """The slot `pk` (any status) if it belongs to the coach `coach_id`, else None."""
+    return TimeSlot.objects.filter(pk=pk, coach_id=coach_id).first()
+
+
+def slots_by_id(*, ids) -> dict[int, TimeSlot]:
+    """The slots with these ids, by id (one query; none for no ids)."""
+    ids = {pk for pk in ids if pk is not None}
+    return TimeSlot.objects.in_bulk(ids) if ids else {}

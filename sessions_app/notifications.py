@@ -29,6 +29,7 @@ from django.utils import timezone
 from accounts.models import User
 from calendars.feeds import PRODID, session_uid, session_url
 from calendars.models import TimeSlot
+from calendars.selectors import slots_by_id
 from refunds.money import format_money
 from sessions_app.lifecycle import Action, Status
 from sessions_app.models import RescheduleProposal, Session, SessionEvent
@@ -311,7 +312,7 @@ def events_notify(*, event_ids: Iterable[int]) -> int:
         .order_by("pk")
     )
     slot_ids = {(event.details or {}).get("slot_id") for event in events} - {None}
-    slots = TimeSlot.objects.in_bulk(slot_ids) if slot_ids else {}
+    slots = slots_by_id(ids=slot_ids)
     proposal_ids = {(event.details or {}).get("proposal_id") for event in events} - {None}
     proposals = RescheduleProposal.objects.in_bulk(proposal_ids) if proposal_ids else {}
     sent = 0
