@@ -5,6 +5,7 @@ from functools import cache
 
 from django import forms
 
+from accounts.models import validate_display_name
 from accounts.services import MAX_WINDOW_HOURS
 
 # Legacy aliases ("US/Eastern", "Cuba", "Etc/GMT+5") are left out of the list; UTC stays.
@@ -26,6 +27,7 @@ class ProfileForm(forms.Form):
         label="Display name",
         max_length=120,
         required=False,
+        validators=[validate_display_name],
         help_text="What coaches and students see. Leave empty to use the start of your email.",
     )
     timezone = forms.ChoiceField(

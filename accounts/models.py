@@ -1,4 +1,5 @@
 import secrets
+import unicodedata
 import zoneinfo
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -14,6 +15,27 @@ def new_calendar_token() -> str:
 def validate_timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"“{value}” is not a known time zone.")
+
+
+# Cc: control characters (newline, tab, NUL, DEL, NEL); Zl/Zp: line and paragraph separators.
+_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters and line or paragraph separators turned into spaces and
+    runs of whitespace collapsed: safe in an email subject or any other one-line place."""
+    cleaned = "".join(
+        " " if unicodedata.category(char) in _BREAKING_CATEGORIES else char for char in text
+    )
+    return " ".join(cleaned.split())
+
+
+def validate_display_name(value: str) -> None:
+    """A display name is one line of visible text: no newlines, tabs or other control codes."""
+    if any(unicodedata.category(char) in _BREAKING_CATEGORIES for char in value):
+        raise ValidationError(
+            "Use one line without tabs or other control characters.", code="control_characters"
+        )
 
 
 class UserManager(BaseUserManager):
@@ -45,7 +67,7 @@ class User(AbstractUser):
     first_name = None
     last_name = None
     email = models.EmailField("email address", unique=True)
-    display_name = models.CharField(max_length=120, blank=True)
+    display_name = models.CharField(max_length=120, blank=True, validators=[validate_display_name])
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     # The secret in the user's calendar feed URL; regenerating it kills the old URL.
     calendar_token = models.CharField(max_length=64, unique=True, default=new_calendar_token)

@@ -17,7 +17,11 @@ def coach_profile_create(*, user: User, headline: str = "", bio: str = "") -> Co
 
 @transaction.atomic
 def user_update_profile(*, user: User, display_name: str, timezone: str) -> User:
-    """Change a user's display name and timezone, validating the timezone."""
+    """Change a user's display name and timezone.
+
+    Raises `ValidationError` (nothing saved) for an unknown timezone or a display name that is
+    not one line of text (newlines or other control characters would break email subjects).
+    """
     user.display_name = display_name.strip()
     user.timezone = timezone
     user.full_clean(exclude=["password"])

@@ -26,7 +26,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import User, one_line
 from calendars.feeds import PRODID, session_uid, session_url
 from calendars.models import TimeSlot
 from calendars.selectors import slots_by_id
@@ -58,7 +58,8 @@ class Email:
         text = render_to_string(f"email/{self.template}.txt", self.context)
         html = render_to_string(f"email/{self.template}.html", self.context)
         message = EmailMultiAlternatives(
-            subject=self.subject,
+            # Names come from people: a newline in one must not break the header (BadHeaderError).
+            subject=one_line(self.subject),
             body=text,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[self.recipient.email],
@@ -297,7 +298,9 @@ def events_notify(*, event_ids: Iterable[int]) -> int:
     """Email the people concerned by each of `event_ids`; returns how many emails went out.
 
     Events that no longer exist are skipped; an (event, recipient) pair already sent is not sent
-    again. A failed send releases its claim and raises, so the task's retry sends it.
+    again. A send that fails with an `OSError` (SMTP, network) releases its claim and raises, so
+    the task's retry sends it and what is still unsent. Any other failure cannot get better by
+    retrying: that one email is logged and skipped, and the rest of the chunk still goes.
     """
     ids = sorted(set(event_ids))
     if not ids:
@@ -326,9 +329,16 @@ def events_notify(*, event_ids: Iterable[int]) -> int:
                 message.connection = connection
                 try:
                     message.send()
-                except Exception:
+                except OSError:
                     cache.delete(key)
                     raise
+                except Exception:
+                    logger.exception(
+                        "email for event %s to user %s failed and is skipped",
+                        event.pk,
+                        email.recipient.pk,
+                    )
+                    continue
                 sent += 1
     if sent:
         logger.info("sent %d email(s) for %d session event(s)", sent, len(events))
@@ -338,14 +348,29 @@ def events_notify(*, event_ids: Iterable[int]) -> int:
 # --- reminders -----------------------------------------------------------------------------------
 
 
-def reminder_send(*, session: Session, now: datetime | None = None) -> int:
-    """Email both sides that their confirmed `session` starts soon; returns how many went out."""
+def _reminder_claim_key(session: Session, field: str, user_id: int) -> str:
+    # `sequence` changes with every new agreed time, so a new time is reminded again.
+    return f"coachbook:reminded:session:{session.pk}:{session.sequence}:{field}:user:{user_id}"
+
+
+def reminder_send(*, session: Session, field: str, now: datetime | None = None) -> int:
+    """Email both sides that their confirmed `session` starts soon; returns how many went out.
+
+    `field` names the reminder (`reminder_24h_sent_at` or `reminder_1h_sent_at`). Each
+    (session, agreed time, reminder, recipient) is claimed in the cache before its email goes,
+    as event emails are: when one recipient's send fails, its claim is released and the error
+    raised after the other recipient was tried, so the retry sends only what did not go.
+    """
     now = now or timezone.now()
     slot = session.slot
     sent = 0
+    failure: Exception | None = None
     with get_connection() as connection:
         for recipient in (session.coach, session.student):
             if not (recipient.is_active and recipient.email):
+                continue
+            key = _reminder_claim_key(session, field, recipient.pk)
+            if not cache.add(key, 1, timeout=CLAIM_TTL_SECONDS):
                 continue
             other = session.student if recipient.pk == session.coach_id else session.coach
             until = _until(slot.start, now)
@@ -368,8 +393,15 @@ def reminder_send(*, session: Session, now: datetime | None = None) -> int:
                 recipient=recipient, subject=subject, context=context, template="session_reminder"
             ).message()
             message.connection = connection
-            message.send()
+            try:
+                message.send()
+            except Exception as exc:
+                cache.delete(key)
+                failure = failure or exc
+                continue
             sent += 1
+    if failure is not None:
+        raise failure
     return sent
 
 

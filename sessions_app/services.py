@@ -591,7 +591,9 @@ def sessions_send_reminders(*, now: datetime | None = None) -> int:
     Rows are claimed in locked chunks with a conditional UPDATE (the reminder field still empty)
     and the emails go after the claim commits, so concurrent runs never send one twice. A session
     already within its last hour gets only the 1 h reminder (the 24 h one is claimed silently). A
-    failed send releases its claim for the next run. Returns how many sessions were reminded.
+    failed send releases the session's claim for the next run, which sends only to the recipient
+    whose email failed (`reminder_send` claims each recipient too). Returns how many sessions
+    were reminded.
     """
     from sessions_app import notifications
 
@@ -625,7 +627,7 @@ def sessions_send_reminders(*, now: datetime | None = None) -> int:
                 )
             for session in claimed:
                 try:
-                    notifications.reminder_send(session=session, now=now)
+                    notifications.reminder_send(session=session, field=field, now=now)
                 except Exception:
                     logger.exception("reminder for session %s failed; will retry", session.pk)
                     Session.objects.filter(pk=session.pk, **{field: now}).update(**{field: None})

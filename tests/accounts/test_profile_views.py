@@ -256,3 +256,25 @@ def test_the_database_refuses_a_window_out_of_bounds(field, value):
 
     assert field in invalid.value.message_dict
     assert getattr(CoachProfile.objects.get(pk=profile.pk), field) != value
+
+
+# --- display names are one line ----------------------------------------------------------------
+
+ONE_LINE = "Use one line without tabs or other control characters."
+
+
+@pytest.mark.parametrize("name", ["Sam\nBcc: x@example.com", "Sam\rSmith", "A\tB", "A\u2028B"])
+def test_a_display_name_that_is_not_one_line_is_refused_on_the_page(student_client, student, name):
+    response = student_client.post(UPDATE, {"me-display_name": name, "me-timezone": "UTC"})
+
+    assert response.status_code == 400
+    assert ONE_LINE in response.content.decode()
+    assert User.objects.get(pk=student.pk).display_name == "Sam"
+
+
+def test_the_profile_service_refuses_a_display_name_that_is_not_one_line(student):
+    with pytest.raises(ValidationError) as refused:
+        services.user_update_profile(user=student, display_name="Sam\nSmith", timezone="UTC")
+
+    assert refused.value.message_dict == {"display_name": [ONE_LINE]}
+    assert User.objects.get(pk=student.pk).display_name == "Sam"

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from sessions_app import notifications, services
 from sessions_app.lifecycle import Action, PermissionDenied
-from sessions_app.models import SessionEvent
+from sessions_app.models import Session, SessionEvent
 from tests.factories import CoachFactory, OfferingFactory, StudentFactory, TimeSlotFactory
 
 pytestmark = pytest.mark.django_db
@@ -424,3 +424,71 @@ def test_a_broker_outage_never_fails_the_committed_change(
 
     assert (_fresh(session).status, mail.outbox) == ("CONFIRMED", [])
     assert "Connection refused" in caplog.text
+
+
+# --- names that are not one line, and failures that retrying cannot fix ----------------------
+
+
+def test_a_stored_name_with_a_newline_still_gives_a_one_line_subject(people):
+    _coach, student, _session, _slot = people
+    # Stored before names were checked (or by another path): the email must still go.
+    type(student).objects.filter(pk=student.pk).update(display_name="Sam\nBcc: x@evil.example")
+    _booked_without_notifying(people)
+    event = SessionEvent.objects.get(action=Action.BOOK)
+
+    assert notifications.events_notify(event_ids=[event.pk]) == 1
+
+    (message,) = mail.outbox
+    assert message.subject == "New request from Sam Bcc: x@evil.example, Wed 8 Jan, 14:00 CET"
+    assert "\n" not in message.message()["Subject"]
+
+
+def test_an_email_that_cannot_be_sent_is_logged_and_skipped_and_the_chunk_goes_on(
+    people, monkeypatch, caplog
+):
+    coach, student, session, slot = people
+    services.session_book(session=session, slot=slot, actor=student)
+    services.session_accept(session=session, actor=coach)
+    events = list(SessionEvent.objects.exclude(action=Action.CREATE).order_by("pk"))
+    original = notifications.EmailMultiAlternatives.send
+
+    def refuse_the_request_email(self, *args, **kwargs):
+        if self.extra_headers.get("X-Coachbook-Event") == str(events[0].pk):
+            raise ValueError("a header the mail library refuses")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", refuse_the_request_email)
+
+    sent = notifications.events_notify(event_ids=[event.pk for event in events])
+
+    assert (sent, [message.to for message in mail.outbox]) == (1, [[student.email]])
+    assert f"email for event {events[0].pk} to user {coach.pk} failed and is skipped" in (
+        caplog.text
+    )
+
+
+def test_a_failed_reminder_to_one_side_is_resent_only_to_that_side(people, monkeypatch):
+    coach, student, session, slot = people
+    services.session_book(session=session, slot=slot, actor=student)
+    services.session_accept(session=session, actor=coach)
+    mail.outbox.clear()
+    original = notifications.EmailMultiAlternatives.send
+
+    def student_server_down(self, *args, **kwargs):
+        if self.to == [student.email]:
+            raise smtplib.SMTPServerDisconnected("connection lost")
+        return original(self, *args, **kwargs)
+
+    with time_machine.travel(START - timedelta(minutes=50), tick=False):
+        monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", student_server_down)
+        first = services.sessions_send_reminders()
+        first_to = [message.to for message in mail.outbox]
+        released = Session.objects.get(pk=session.pk).reminder_1h_sent_at
+        monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", original)
+        mail.outbox.clear()
+        second = services.sessions_send_reminders()
+        third = services.sessions_send_reminders()
+
+    assert (first, first_to, released) == (0, [[coach.email]], None)
+    assert (second, [message.to for message in mail.outbox], third) == (1, [[student.email]], 0)
+    assert Session.objects.get(pk=session.pk).reminder_1h_sent_at is not None
