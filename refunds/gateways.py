@@ -4,9 +4,15 @@ A gateway answers each request with a `GatewayResult`:
 
 - `DONE` or `FAILED`: the outcome is known now (the `manual` gateway always completes at once:
   it records the money movement for the coach to settle offline);
-- `CREATED`: the request was accepted and settles later. `refunds.services.refund_issue` then
-  schedules `refunds.tasks.settle_refund`, which asks `refund_status()` until the outcome is
-  known (`refunds.services.refund_settle`).
+- `CREATED`: the request was accepted and settles later; the result then carries the gateway's
+  `reference`, by which `refund_status()` is asked until the outcome is known.
+
+`records_only` says whether the gateway merely records (moves no money itself). Only such a
+gateway is called inside the database transaction that creates the refund. Any other gateway
+is asked to refund only after that transaction has committed: `refunds.services.refund_issue`
+writes the refund CREATED and schedules `refunds.tasks.settle_refund`, which submits it with
+`refund()` and then settles it (`refunds.services.refund_settle`), so a cancel that rolls back
+never moves money. A submission carries the refund's `idempotency_key` for the provider.
 
 A gateway that cannot be reached raises `GatewayUnavailable`; the settle task retries it.
 """
@@ -32,6 +38,7 @@ class GatewayResult:
 
 class Gateway(Protocol):
     name: str
+    records_only: bool
 
     def charge(self, payment: Payment) -> GatewayResult: ...
 
@@ -44,6 +51,7 @@ class ManualGateway:
     """Money changes hands outside the app; the record is the movement."""
 
     name = "manual"
+    records_only = True
 
     def charge(self, payment: Payment) -> GatewayResult:
         return GatewayResult(state=PaymentState.DONE, reference=f"manual-payment-{payment.pk}")
@@ -67,6 +75,7 @@ class DeferredGateway:
     """
 
     name: str = "deferred"
+    records_only: bool = False
     outcomes: dict[str, GatewayResult] = field(default_factory=dict)
 
     def charge(self, payment: Payment) -> GatewayResult:

@@ -1,8 +1,11 @@
 """Writes for money: recording a package's payment and issuing a session's refund.
 
 A refund never changes a session's status: `sessions_app.services.session_cancel` does that and
-calls `refund_issue` inside its own transaction. A refund that an asynchronous gateway leaves
-CREATED is settled later by `refunds.tasks.settle_refund` through `refund_settle`.
+calls `refund_issue` inside its own transaction. Only a gateway that merely records
+(`records_only`, the manual one) is called inside that transaction. For any other gateway the
+refund is written CREATED and, once the transaction has committed, `refunds.tasks.settle_refund`
+submits it to the gateway and settles it through `refund_settle`: a rolled-back cancel never
+reaches the gateway.
 """
 
 from django.db import IntegrityError, transaction
@@ -50,7 +53,8 @@ def refund_issue(
 
     `full` returns whatever of the session's share is still refundable; `partial` takes
     1..refundable cents. The package's payment row is locked, so concurrent refunds of the same
-    package can never add up to more than was paid.
+    package can never add up to more than was paid. A records-only gateway settles the refund
+    here (DONE at once); any other gateway sees it only after commit (see the module docstring).
     """
     if kind not in RefundKind.values:
         raise RefundNotAllowed("Choose a full or a partial refund.")
@@ -93,14 +97,16 @@ def refund_issue(
                 )
         except IntegrityError:
             return Refund.objects.get(idempotency_key=idempotency_key)
-        _apply_gateway_result(refund, gateway.refund(refund))
+        if getattr(gateway, "records_only", False):
+            _apply_gateway_result(refund, gateway.refund(refund))
         if refund.state == RefundState.CREATED:
             _schedule_settlement(refund)
     return refund
 
 
 def _schedule_settlement(refund: Refund) -> None:
-    """Ask the settle task to fetch the outcome once this transaction has committed."""
+    """Ask the settle task to submit (if needed) and settle the refund once this transaction
+    has committed; nothing is queued if it rolls back."""
     from refunds.tasks import settle_refund  # the task module imports this one
 
     refund_id = refund.pk
@@ -108,19 +114,27 @@ def _schedule_settlement(refund: Refund) -> None:
 
 
 def refund_settle(*, refund: Refund) -> Refund:
-    """Ask the refund's gateway for the outcome and move CREATED -> DONE or FAILED.
+    """Submit the refund to its gateway if it was not yet, then move CREATED -> DONE or FAILED.
 
-    Idempotent: a refund that is already settled (DONE or FAILED) is returned unchanged, and a
-    gateway that still answers CREATED leaves it CREATED (the caller tries again later). The
-    refund row is locked, so two concurrent settlements apply the outcome once. A refund never
-    changes its session's status. Raises `refunds.gateways.GatewayUnavailable` when the gateway
-    cannot be asked right now.
+    A refund not yet submitted (CREATED with no gateway reference) is sent with
+    `gateway.refund()`; a gateway that answers CREATED is then asked for the outcome with
+    `refund_status()`. Idempotent: a refund that is already settled (DONE or FAILED) is returned
+    unchanged, one already submitted is never submitted again, and a gateway that still answers
+    CREATED leaves it CREATED (the caller tries again later). The refund row is locked, so two
+    concurrent settlements submit and apply the outcome once. A refund never changes its
+    session's status. Raises `refunds.gateways.GatewayUnavailable` when the gateway cannot be
+    asked right now.
     """
     with transaction.atomic():
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
         if refund.state != RefundState.CREATED:
             return refund
-        result = get_gateway(refund.gateway).refund_status(refund)
+        gateway = get_gateway(refund.gateway)
+        if not refund.reference:
+            _apply_gateway_result(refund, gateway.refund(refund))
+            if refund.state != RefundState.CREATED:
+                return refund
+        result = gateway.refund_status(refund)
         if result.state != RefundState.CREATED:
             _apply_gateway_result(refund, result)
     return refund

@@ -1,6 +1,7 @@
 """The refund lifecycle: created -> done or failed, through the gateway and the settle task."""
 
 import pytest
+from django.db import transaction
 
 from refunds import services, tasks
 from refunds.gateways import GatewayUnavailable, get_gateway
@@ -26,6 +27,11 @@ def deferred(settings):
     gateway = get_gateway("deferred")
     yield gateway
     gateway.outcomes.clear()
+
+
+def _reference(refund) -> str:
+    """The reference the deferred gateway gives `refund` when the settle task submits it."""
+    return f"deferred-refund-{refund.pk}"
 
 
 def _issue(session, **kwargs):
@@ -54,22 +60,71 @@ def test_manual_gateway_refund_is_done_at_once_and_queues_no_settlement(
     assert queued == []
 
 
-def test_deferred_gateway_leaves_refund_created_and_queues_its_settlement_on_commit(
-    deferred, queued, django_capture_on_commit_callbacks
+def test_deferred_gateway_refund_is_written_created_and_submitted_only_after_commit(
+    deferred, queued, django_capture_on_commit_callbacks, monkeypatch
 ):
     session = make_session("CONFIRMED")
+    submitted = []
+    monkeypatch.setattr(deferred, "refund", lambda refund: submitted.append(refund.pk))
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         refund = _issue(session)
-    assert queued == []  # nothing leaves before the transaction commits
+    assert (queued, submitted) == ([], [])  # nothing leaves before the transaction commits
     for callback in callbacks:
         callback()
 
     refund.refresh_from_db()
-    assert (refund.state, refund.gateway) == (RefundState.CREATED, "deferred")
-    assert refund.reference == f"deferred-refund-{refund.pk}"
+    assert (refund.state, refund.gateway, refund.reference) == (
+        RefundState.CREATED,
+        "deferred",
+        "",
+    )
     assert refund.settled_at is None
-    assert queued == [refund.pk]
+    assert (queued, submitted) == ([refund.pk], [])  # the settle task submits it
+
+
+def test_a_rolled_back_cancel_never_reaches_a_real_gateway(
+    deferred, django_capture_on_commit_callbacks, monkeypatch
+):
+    session = make_session("CONFIRMED")
+    calls = []
+    monkeypatch.setattr(deferred, "refund", lambda refund: calls.append(("refund", refund.pk)))
+    monkeypatch.setattr(deferred, "refund_status", lambda refund: calls.append(("status", 0)))
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        session_services.session_cancel(session=session, actor=session.coach, refund="full")
+        raise RuntimeError("something later in the same transaction failed")
+
+    session.refresh_from_db()
+    assert (calls, callbacks, Refund.objects.count(), session.status) == ([], [], 0, "CONFIRMED")
+
+
+def test_a_committed_cancel_is_submitted_and_settled_by_the_settle_task(
+    deferred, django_capture_on_commit_callbacks, celery_eager, monkeypatch
+):
+    session = make_session("CONFIRMED")
+    submitted = []
+    real_refund = deferred.refund
+
+    def counting_refund(refund):
+        submitted.append(refund.pk)
+        return real_refund(refund)
+
+    monkeypatch.setattr(deferred, "refund", counting_refund)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        session_services.session_cancel(session=session, actor=session.coach, refund="full")
+    refund = session.refunds.get()
+    tasks.settle_refund(refund_id=refund.pk)  # a redelivered task submits nothing twice
+
+    refund.refresh_from_db()
+    assert submitted == [refund.pk]
+    assert (refund.state, refund.reference) == (RefundState.DONE, _reference(refund))
+    assert refund.settled_at is not None
 
 
 def test_settle_moves_created_refund_to_done(deferred, queued):
@@ -85,7 +140,7 @@ def test_settle_moves_created_refund_to_done(deferred, queued):
 def test_settle_moves_created_refund_to_failed_with_the_gateway_reason(deferred, queued):
     session = make_session("CONFIRMED")
     refund = _issue(session)
-    deferred.decide(refund.reference, RefundState.FAILED, "Card account closed")
+    deferred.decide(_reference(refund), RefundState.FAILED, "Card account closed")
 
     services.refund_settle(refund=refund)
 
@@ -114,7 +169,7 @@ def test_settle_leaves_a_settled_refund_alone(deferred, queued):
 
 def test_settle_keeps_refund_created_while_the_gateway_has_no_outcome(deferred, queued):
     refund = _issue(make_session("CONFIRMED"))
-    deferred.decide(refund.reference, RefundState.CREATED)
+    deferred.decide(_reference(refund), RefundState.CREATED)
 
     services.refund_settle(refund=refund)
 
@@ -141,7 +196,7 @@ def test_canceled_session_stays_canceled_when_its_refund_fails(deferred, queued)
         session=session, actor=session.coach, refund="full", reason="Coach ill"
     )
     refund = session.refunds.get()
-    deferred.decide(refund.reference, RefundState.FAILED, "declined")
+    deferred.decide(_reference(refund), RefundState.FAILED, "declined")
 
     tasks.settle_refund(refund_id=refund.pk)
 
@@ -172,7 +227,7 @@ def test_settle_task_retries_with_backoff_and_acks_late():
 
 def test_settle_task_gives_up_after_its_retries_and_leaves_the_refund_created(deferred, queued):
     refund = _issue(make_session("CONFIRMED"))
-    deferred.decide(refund.reference, RefundState.CREATED)
+    deferred.decide(_reference(refund), RefundState.CREATED)
     calls = []
     real_status = deferred.refund_status
 
