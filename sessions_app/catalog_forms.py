@@ -70,7 +70,7 @@ def purchase_token_issue(*, user, offering) -> str:
 
 class PurchaseForm(forms.Form):
     """The Buy confirmation. The token proves the page was shown to this user for this
-    offering within the last hour; `nonce` is what the view spends, once."""
+    offering within the last hour; `nonce` is stored on the package it buys, so it buys once."""
 
     token = forms.CharField(widget=forms.HiddenInput)
 

@@ -4,13 +4,14 @@ Thin views: reads through `sessions_app.catalog_selectors`, every write through 
 `sessions_app.services`. A refusal (`DomainError`) is shown on the page and changes nothing.
 
 Buying acts once: the confirmation page carries a signed one-time token (user, offering, nonce,
-valid for an hour). The POST spends the nonce with an atomic `cache.add` before buying, so a
-double click, a reload or the back button cannot buy a second package.
+valid for an hour). `package_purchase` stores the nonce on the package in the purchase's own
+transaction (a unique column), so a double click, a reload or the back button finds the package
+already bought instead of buying a second one, across processes and servers; a purchase that
+fails stores nothing, so the same page can be submitted again.
 """
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -18,12 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from sessions_app import catalog_selectors as selectors
 from sessions_app import services
-from sessions_app.catalog_forms import (
-    PURCHASE_TOKEN_MAX_AGE,
-    OfferingForm,
-    PurchaseForm,
-    purchase_token_issue,
-)
+from sessions_app.catalog_forms import OfferingForm, PurchaseForm, purchase_token_issue
 from sessions_app.lifecycle import DomainError
 
 COACHES_PER_PAGE = 20
@@ -63,11 +59,6 @@ def coach_detail(request, coach_id: int):
     return render(request, "catalog/coach_detail.html", context)
 
 
-def _spend_nonce(nonce: str) -> bool:
-    """True the first time a nonce is spent (atomic in every Django cache backend)."""
-    return cache.add(f"catalog:purchase:{nonce}", True, timeout=PURCHASE_TOKEN_MAX_AGE + 60)
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def offering_buy(request, pk: int):
@@ -81,15 +72,20 @@ def offering_buy(request, pk: int):
         if not form.is_valid():
             messages.error(request, " ".join(form.errors.get("token", ["Please confirm again."])))
             return redirect("catalog:offering_buy", pk=offering.pk)
-        if not _spend_nonce(form.nonce):
-            messages.info(request, "This purchase was already submitted, so it was made only once.")
-            return redirect("sessions:my_sessions")
         try:
-            package = services.package_purchase(student=request.user, offering=offering)
+            package = services.package_purchase(
+                student=request.user, offering=offering, purchase_token=form.nonce
+            )
         except DomainError as exc:
-            cache.delete(f"catalog:purchase:{form.nonce}")  # nothing was bought
             messages.error(request, exc.message)
             return redirect("catalog:coach_detail", coach_id=offering.coach_id)
+        if package.already_purchased:
+            messages.info(
+                request,
+                f"You already bought “{package.title}” from this page, so it was bought only "
+                "once. Its sessions are below.",
+            )
+            return redirect("sessions:my_sessions")
         messages.success(
             request,
             f"You bought “{package.title}”: {package.session_count} "

@@ -52,6 +52,9 @@ class Package(models.Model):
     price_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     purchased_at = models.DateTimeField(auto_now_add=True)
+    # The one-time nonce of the confirmation page this package was bought from: a second
+    # submission of that page finds this package instead of buying another.
+    purchase_token = models.CharField(max_length=64, unique=True, null=True, blank=True)
 
     class Meta:
         ordering = ["-purchased_at", "-id"]

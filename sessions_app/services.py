@@ -171,13 +171,28 @@ def split_price(total_cents: int, parts: int) -> list[int]:
     return [base + (1 if index < remainder else 0) for index in range(parts)]
 
 
-def package_purchase(*, student, offering: Offering) -> Package:
-    """Buy `offering`: record the payment and create its sessions as unscheduled credits."""
+def package_purchase(*, student, offering: Offering, purchase_token: str | None = None) -> Package:
+    """Buy `offering`: record the payment and create its sessions as unscheduled credits.
+
+    `purchase_token` (the confirmation page's one-time nonce) makes buying idempotent: the
+    package is stored with it, and a second call with the same token returns that package with
+    `already_purchased` True instead of buying again. The token is stored in the purchase's own
+    transaction, so a purchase that fails spends nothing. A new package has `already_purchased`
+    False.
+    """
     if student.pk == offering.coach_id:
         raise PermissionDenied("You cannot buy your own offering.")
     now = timezone.now()
     with transaction.atomic():
         offering = Offering.objects.select_for_update().get(pk=offering.pk)
+        if purchase_token:
+            # The offering lock serialises purchases of it, so a concurrent twin waits here.
+            existing = Package.objects.filter(purchase_token=purchase_token).first()
+            if existing is not None:
+                if (existing.student_id, existing.offering_id) != (student.pk, offering.pk):
+                    raise PermissionDenied("This confirmation belongs to another purchase.")
+                existing.already_purchased = True
+                return existing
         if not offering.is_active:
             raise TransitionNotAllowed("This offering is no longer available.")
         package = Package.objects.create(
@@ -189,7 +204,9 @@ def package_purchase(*, student, offering: Offering) -> Package:
             duration_minutes=offering.duration_minutes,
             price_cents=offering.price_cents,
             currency=offering.currency,
+            purchase_token=purchase_token or None,
         )
+        package.already_purchased = False
         refund_services.payment_record(package=package)
         shares = split_price(offering.price_cents, offering.session_count)
         sessions = Session.objects.bulk_create(

@@ -4,6 +4,8 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core.cache import cache
+from django.db import OperationalError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -158,7 +160,7 @@ def test_buying_creates_the_package_and_its_credits_and_goes_to_my_sessions(clie
 
 
 def test_double_submission_buys_once(student_client):
-    offering = OfferingFactory()
+    offering = OfferingFactory(title="Intro")
     token = confirm(student_client, offering)
 
     student_client.post(buy_url(offering), {"token": token})
@@ -167,9 +169,61 @@ def test_double_submission_buys_once(student_client):
     assert Package.objects.count() == 1
     assert Session.objects.count() == 3
     assert again.redirect_chain == [(reverse("sessions:my_sessions"), 302)]
-    assert (
-        messages_of(again)[-1] == "This purchase was already submitted, so it was made only once."
+    assert messages_of(again)[-1] == (
+        "You already bought “Intro” from this page, so it was bought only once. "
+        "Its sessions are below."
     )
+
+
+def test_double_submission_buys_once_even_when_the_cache_is_not_shared(student_client):
+    """Another web process (or a restarted one) has its own, empty local-memory cache."""
+    offering = OfferingFactory()
+    token = confirm(student_client, offering)
+
+    student_client.post(buy_url(offering), {"token": token})
+    cache.clear()
+    student_client.post(buy_url(offering), {"token": token})
+
+    assert Package.objects.count() == 1
+    assert Package.objects.get().purchase_token is not None
+
+
+def test_a_purchase_that_failed_does_not_spend_its_confirmation(student_client, monkeypatch):
+    offering = OfferingFactory()
+    token = confirm(student_client, offering)
+    real_purchase = services.package_purchase
+
+    def database_hiccup(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "package_purchase", database_hiccup)
+    with pytest.raises(OperationalError):
+        student_client.post(buy_url(offering), {"token": token})
+    monkeypatch.setattr(services, "package_purchase", real_purchase)
+
+    retried = student_client.post(buy_url(offering), {"token": token}, follow=True)
+
+    assert Package.objects.count() == 1
+    assert messages_of(retried)[-1].startswith(f"You bought “{offering.title}”")
+
+
+def test_purchase_service_with_the_same_token_returns_the_same_package():
+    offering, student = OfferingFactory(), StudentFactory()
+
+    first = services.package_purchase(student=student, offering=offering, purchase_token="n-1")
+    second = services.package_purchase(student=student, offering=offering, purchase_token="n-1")
+    other = services.package_purchase(student=student, offering=offering, purchase_token="n-2")
+
+    assert (first.already_purchased, second.already_purchased, other.already_purchased) == (
+        False,
+        True,
+        False,
+    )
+    assert second.pk == first.pk != other.pk
+    assert Package.objects.count() == 2
+    assert Payment.objects.count() == 2
+    with pytest.raises(PermissionDenied, match="another purchase"):
+        services.package_purchase(student=StudentFactory(), offering=offering, purchase_token="n-1")
 
 
 def test_two_confirmation_pages_buy_two_packages(student_client):
