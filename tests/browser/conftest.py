@@ -45,23 +45,34 @@ def chromium():
 
 
 @pytest.fixture
-def page(chromium, live_server):
-    context = chromium.new_context(
-        viewport={"width": 1280, "height": 900}, base_url=live_server.url
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
+def new_page(chromium, live_server):
+    """Open pages in fresh browser contexts (separate cookies), all closed after the test."""
+    contexts = []
+
+    def open_page(width: int = 1280, height: int = 900):
+        context = chromium.new_context(
+            viewport={"width": width, "height": height}, base_url=live_server.url
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        # Let in-flight requests finish before the live server's database goes away.
+        for opened in context.pages:
+            opened.wait_for_load_state("networkidle")
+        context.close()
 
 
 @pytest.fixture
-def phone_page(chromium, live_server):
-    context = chromium.new_context(viewport={"width": 375, "height": 740}, base_url=live_server.url)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
+def page(new_page):
+    return new_page()
+
+
+@pytest.fixture
+def phone_page(new_page):
+    return new_page(width=375, height=740)
 
 
 def log_in(page, user, password):

@@ -22,7 +22,7 @@ def slot_button(page, slot):
     return page.locator("ul.slot-list button", has_text=label).first
 
 
-def test_the_whole_story_in_a_browser(chromium, live_server):
+def test_the_whole_story_in_a_browser(new_page):
     coach = CoachFactory(display_name="Alex Coach")
     student = StudentFactory(display_name="Jamie Student")
     OfferingFactory(coach=coach, title="Endgame course", session_count=2, price_cents=20000)
@@ -30,8 +30,7 @@ def test_the_whole_story_in_a_browser(chromium, live_server):
     first, second, third = (
         TimeSlotFactory(coach=coach, start=base + timedelta(hours=h)) for h in (0, 2, 4)
     )
-    coach_page = chromium.new_context(base_url=live_server.url).new_page()
-    student_page = chromium.new_context(base_url=live_server.url).new_page()
+    coach_page, student_page = new_page(), new_page()
     log_in(coach_page, coach, PASSWORD)
     log_in(student_page, student, PASSWORD)
 
