@@ -34,7 +34,7 @@ class Command(BaseCommand):
     help = "Create the demo logins and data (idempotent)."
 
     def handle(self, *args, **options):
-        coach = self._user(COACH_EMAIL, "Alex Morgan (coach)", COACH_TZ)
+        coach = self._user(COACH_EMAIL, "Alex Morgan", COACH_TZ)
         student = self._user(STUDENT_EMAIL, "Jamie Student", "America/New_York")
         other = self._user(OTHER_STUDENT_EMAIL, "Sam Learner", "Europe/Berlin")
         admin = self._user(ADMIN_EMAIL, "Site admin", "UTC", staff=True)
