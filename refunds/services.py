@@ -120,7 +120,9 @@ def refund_settle(*, refund: Refund) -> Refund:
     `gateway.refund()`; a gateway that answers CREATED is then asked for the outcome with
     `refund_status()`. Idempotent: a refund that is already settled (DONE or FAILED) is returned
     unchanged, one already submitted is never submitted again, and a gateway that still answers
-    CREATED leaves it CREATED (the caller tries again later). The refund row is locked, so two
+    CREATED leaves it CREATED (the caller tries again later). The submission and its reference
+    commit in their own transaction before the outcome is asked in a second one, so a failing
+    status call never causes a second submission. The refund row is locked in each, so two
     concurrent settlements submit and apply the outcome once. A refund never changes its
     session's status. Raises `refunds.gateways.GatewayUnavailable` when the gateway cannot be
     asked right now.
@@ -134,6 +136,13 @@ def refund_settle(*, refund: Refund) -> Refund:
             _apply_gateway_result(refund, gateway.refund(refund))
             if refund.state != RefundState.CREATED:
                 return refund
+    # The submission and its reference are committed before the outcome is asked, so a status
+    # call that fails (an outage, a time limit) never rolls the reference back and the retry
+    # never submits the refund again.
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        if refund.state != RefundState.CREATED:
+            return refund
         result = gateway.refund_status(refund)
         if result.state != RefundState.CREATED:
             _apply_gateway_result(refund, result)

@@ -251,22 +251,30 @@ def test_settle_task_gives_up_after_its_retries_and_leaves_the_refund_created(de
 def test_settle_task_retries_when_the_gateway_is_unreachable_then_settles(deferred, queued):
     refund = _issue(make_session("CONFIRMED"))
     answers = [GatewayUnavailable("timeout"), GatewayUnavailable("timeout")]
-    real_status = deferred.refund_status
+    real_refund, real_status = deferred.refund, deferred.refund_status
+    submissions = []
+
+    def counting_refund(refund):
+        submissions.append(refund.pk)
+        return real_refund(refund)
 
     def flaky_status(refund):
         if answers:
             raise answers.pop(0)
         return real_status(refund)
 
-    deferred.refund_status = flaky_status
+    deferred.refund, deferred.refund_status = counting_refund, flaky_status
     try:
         result = tasks.settle_refund.apply(kwargs={"refund_id": refund.pk})
     finally:
-        del deferred.refund_status
+        del deferred.refund, deferred.refund_status
 
     assert result.result == RefundState.DONE
+    # The outage hit the status call: the submission and its reference were already committed,
+    # so the retries only asked for the outcome again and never refunded a second time.
+    assert submissions == [refund.pk]
     refund.refresh_from_db()
-    assert refund.state == RefundState.DONE
+    assert (refund.state, refund.reference) == (RefundState.DONE, _reference(refund))
 
 
 def test_pending_sweep_queues_only_refunds_created_long_enough_ago(deferred, queued, time_machine):
