@@ -209,6 +209,8 @@ class RefundAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
         "reference",
         "settled_at",
         "failure_reason",
+        "settle_attempts",
+        "last_attempt_at",
         "payment_link",
         "idempotency_key",
     ]

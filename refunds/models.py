@@ -76,6 +76,10 @@ class Refund(models.Model):
     idempotency_key = models.CharField(max_length=128, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     settled_at = models.DateTimeField(null=True, blank=True)
+    # Each settlement attempt (`refunds.services.refund_settle`) counts itself and stamps the
+    # time, so the pending sweep leaves a refund alone while its own task is still retrying.
+    settle_attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

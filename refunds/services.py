@@ -120,8 +120,9 @@ def refund_settle(*, refund: Refund) -> Refund:
     `gateway.refund()`; a gateway that answers CREATED is then asked for the outcome with
     `refund_status()`. Idempotent: a refund that is already settled (DONE or FAILED) is returned
     unchanged, one already submitted is never submitted again, and a gateway that still answers
-    CREATED leaves it CREATED (the caller tries again later). The submission and its reference
-    commit in their own transaction before the outcome is asked in a second one, so a failing
+    CREATED leaves it CREATED (the caller tries again later). Each call first counts itself
+    (`settle_attempts`, `last_attempt_at`) and commits that; the submission and its reference
+    then commit in their own transaction before the outcome is asked in a last one, so a failing
     status call never causes a second submission. The refund row is locked in each, so two
     concurrent settlements submit and apply the outcome once. A refund never changes its
     session's status. Raises `refunds.gateways.GatewayUnavailable` when the gateway cannot be
@@ -131,9 +132,19 @@ def refund_settle(*, refund: Refund) -> Refund:
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
         if refund.state != RefundState.CREATED:
             return refund
-        gateway = get_gateway(refund.gateway)
-        if not refund.reference:
-            _apply_gateway_result(refund, gateway.refund(refund))
+        # The attempt is recorded first, in its own transaction, so it counts even when the
+        # gateway fails below: the pending sweep leaves the refund to this task's retries.
+        refund.settle_attempts += 1
+        refund.last_attempt_at = timezone.now()
+        refund.save(update_fields=["settle_attempts", "last_attempt_at"])
+    gateway = get_gateway(refund.gateway)
+    if not refund.reference:
+        with transaction.atomic():
+            refund = Refund.objects.select_for_update().get(pk=refund.pk)
+            if refund.state != RefundState.CREATED:
+                return refund
+            if not refund.reference:
+                _apply_gateway_result(refund, gateway.refund(refund))
             if refund.state != RefundState.CREATED:
                 return refund
     # The submission and its reference are committed before the outcome is asked, so a status

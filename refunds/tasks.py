@@ -2,14 +2,17 @@
 
 `settle_refund` is scheduled by `refunds.services.refund_issue` (on commit) when the gateway
 leaves a refund CREATED; it retries with exponential backoff while the gateway has no outcome
-or cannot be reached. `settle_pending_refunds` is the periodic safety net: it re-queues every
-refund still CREATED after its retries ran out or its task was lost.
+or cannot be reached. `settle_pending_refunds` is the periodic safety net: it re-queues a
+refund still CREATED only once its own task can no longer be running, that is when its last
+settlement attempt is older than the whole retry chain (its retries ran out or the task was
+lost), or when no attempt was ever made and it is older than PENDING_SWEEP_AGE.
 """
 
 import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.db.models import Q
 from django.utils import timezone
 
 from refunds.gateways import GatewayUnavailable
@@ -18,12 +21,20 @@ from refunds.services import refund_settle
 
 logger = logging.getLogger(__name__)
 
-# Backoff 30 s, 60 s, 120 s ... capped at 10 minutes: about 45 minutes over 8 retries, and no
-# countdown ever exceeds Redis' one-hour visibility timeout.
+# Backoff 30 s, 60 s, 120 s ... capped at 10 minutes, over 8 retries, and no countdown ever
+# exceeds Redis' one-hour visibility timeout. `retry_jitter` picks each countdown at random
+# between 0 and that value, so these are upper bounds: the chain lasts at most
+# SETTLE_RETRY_CHAIN (30+60+120+240+480+600+600+600 s = 45.5 minutes), usually less.
 SETTLE_MAX_RETRIES = 8
 SETTLE_BACKOFF_SECONDS = 30
 SETTLE_BACKOFF_MAX_SECONDS = 600
-# The sweep leaves young refunds to their own task.
+SETTLE_RETRY_CHAIN = timedelta(
+    seconds=sum(
+        min(SETTLE_BACKOFF_SECONDS * 2**retry, SETTLE_BACKOFF_MAX_SECONDS)
+        for retry in range(SETTLE_MAX_RETRIES)
+    )
+)
+# The sweep leaves young, never attempted refunds to their own (queued) task.
 PENDING_SWEEP_AGE = timedelta(minutes=15)
 
 
@@ -55,10 +66,20 @@ def settle_refund(*, refund_id: int) -> str | None:
 
 @shared_task(name="refunds.settle_pending_refunds", acks_late=True)
 def settle_pending_refunds() -> int:
-    """Queue `settle_refund` for every refund left CREATED longer than PENDING_SWEEP_AGE."""
-    cutoff = timezone.now() - PENDING_SWEEP_AGE
+    """Queue `settle_refund` for every CREATED refund whose own task can no longer be running.
+
+    That is a refund whose last settlement attempt is older than SETTLE_RETRY_CHAIN (its
+    retries ran out, or its task was lost between retries), or one never attempted and created
+    longer than PENDING_SWEEP_AGE ago (its first task was lost). A refund whose task is still
+    retrying is left alone, so its chain is not doubled.
+    """
+    now = timezone.now()
     ids = list(
-        Refund.objects.filter(state=RefundState.CREATED, created_at__lte=cutoff)
+        Refund.objects.filter(state=RefundState.CREATED)
+        .filter(
+            Q(last_attempt_at__isnull=True, created_at__lte=now - PENDING_SWEEP_AGE)
+            | Q(last_attempt_at__lte=now - SETTLE_RETRY_CHAIN)
+        )
         .order_by("pk")
         .values_list("pk", flat=True)
     )

@@ -290,6 +290,64 @@ def test_pending_sweep_queues_only_refunds_created_long_enough_ago(deferred, que
     assert queued == [old.pk]
 
 
+def test_each_settlement_attempt_is_counted_even_when_the_gateway_is_down(
+    deferred, queued, time_machine, monkeypatch
+):
+    time_machine.move_to("2030-01-06 10:00Z", tick=False)
+    refund = _issue(make_session("CONFIRMED"))
+    services.refund_settle(refund=refund)  # submitted, then the outcome is DONE
+    refund = _issue(make_session("CONFIRMED"), idempotency_key="down")
+
+    def unreachable(refund):
+        raise GatewayUnavailable("timeout")
+
+    monkeypatch.setattr(deferred, "refund", unreachable)
+    time_machine.move_to("2030-01-06 10:05Z", tick=False)
+    with pytest.raises(GatewayUnavailable):
+        services.refund_settle(refund=refund)
+    with pytest.raises(GatewayUnavailable):
+        services.refund_settle(refund=refund)
+
+    refund.refresh_from_db()
+    assert (refund.state, refund.reference) == (RefundState.CREATED, "")
+    assert (refund.settle_attempts, refund.last_attempt_at.isoformat()) == (
+        2,
+        "2030-01-06T10:05:00+00:00",
+    )
+
+
+def test_the_retry_chain_bound_adds_up_the_capped_backoff_upper_bounds():
+    # retry_jitter draws each countdown between 0 and its bound: 30, 60, 120, 240, 480, then
+    # capped at 600 three times.
+    assert tasks.SETTLE_RETRY_CHAIN.total_seconds() == 2730
+
+
+def test_pending_sweep_leaves_a_refund_whose_own_task_is_still_retrying(
+    deferred, queued, time_machine
+):
+    time_machine.move_to("2030-01-06 10:00Z", tick=False)
+    retrying = _issue(make_session("CONFIRMED"), idempotency_key="retrying")
+    deferred.decide(_reference(retrying), RefundState.CREATED)
+    services.refund_settle(refund=retrying)
+    time_machine.move_to("2030-01-06 10:30Z", tick=False)  # created 30 min ago, chain not over
+    services.refund_settle(refund=retrying)  # the task's latest retry
+    time_machine.move_to("2030-01-06 11:15Z", tick=False)  # 45 min after that retry
+
+    assert (tasks.settle_pending_refunds(), queued) == (0, [])
+
+
+def test_pending_sweep_requeues_a_refund_once_its_retry_chain_is_over(
+    deferred, queued, time_machine
+):
+    time_machine.move_to("2030-01-06 10:00Z", tick=False)
+    stuck = _issue(make_session("CONFIRMED"), idempotency_key="stuck")
+    deferred.decide(_reference(stuck), RefundState.CREATED)
+    services.refund_settle(refund=stuck)
+    time_machine.move_to("2030-01-06 10:45:30Z", tick=False)  # exactly the whole chain later
+
+    assert (tasks.settle_pending_refunds(), queued) == (1, [stuck.pk])
+
+
 def test_beat_runs_the_pending_refund_sweep_every_ten_minutes(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["settle-pending-refunds"]
     assert (entry["task"], entry["schedule"]) == (tasks.settle_pending_refunds.name, 600)
