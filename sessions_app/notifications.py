@@ -298,9 +298,11 @@ def events_notify(*, event_ids: Iterable[int]) -> int:
     """Email the people concerned by each of `event_ids`; returns how many emails went out.
 
     Events that no longer exist are skipped; an (event, recipient) pair already sent is not sent
-    again. A send that fails with an `OSError` (SMTP, network) releases its claim and raises, so
-    the task's retry sends it and what is still unsent. Any other failure cannot get better by
-    retrying: that one email is logged and skipped, and the rest of the chunk still goes.
+    again. Every failure while an email is built or sent releases its claim (it was not sent).
+    A send that fails with an `OSError` (SMTP, network) raises, so the task's retry sends it and
+    what is still unsent. Any other failure (a template that does not render, a header the mail
+    library refuses) cannot get better by retrying: that email, or an event whose emails cannot
+    be built, is logged and skipped, and the rest of the chunk still goes.
     """
     ids = sorted(set(event_ids))
     if not ids:
@@ -321,18 +323,25 @@ def events_notify(*, event_ids: Iterable[int]) -> int:
     sent = 0
     with get_connection() as connection:
         for event in events:
-            for email in _event_emails(event, slots, proposals, now):
+            try:
+                emails = _event_emails(event, slots, proposals, now)
+            except Exception:
+                logger.exception("emails for event %s could not be built and are skipped", event.pk)
+                continue
+            for email in emails:
                 key = _claim_key(event.pk, email.recipient.pk)
                 if not cache.add(key, 1, timeout=CLAIM_TTL_SECONDS):
                     continue
-                message = email.message()
-                message.connection = connection
+                # Built and sent under the claim: whatever fails releases it (nothing was sent).
                 try:
+                    message = email.message()
+                    message.connection = connection
                     message.send()
                 except OSError:
                     cache.delete(key)
                     raise
                 except Exception:
+                    cache.delete(key)
                     logger.exception(
                         "email for event %s to user %s failed and is skipped",
                         event.pk,
@@ -353,16 +362,38 @@ def _reminder_claim_key(session: Session, field: str, user_id: int) -> str:
     return f"coachbook:reminded:session:{session.pk}:{session.sequence}:{field}:user:{user_id}"
 
 
+def _reminder_email(*, session: Session, recipient: User, now: datetime) -> Email:
+    slot = session.slot
+    other = session.student if recipient.pk == session.coach_id else session.coach
+    until = _until(slot.start, now)
+    subject = f"Reminder: {session.package.title} with {other.name} {until}"
+    lines = [f"Your session with {other.name} starts {until}."]
+    context = {
+        "subject": subject,
+        "recipient": recipient,
+        "other": other,
+        "other_role": "student" if recipient.pk == session.coach_id else "coach",
+        "session": session,
+        "title": session.package.title,
+        "lines": lines,
+        "when": format_when(slot.start, slot.end, recipient),
+        "url": session_url(session.pk),
+        "status": Status(session.status).label,
+        "has_invitation": False,
+    }
+    return Email(recipient=recipient, subject=subject, context=context, template="session_reminder")
+
+
 def reminder_send(*, session: Session, field: str, now: datetime | None = None) -> int:
     """Email both sides that their confirmed `session` starts soon; returns how many went out.
 
     `field` names the reminder (`reminder_24h_sent_at` or `reminder_1h_sent_at`). Each
     (session, agreed time, reminder, recipient) is claimed in the cache before its email goes,
-    as event emails are: when one recipient's send fails, its claim is released and the error
-    raised after the other recipient was tried, so the retry sends only what did not go.
+    as event emails are: when building or sending one recipient's email fails, its claim is
+    released and the error raised after the other recipient was tried, so the retry sends only
+    what did not go.
     """
     now = now or timezone.now()
-    slot = session.slot
     sent = 0
     failure: Exception | None = None
     with get_connection() as connection:
@@ -372,28 +403,10 @@ def reminder_send(*, session: Session, field: str, now: datetime | None = None) 
             key = _reminder_claim_key(session, field, recipient.pk)
             if not cache.add(key, 1, timeout=CLAIM_TTL_SECONDS):
                 continue
-            other = session.student if recipient.pk == session.coach_id else session.coach
-            until = _until(slot.start, now)
-            subject = f"Reminder: {session.package.title} with {other.name} {until}"
-            lines = [f"Your session with {other.name} starts {until}."]
-            context = {
-                "subject": subject,
-                "recipient": recipient,
-                "other": other,
-                "other_role": "student" if recipient.pk == session.coach_id else "coach",
-                "session": session,
-                "title": session.package.title,
-                "lines": lines,
-                "when": format_when(slot.start, slot.end, recipient),
-                "url": session_url(session.pk),
-                "status": Status(session.status).label,
-                "has_invitation": False,
-            }
-            message = Email(
-                recipient=recipient, subject=subject, context=context, template="session_reminder"
-            ).message()
-            message.connection = connection
+            # Built and sent under the claim: whatever fails releases it (nothing was sent).
             try:
+                message = _reminder_email(session=session, recipient=recipient, now=now).message()
+                message.connection = connection
                 message.send()
             except Exception as exc:
                 cache.delete(key)

@@ -492,3 +492,78 @@ def test_a_failed_reminder_to_one_side_is_resent_only_to_that_side(people, monke
     assert (first, first_to, released) == (0, [[coach.email]], None)
     assert (second, [message.to for message in mail.outbox], third) == (1, [[student.email]], 0)
     assert Session.objects.get(pk=session.pk).reminder_1h_sent_at is not None
+
+
+# --- failures while an email is built ----------------------------------------------------------
+
+
+def _build_fails_for(monkeypatch, user):
+    """Email.message() raises (as a template that does not render would) for `user` only."""
+    from django.template import TemplateSyntaxError
+
+    original = notifications.Email.message
+
+    def message(self):
+        if self.recipient.pk == user.pk:
+            raise TemplateSyntaxError("Invalid block tag")
+        return original(self)
+
+    monkeypatch.setattr(notifications.Email, "message", message)
+    return original
+
+
+def test_an_email_that_cannot_be_built_is_skipped_its_claim_released_and_the_chunk_goes_on(
+    people, monkeypatch, caplog
+):
+    coach, student, session, slot = people
+    services.session_book(session=session, slot=slot, actor=student)
+    services.session_accept(session=session, actor=coach)
+    book, accept = SessionEvent.objects.exclude(action=Action.CREATE).order_by("pk")
+    original = _build_fails_for(monkeypatch, coach)
+
+    sent = notifications.events_notify(event_ids=[book.pk, accept.pk])
+
+    assert (sent, [message.to for message in mail.outbox]) == (1, [[student.email]])
+    assert f"email for event {book.pk} to user {coach.pk} failed and is skipped" in caplog.text
+    # The claim was released: once the template is fixed, the email goes.
+    monkeypatch.setattr(notifications.Email, "message", original)
+    mail.outbox.clear()
+    assert notifications.events_notify(event_ids=[book.pk, accept.pk]) == 1
+    assert [message.to for message in mail.outbox] == [[coach.email]]
+
+
+def test_a_reminder_that_cannot_be_built_is_retried_for_that_side_only(people, monkeypatch):
+    coach, student, session, slot = people
+    services.session_book(session=session, slot=slot, actor=student)
+    services.session_accept(session=session, actor=coach)
+    mail.outbox.clear()
+
+    with time_machine.travel(START - timedelta(minutes=50), tick=False):
+        original = _build_fails_for(monkeypatch, coach)
+        first = services.sessions_send_reminders()
+        first_to = [message.to for message in mail.outbox]
+        monkeypatch.setattr(notifications.Email, "message", original)
+        mail.outbox.clear()
+        second = services.sessions_send_reminders()
+
+    assert (first, first_to) == (0, [[student.email]])
+    assert (second, [message.to for message in mail.outbox]) == (1, [[coach.email]])
+
+
+def test_an_event_whose_emails_cannot_be_built_is_skipped_and_the_chunk_goes_on(
+    people, monkeypatch, caplog
+):
+    coach, student, session, slot = people
+    services.session_book(session=session, slot=slot, actor=student)
+    services.session_accept(session=session, actor=coach)
+    book, accept = SessionEvent.objects.exclude(action=Action.CREATE).order_by("pk")
+
+    def broken_invitation(**kwargs):
+        raise ValueError("the calendar library refused a value")
+
+    monkeypatch.setattr(notifications, "session_ics", broken_invitation)  # only accept attaches
+
+    sent = notifications.events_notify(event_ids=[accept.pk, book.pk])
+
+    assert (sent, [message.to for message in mail.outbox]) == (1, [[coach.email]])
+    assert f"emails for event {accept.pk} could not be built and are skipped" in caplog.text
