@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import icalendar
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -300,7 +301,8 @@ def events_notify(*, event_ids: Iterable[int]) -> int:
     Events that no longer exist are skipped; an (event, recipient) pair already sent is not sent
     again. Every failure while an email is built or sent releases its claim (it was not sent).
     A send that fails with an `OSError` (SMTP, network) raises, so the task's retry sends it and
-    what is still unsent. Any other failure (a template that does not render, a header the mail
+    what is still unsent; so does Celery's `SoftTimeLimitExceeded` (an `Exception` too), which
+    is never swallowed. Any other failure (a template that does not render, a header the mail
     library refuses) cannot get better by retrying: that email, or an event whose emails cannot
     be built, is logged and skipped, and the rest of the chunk still goes.
     """
@@ -325,6 +327,8 @@ def events_notify(*, event_ids: Iterable[int]) -> int:
         for event in events:
             try:
                 emails = _event_emails(event, slots, proposals, now)
+            except SoftTimeLimitExceeded:
+                raise  # the task's time is up: stop, the retry carries on
             except Exception:
                 logger.exception("emails for event %s could not be built and are skipped", event.pk)
                 continue
@@ -337,7 +341,7 @@ def events_notify(*, event_ids: Iterable[int]) -> int:
                     message = email.message()
                     message.connection = connection
                     message.send()
-                except OSError:
+                except (OSError, SoftTimeLimitExceeded):
                     cache.delete(key)
                     raise
                 except Exception:
@@ -391,7 +395,7 @@ def reminder_send(*, session: Session, field: str, now: datetime | None = None) 
     (session, agreed time, reminder, recipient) is claimed in the cache before its email goes,
     as event emails are: when building or sending one recipient's email fails, its claim is
     released and the error raised after the other recipient was tried, so the retry sends only
-    what did not go.
+    what did not go. Celery's `SoftTimeLimitExceeded` releases the claim and is raised at once.
     """
     now = now or timezone.now()
     sent = 0
@@ -408,6 +412,9 @@ def reminder_send(*, session: Session, field: str, now: datetime | None = None) 
                 message = _reminder_email(session=session, recipient=recipient, now=now).message()
                 message.connection = connection
                 message.send()
+            except SoftTimeLimitExceeded:
+                cache.delete(key)
+                raise  # the task's time is up: do not try the other recipient
             except Exception as exc:
                 cache.delete(key)
                 failure = failure or exc

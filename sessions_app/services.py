@@ -6,6 +6,7 @@ change. Refusals raise a `DomainError` whose message is fit to show a person.
 import logging
 from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
@@ -609,8 +610,9 @@ def sessions_send_reminders(*, now: datetime | None = None) -> int:
     and the emails go after the claim commits, so concurrent runs never send one twice. A session
     already within its last hour gets only the 1 h reminder (the 24 h one is claimed silently). A
     failed send releases the session's claim for the next run, which sends only to the recipient
-    whose email failed (`reminder_send` claims each recipient too). Returns how many sessions
-    were reminded.
+    whose email failed (`reminder_send` claims each recipient too). Celery's
+    `SoftTimeLimitExceeded` is not swallowed: it releases the claims of the sessions of the chunk
+    not yet reminded and propagates. Returns how many sessions were reminded.
     """
     from sessions_app import notifications
 
@@ -642,9 +644,15 @@ def sessions_send_reminders(*, now: datetime | None = None) -> int:
                     .select_related("slot", "package", "coach", "student")
                     .order_by("pk")
                 )
-            for session in claimed:
+            for index, session in enumerate(claimed):
                 try:
                     notifications.reminder_send(session=session, field=field, now=now)
+                except SoftTimeLimitExceeded:
+                    # The task's time is up: hand this session and the rest of the chunk back
+                    # to the next run instead of leaving them claimed and never reminded.
+                    unsent = [each.pk for each in claimed[index:]]
+                    Session.objects.filter(pk__in=unsent, **{field: now}).update(**{field: None})
+                    raise
                 except Exception:
                     logger.exception("reminder for session %s failed; will retry", session.pk)
                     Session.objects.filter(pk=session.pk, **{field: now}).update(**{field: None})

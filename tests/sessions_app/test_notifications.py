@@ -567,3 +567,76 @@ def test_an_event_whose_emails_cannot_be_built_is_skipped_and_the_chunk_goes_on(
 
     assert (sent, [message.to for message in mail.outbox]) == (1, [[coach.email]])
     assert f"emails for event {accept.pk} could not be built and are skipped" in caplog.text
+
+
+# --- Celery's soft time limit is an Exception too, and must never be swallowed -------------------
+
+
+def _time_limit_on_send(monkeypatch, user):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    original = notifications.EmailMultiAlternatives.send
+
+    def send(self, *args, **kwargs):
+        if self.to == [user.email]:
+            raise SoftTimeLimitExceeded()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", send)
+    return original
+
+
+def test_the_soft_time_limit_stops_event_emails_and_releases_the_claim(people, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    coach, _student, _session, _slot = people
+    _booked_without_notifying(people)
+    event = SessionEvent.objects.get(action=Action.BOOK)
+    original = _time_limit_on_send(monkeypatch, coach)
+
+    with pytest.raises(SoftTimeLimitExceeded):
+        notifications.events_notify(event_ids=[event.pk])
+    monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", original)
+
+    assert notifications.events_notify(event_ids=[event.pk]) == 1  # the retry sends it
+    assert [message.to for message in mail.outbox] == [[coach.email]]
+
+
+def test_the_soft_time_limit_stops_reminders_and_hands_the_chunk_to_the_next_run(
+    people, monkeypatch
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    coach, student, session, slot = people
+    services.session_book(session=session, slot=slot, actor=student)
+    services.session_accept(session=session, actor=coach)
+    other_coach, other_student = CoachFactory(), StudentFactory()
+    package = services.package_purchase(
+        student=other_student, offering=OfferingFactory(coach=other_coach)
+    )
+    other = package.sessions.order_by("number").first()
+    later = TimeSlotFactory(coach=other_coach, start=START + timedelta(minutes=5))
+    services.session_book(session=other, slot=later, actor=other_student)
+    services.session_accept(session=other, actor=other_coach)
+    mail.outbox.clear()
+
+    with time_machine.travel(START - timedelta(minutes=50), tick=False):
+        original = _time_limit_on_send(monkeypatch, coach)
+        with pytest.raises(SoftTimeLimitExceeded):
+            services.sessions_send_reminders()
+        first_to = [message.to for message in mail.outbox]
+        claimed = list(
+            Session.objects.filter(pk__in=[session.pk, other.pk]).values_list(
+                "reminder_1h_sent_at", flat=True
+            )
+        )
+        monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", original)
+        mail.outbox.clear()
+        second = services.sessions_send_reminders()
+
+    # Stopped at once (the student was not tried) and nothing is left claimed but unsent.
+    assert (first_to, claimed) == ([], [None, None])
+    assert second == 2
+    assert sorted(message.to[0] for message in mail.outbox) == sorted(
+        [coach.email, student.email, other_coach.email, other_student.email]
+    )
