@@ -1,7 +1,10 @@
 """Coachbook settings: one module, configured from the environment (and an optional `.env`).
 
 Every variable has a default that is safe for `make run` (SQLite, console email, embedded
-broker); production (`DEBUG=false`) refuses to start with the default secret key.
+broker); production (`DEBUG=false`) refuses to start with the development secret key, the
+`.env.example` placeholder, or any key shorter than 50 characters. `DJANGO_READ_DOT_ENV=0`
+makes these settings ignore `.env` (the settings tests use it, so a developer's `.env` cannot
+change their outcome).
 """
 
 from pathlib import Path
@@ -12,14 +15,22 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+# Publicly known keys production refuses: the development default and the old placeholder.
+KNOWN_SECRET_KEYS = frozenset({DEV_SECRET_KEY, "change-me-to-a-long-random-string"})
+MIN_SECRET_KEY_LENGTH = 50
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if env.bool("DJANGO_READ_DOT_ENV", default=True):
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
-if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
-    raise ImproperlyConfigured("Set SECRET_KEY: production (DEBUG=false) refuses the default key.")
+if not DEBUG and (SECRET_KEY in KNOWN_SECRET_KEYS or len(SECRET_KEY) < MIN_SECRET_KEY_LENGTH):
+    raise ImproperlyConfigured(
+        "Set SECRET_KEY: production (DEBUG=false) refuses the default or placeholder key and any "
+        f"key shorter than {MIN_SECRET_KEY_LENGTH} characters. Make one with: python -c "
+        '"import secrets; print(secrets.token_urlsafe(50))"'
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
