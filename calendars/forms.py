@@ -9,14 +9,11 @@ from calendars.services import (
     MAX_PATTERN_SLOT_MINUTES,
     MAX_PATTERN_START_DAYS,
     MAX_PATTERN_WEEKS,
+    MAX_SLOT_DAYS_AHEAD,
     MIN_PATTERN_SLOT_MINUTES,
     local_time_exists,
     local_to_utc,
 )
-
-# How far ahead a one-off slot may be added. Bounding the date also keeps the date arithmetic
-# (an end of 00:00 is the next day; the conversion to UTC) clear of date.min and date.max.
-MAX_SLOT_DAYS_AHEAD = 2 * 365
 
 WEEKDAYS = [
     (0, "Monday"),

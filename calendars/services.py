@@ -143,6 +143,17 @@ MAX_PATTERN_WEEKS = 52
 MAX_PATTERN_SLOT_MINUTES = int(MAX_SLOT_LENGTH.total_seconds() // 60)
 MIN_PATTERN_SLOT_MINUTES = 5
 MAX_PATTERN_START_DAYS = 366  # a pattern starts at most this many days after the coach's today
+# How far ahead a one-off slot may be added (calendars.forms.SlotForm). Bounding the date also
+# keeps the date arithmetic (an end of 00:00 is the next day; the conversion to UTC) clear of
+# date.min and date.max.
+MAX_SLOT_DAYS_AHEAD = 2 * 365
+# The furthest any slot made through the forms and patterns can lie: the later of a one-off
+# slot's last date and a pattern's last start date plus its longest run, plus two days (the
+# coach's today can be a day ahead of UTC, and a slot can end at midnight the next day).
+# External calendars are read this far ahead at most.
+SLOT_HORIZON = timedelta(
+    days=max(MAX_SLOT_DAYS_AHEAD, MAX_PATTERN_START_DAYS + 7 * MAX_PATTERN_WEEKS) + 2
+)
 
 
 @dataclass(frozen=True)
@@ -449,9 +460,6 @@ def availability_patterns_materialise(
 # calendar (`last_error`, `last_error_at`) and never stops the other coaches.
 
 MAX_EXTERNAL_CALENDARS = 10
-# Busy times are read up to a coach's furthest open slot (patterns reach 52 weeks ahead), but
-# never further than this.
-MAX_SYNC_WEEKS = 53
 
 
 # "Sync now" is refused this soon after the coach's last sync or request.
@@ -686,11 +694,13 @@ def _sync_window_ends(*, coach: User | None, now: datetime) -> dict[int | None, 
     """How far ahead each coach's busy times are read (by coach id; None: the default).
 
     At least AVAILABILITY_WEEKS_AHEAD weeks, and up to the end of the coach's furthest future
-    slot a sync may change (open, or blocked by a calendar), never beyond MAX_SYNC_WEEKS.
-    One query, for `coach` or for every coach with an active calendar.
+    slot a sync may change (open, or blocked by a calendar), never beyond SLOT_HORIZON (the
+    furthest a one-off or pattern slot can lie; about two years) or the ongoing patterns'
+    AVAILABILITY_WEEKS_AHEAD, whichever is further. One query, for `coach` or for every coach
+    with an active calendar.
     """
     least = now + timedelta(weeks=calendar_sync.weeks_ahead())
-    most = now + timedelta(weeks=MAX_SYNC_WEEKS)
+    most = max(least, now + SLOT_HORIZON)
     slots = TimeSlot.objects.filter(start__gt=now, start__lt=most).filter(
         Q(status=SlotStatus.OPEN) | Q(status=SlotStatus.BLOCKED, block_source=BlockSource.EXTERNAL)
     )

@@ -186,15 +186,16 @@ def test_held_booked_and_coach_blocked_slots_are_never_touched(feeds, allow_loca
     assert states(held, booked, mine) == [("HELD", ""), ("BOOKED", ""), ("BLOCKED", "coach")]
 
 
-def test_past_slots_and_slots_beyond_53_weeks_are_left_alone(feeds, allow_local, frozen):
+def test_past_slots_and_slots_beyond_the_slot_horizon_are_left_alone(feeds, allow_local, frozen):
     coach = CoachFactory()
     past = slot(coach, utc(2026, 10, 20, 9))
-    far = slot(coach, utc(2027, 11, 2, 13))  # 54 weeks ahead
+    far = slot(coach, utc(2028, 10, 24, 13))  # 735 days ahead: no form or pattern reaches it
+    assert utc(2028, 10, 24, 13) > NOW + services.SLOT_HORIZON
     url = feeds.serve(
         "/a.ics",
         ics(
             event("p", "DTSTART:20261020T090000Z", "DTEND:20261020T100000Z"),
-            event("f", "DTSTART:20271102T130000Z", "DTEND:20271102T140000Z"),
+            event("f", "DTSTART:20281024T130000Z", "DTEND:20281024T140000Z"),
         ),
     )
     ExternalCalendarFactory(coach=coach, url=url)
@@ -202,6 +203,56 @@ def test_past_slots_and_slots_beyond_53_weeks_are_left_alone(feeds, allow_local,
     external_calendars_sync()
 
     assert states(past, far) == [OPEN, OPEN]
+
+
+def test_the_sync_horizon_covers_the_furthest_one_off_and_pattern_slot():
+    from calendars import forms
+
+    horizon_days = services.SLOT_HORIZON.days
+    assert forms.MAX_SLOT_DAYS_AHEAD == services.MAX_SLOT_DAYS_AHEAD
+    assert horizon_days > services.MAX_SLOT_DAYS_AHEAD
+    assert horizon_days > services.MAX_PATTERN_START_DAYS + 7 * services.MAX_PATTERN_WEEKS
+
+
+def test_a_slot_60_weeks_ahead_is_blocked_by_a_busy_time(feeds, allow_local, frozen):
+    coach = CoachFactory()
+    far = slot(coach, NOW + timedelta(weeks=60))  # 2027-12-14 12:00 UTC
+    url = feeds.serve(
+        "/a.ics", ics(event("f", "DTSTART:20271214T120000Z", "DTEND:20271214T130000Z"))
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    result = external_calendars_sync()
+
+    assert (result.blocked, states(far)) == (1, [BLOCKED])
+
+
+def test_a_slot_two_years_ahead_from_a_pattern_is_blocked_by_a_busy_time(
+    feeds, allow_local, frozen
+):
+    from datetime import date, time
+
+    coach = CoachFactory(timezone="UTC")
+    start_day = NOW.date() + timedelta(days=services.MAX_PATTERN_START_DAYS)
+    services.availability_patterns_create(
+        coach=coach,
+        weekdays=[start_day.weekday()],
+        start_time=time(9),
+        end_time=time(10),
+        slot_minutes=60,
+        weeks=services.MAX_PATTERN_WEEKS,
+        valid_from=start_day,
+    )
+    last = TimeSlot.objects.filter(coach=coach).order_by("start").last()
+    assert last.start.date() == start_day + timedelta(weeks=services.MAX_PATTERN_WEEKS - 1)
+    assert last.start.date() > date(2028, 10, 1)
+    day = f"{last.start:%Y%m%d}"
+    url = feeds.serve("/a.ics", ics(event("f", f"DTSTART:{day}T090000Z", f"DTEND:{day}T100000Z")))
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    result = external_calendars_sync()
+
+    assert (result.blocked, states(last)) == (1, [BLOCKED])
 
 
 def test_busy_times_are_read_up_to_the_coachs_furthest_open_slot(feeds, allow_local, frozen):
