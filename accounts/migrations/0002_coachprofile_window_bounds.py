@@ -4,6 +4,29 @@ import django.core.validators
 from django.db import migrations, models
 
 
+MAX_WINDOW_HOURS = 720
+
+
+def clamp_windows(apps, schema_editor):
+    """Bring stored windows into the bounds the constraints below enforce, so they can be added:
+    request and reschedule windows to 1..720 hours, the minimum notice to 0..720."""
+    CoachProfile = apps.get_model("accounts", "CoachProfile")
+    for field, low in (
+        ("request_window_hours", 1),
+        ("reschedule_window_hours", 1),
+        ("minimum_notice_hours", 0),
+    ):
+        CoachProfile.objects.filter(**{f"{field}__gt": MAX_WINDOW_HOURS}).update(
+            **{field: MAX_WINDOW_HOURS}
+        )
+        CoachProfile.objects.filter(**{f"{field}__lt": low}).update(**{field: low})
+    if schema_editor.connection.vendor == "postgresql":
+        # The updates queued deferred foreign-key checks; PostgreSQL refuses to ALTER a table
+        # with pending trigger events, so run them now, before the constraints are added.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        schema_editor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -34,6 +57,7 @@ class Migration(migrations.Migration):
             name='reschedule_window_hours',
             field=models.PositiveIntegerField(default=48, help_text='How long a proposed new time waits for an answer.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(720)]),
         ),
+        migrations.RunPython(clamp_windows, migrations.RunPython.noop, elidable=True),
         migrations.AddConstraint(
             model_name='coachprofile',
             constraint=models.CheckConstraint(condition=models.Q(('request_window_hours__gte', 1), ('request_window_hours__lte', 720)), name='coachprofile_request_window_range'),
