@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, OperationalError, transaction
@@ -677,6 +678,8 @@ def external_calendars_sync(
             blocked, reopened = _external_blocks_apply(
                 coach_id, mine, now, window_ends.get(coach_id, window_ends[None])
             )
+        except SoftTimeLimitExceeded:
+            raise  # the task's time limit stops the run; what was applied stays
         except Exception:  # one coach's trouble must not stop the others
             logger.exception("external calendar sync failed for coach %s", coach_id)
             continue

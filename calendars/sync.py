@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -305,6 +306,8 @@ def busy_intervals(data: bytes, *, start: datetime, end: datetime, tz: ZoneInfo)
     try:
         calendar = icalendar.Calendar.from_ical(data)
         occurrences = recurring_ical_events.of(calendar, skip_bad_series=True).between(start, end)
+    except SoftTimeLimitExceeded:
+        raise  # the task's time limit (an Exception too) is not a bad calendar
     except Exception as exc:  # icalendar and the expander raise many kinds for bad input
         logger.info("unreadable calendar file: %r", exc)
         raise CalendarFetchError(f"The calendar file could not be read ({exc}).") from exc
@@ -367,11 +370,14 @@ class FetchOutcome:
 def fetch_busy(
     *, calendar_id: int, url: str, start: datetime, end: datetime, tz: ZoneInfo
 ) -> FetchOutcome:
-    """Fetch and read one calendar; never raises (the error is in the outcome)."""
+    """Fetch and read one calendar; never raises (the error is in the outcome), except for
+    Celery's `SoftTimeLimitExceeded`, which stops the whole sync."""
     try:
         busy = busy_intervals(fetch(url), start=start, end=end, tz=tz)
     except CalendarFetchError as exc:
         return FetchOutcome(calendar_id, error=exc.message)
+    except SoftTimeLimitExceeded:
+        raise  # the task's time limit (an Exception too): stop, the next run carries on
     except Exception as exc:  # one broken feed must never stop the others
         logger.exception("calendar %s: unexpected sync failure", calendar_id)
         return FetchOutcome(calendar_id, error=f"Unexpected error while syncing: {exc}")

@@ -384,30 +384,78 @@ def test_a_sync_cut_short_keeps_what_it_applied_and_the_next_run_starts_with_the
     first_slot, second_slot = (slot(c, utc(2026, 10, 22, 10)) for c in (first_coach, second_coach))
     first = ExternalCalendarFactory(coach=first_coach, url=feeds.serve("/1.ics", busy))
     second = ExternalCalendarFactory(coach=second_coach, url=feeds.serve("/2.ics", busy))
-    fetch_busy = sync.fetch_busy
+    fetch = sync.fetch
 
-    def time_limit_at(calendar_id):
-        def fetch(**job):
-            if job["calendar_id"] == calendar_id:
+    def time_limit_at(calendar):
+        # Celery raises the soft time limit wherever the worker happens to be: here, inside
+        # the network read of one calendar (below fetch_busy's broad except).
+        def guarded_fetch(url, **kwargs):
+            if url == calendar.url:
                 raise SoftTimeLimitExceeded()
-            return fetch_busy(**job)
+            return fetch(url, **kwargs)
 
-        return fetch
+        return guarded_fetch
 
-    monkeypatch.setattr(sync, "fetch_busy", time_limit_at(second.pk))
+    monkeypatch.setattr(sync, "fetch", time_limit_at(second))
     with pytest.raises(SoftTimeLimitExceeded):
         external_calendars_sync()
 
     assert states(first_slot, second_slot) == [BLOCKED, OPEN]
     first.refresh_from_db()
-    assert first.last_synced_at == NOW
+    second.refresh_from_db()
+    assert (first.last_synced_at, second.last_synced_at, second.last_error) == (NOW, None, "")
 
     # The next run starts with the coach it missed, so the time limit cannot starve anyone.
-    monkeypatch.setattr(sync, "fetch_busy", time_limit_at(first.pk))
+    monkeypatch.setattr(sync, "fetch", time_limit_at(first))
     with pytest.raises(SoftTimeLimitExceeded):
         external_calendars_sync()
 
     assert states(first_slot, second_slot) == [BLOCKED, BLOCKED]
+
+
+def test_the_time_limit_while_reading_a_calendar_file_stops_the_sync_unrecorded(
+    feeds, allow_local, frozen, monkeypatch
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    )
+    calendar = ExternalCalendarFactory(coach=coach, url=url)
+
+    def expand(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(sync.recurring_ical_events, "of", expand)
+    with pytest.raises(SoftTimeLimitExceeded):
+        external_calendars_sync()
+
+    calendar.refresh_from_db()
+    assert (calendar.last_synced_at, calendar.last_error, states(ten)) == (None, "", [OPEN])
+
+
+def test_the_time_limit_while_applying_a_coachs_busy_times_stops_the_sync(
+    feeds, allow_local, frozen, monkeypatch
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    coach = CoachFactory()
+    ten = slot(coach, utc(2026, 10, 22, 10))
+    url = feeds.serve(
+        "/a.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
+    )
+    ExternalCalendarFactory(coach=coach, url=url)
+
+    def apply(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(services, "_external_blocks_apply", apply)
+    with pytest.raises(SoftTimeLimitExceeded):
+        external_calendars_sync()
+
+    assert states(ten) == [OPEN]
 
 
 # --- failures -----------------------------------------------------------------------------------
