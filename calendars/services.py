@@ -463,7 +463,7 @@ def availability_patterns_materialise(
 MAX_EXTERNAL_CALENDARS = 10
 
 
-# "Sync now" is refused this soon after the coach's last sync or request.
+# "Sync now" is refused this soon after the coach's last sync or last "Sync now".
 SYNC_NOW_INTERVAL = timedelta(minutes=1)
 
 
@@ -485,11 +485,11 @@ def _sync_claim_key(coach_id: int) -> str:
 def _queue_coach_sync(coach_id: int) -> None:
     """Sync the coach's calendars in the background once the transaction commits (network
     fetches never run inside a web request). `robust`: a broker outage is logged, never an
-    error after the committed change; the periodic sync catches up."""
+    error after the committed change; the periodic sync catches up. Claims nothing: only
+    "Sync now" (and the sync itself, through the calendars' times) holds "Sync now" back."""
     from calendars.tasks import sync_coach_calendars
 
     def send() -> None:
-        cache.set(_sync_claim_key(coach_id), 1, timeout=int(SYNC_NOW_INTERVAL.total_seconds()))
         sync_coach_calendars.delay(coach_id=coach_id)
 
     transaction.on_commit(send, robust=True)
@@ -500,8 +500,9 @@ def external_calendars_sync_queue(*, coach: User, now: datetime | None = None) -
     `calendars.sync_coach_calendars`, sent on commit).
 
     Refused with `SyncTooSoon` within SYNC_NOW_INTERVAL of the coach's last sync (a calendar's
-    last success or error) or of the last queued sync, so repeated clicks cannot pile up
-    network fetches.
+    last success or error) or of the coach's last "Sync now", so repeated clicks cannot pile up
+    network fetches. Adding, removing, pausing or resuming a calendar queues a sync too but
+    does not hold "Sync now" back (until that sync has run).
     """
     _require_coach(coach)
     now = now or timezone.now()

@@ -980,6 +980,42 @@ def test_sync_now_queues_a_sync_and_refuses_another_within_a_minute(
     assert (len(later), feeds.hits) == (1, ["/a.ics", "/a.ics"])
 
 
+def test_sync_now_is_not_held_back_by_adding_pausing_or_resuming_a_calendar(
+    client, frozen, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    from calendars.tasks import sync_coach_calendars
+
+    cache.clear()  # no claim left by another test's coach with the same id
+    queued = []
+    monkeypatch.setattr(sync_coach_calendars, "delay", lambda **kwargs: queued.append(kwargs))
+    coach = CoachFactory()
+    client.force_login(coach)
+    sync_now = reverse("feeds:external_sync")
+
+    # Each request's on-commit callbacks run as it returns, as they would in production.
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("feeds:external_add"), {"url": "https://example.com/a.ics"}, follow=True
+        )
+    calendar = ExternalCalendar.objects.get(coach=coach)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("feeds:external_pause", args=[calendar.pk]), follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("feeds:external_resume", args=[calendar.pk]), follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(sync_now, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client.post(sync_now, follow=True)
+
+    assert messages_of(response) == [
+        "Syncing now; refresh this page in a minute to see the result."
+    ]
+    assert messages_of(again) == [services.SyncTooSoon.default_message]
+    assert queued == [{"coach_id": coach.pk}] * 3  # add, resume, Sync now (the pause reopened)
+
+
 def test_removing_one_of_two_calendars_on_the_page_says_the_rest_sync_in_the_background(
     client, feeds, allow_local, frozen, django_capture_on_commit_callbacks
 ):
