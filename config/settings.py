@@ -251,3 +251,5 @@ AVAILABILITY_WEEKS_AHEAD = env.int("AVAILABILITY_WEEKS_AHEAD", default=4)
 CALENDAR_SYNC_ALLOW_PRIVATE = env.bool("CALENDAR_SYNC_ALLOW_PRIVATE", default=False)
 CALENDAR_SYNC_TIMEOUT = env.int("CALENDAR_SYNC_TIMEOUT", default=10)
 CALENDAR_SYNC_MAX_BYTES = env.int("CALENDAR_SYNC_MAX_BYTES", default=2 * 1024 * 1024)
+# How many calendars one sync fetches at the same time (threads in the worker).
+CALENDAR_SYNC_WORKERS = env.int("CALENDAR_SYNC_WORKERS", default=8)

@@ -413,6 +413,36 @@ def test_a_sync_cut_short_keeps_what_it_applied_and_the_next_run_starts_with_the
     assert states(first_slot, second_slot) == [BLOCKED, BLOCKED]
 
 
+@pytest.mark.parametrize(("env", "workers"), [({}, "8"), ({"CALENDAR_SYNC_WORKERS": "3"}, "3")])
+def test_calendar_sync_workers_is_a_setting_read_from_the_environment(env, workers):
+    from tests.test_settings import run_settings
+
+    result = run_settings(
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.CALENDAR_SYNC_WORKERS)",
+        **env,
+    )
+
+    assert (result.returncode, result.stdout.strip()) == (0, workers), result.stderr
+
+
+def test_fetches_run_as_many_at_once_as_calendar_sync_workers(settings, monkeypatch):
+    settings.CALENDAR_SYNC_WORKERS = 3
+    pools = []
+    executor = sync.ThreadPoolExecutor
+
+    def spy(max_workers):
+        pools.append(max_workers)
+        return executor(max_workers=max_workers)
+
+    monkeypatch.setattr(sync, "ThreadPoolExecutor", spy)
+    monkeypatch.setattr(sync, "fetch_busy", lambda **job: sync.FetchOutcome(job["calendar_id"]))
+
+    outcomes = list(sync.fetch_as_completed([{"calendar_id": pk} for pk in range(5)]))
+
+    assert (pools, sorted(outcome.calendar_id for outcome in outcomes)) == ([3], list(range(5)))
+
+
 def test_the_time_limit_while_reading_a_calendar_file_stops_the_sync_unrecorded(
     feeds, allow_local, frozen, monkeypatch
 ):
