@@ -472,9 +472,13 @@ class ExternalCalendarInvalid(DomainError):
 
 
 class SyncTooSoon(DomainError):
-    default_message = (
-        "Your calendars were synced less than a minute ago. Try again in a minute; "
-        "they are also synced every 15 minutes on their own."
+    default_message = "Your calendars were synced less than a minute ago. Try again in a minute."
+
+
+def _sync_too_soon() -> SyncTooSoon:
+    return SyncTooSoon(
+        "Your calendars were synced less than a minute ago. Try again in a minute; they are "
+        f"also synced {calendar_sync.sync_every_words()} on their own."
     )
 
 
@@ -511,10 +515,10 @@ def external_calendars_sync_queue(*, coach: User, now: datetime | None = None) -
         Q(last_synced_at__gt=since) | Q(last_error_at__gt=since)
     )
     if recent.exists():
-        raise SyncTooSoon()
+        raise _sync_too_soon()
     # Claimed atomically (across processes with the Redis cache), released by expiry.
     if not cache.add(_sync_claim_key(coach.pk), 1, timeout=int(SYNC_NOW_INTERVAL.total_seconds())):
-        raise SyncTooSoon()
+        raise _sync_too_soon()
     _queue_coach_sync(coach.pk)
 
 

@@ -76,6 +76,17 @@ def weeks_ahead() -> int:
     return int(_setting("AVAILABILITY_WEEKS_AHEAD", 4))
 
 
+def sync_every_words() -> str:
+    """How often the periodic sync runs (CALENDAR_SYNC_EVERY_SECONDS), in words: "every 15
+    minutes", "every hour", "every 90 seconds"."""
+    seconds = max(1, int(_setting("CALENDAR_SYNC_EVERY_SECONDS", 15 * 60)))
+    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 # --- addresses ----------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_POST
 
 from calendars import selectors, services
+from calendars import sync as calendar_sync
 from calendars.forms import WEEKDAYS, PatternForm, SlotForm
 from sessions_app.lifecycle import DomainError
 
@@ -49,6 +50,7 @@ def _page(request, status: int = 200, slot_form=None, pattern_form=None):
         "slots": slots,
         "patterns": patterns,
         "external_calendars": selectors.coach_external_calendars(coach=coach),
+        "calendar_sync_every": calendar_sync.sync_every_words(),
         "timezone_name": coach.tzinfo.key,
     }
     return render(request, "calendars/availability.html", context, status=status)

@@ -186,6 +186,8 @@ _every = {
     "complete": env.int("JOBS_COMPLETE_EVERY_SECONDS", default=300),
     "reminders": env.int("JOBS_REMINDERS_EVERY_SECONDS", default=300),
 }
+# How often external busy calendars are fetched (also said in the calendar pages' messages).
+CALENDAR_SYNC_EVERY_SECONDS = env.int("CALENDAR_SYNC_EVERY_SECONDS", default=15 * 60)
 CELERY_BEAT_SCHEDULE = {
     "expire-stale": {
         "task": "sessions.expire_stale",
@@ -215,8 +217,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "sync-external-calendars": {
         "task": "calendars.sync_external_calendars",
-        "schedule": env.int("CALENDAR_SYNC_EVERY_SECONDS", default=15 * 60),
-        "options": {"expires": env.int("CALENDAR_SYNC_EVERY_SECONDS", default=15 * 60)},
+        "schedule": CALENDAR_SYNC_EVERY_SECONDS,
+        "options": {"expires": CALENDAR_SYNC_EVERY_SECONDS},
     },
     # Re-queues refunds an asynchronous gateway left pending after their own task gave up.
     "settle-pending-refunds": {

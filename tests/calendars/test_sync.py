@@ -976,6 +976,48 @@ def test_adding_a_calendar_on_the_page_queues_its_first_sync_without_fetching_in
     assert states(ten) == [BLOCKED]
 
 
+TOO_SOON = (
+    "Your calendars were synced less than a minute ago. Try again in a minute; they are also "
+    "synced every 15 minutes on their own."
+)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (900, "every 15 minutes"),
+        (60, "every minute"),
+        (3600, "every hour"),
+        (7200, "every 2 hours"),
+        (5400, "every 90 minutes"),
+        (90, "every 90 seconds"),
+    ],
+)
+def test_the_sync_interval_in_words_follows_calendar_sync_every_seconds(settings, seconds, words):
+    settings.CALENDAR_SYNC_EVERY_SECONDS = seconds
+
+    assert sync.sync_every_words() == words
+
+
+def test_sync_now_refusal_and_the_page_state_the_configured_sync_interval(
+    client, settings, frozen, django_capture_on_commit_callbacks
+):
+    settings.CALENDAR_SYNC_EVERY_SECONDS = 30 * 60
+    coach = CoachFactory()
+    ExternalCalendarFactory(coach=coach, last_synced_at=NOW - timedelta(seconds=10))
+    client.force_login(coach)
+
+    refused = client.post(reverse("feeds:external_sync"), follow=True)
+
+    assert messages_of(refused) == [
+        "Your calendars were synced less than a minute ago. Try again in a minute; they are "
+        "also synced every 30 minutes on their own."
+    ]
+    text = " ".join(refused.content.decode().split())
+    assert "Apple calendar. Every 30 minutes Coachbook reads it" in text
+    assert "15 minutes" not in text
+
+
 def test_sync_now_queues_a_sync_and_refuses_another_within_a_minute(
     client, feeds, allow_local, frozen, celery_eager, django_capture_on_commit_callbacks
 ):
@@ -993,12 +1035,10 @@ def test_sync_now_queues_a_sync_and_refuses_another_within_a_minute(
         again = client.post(sync_now, follow=True)
 
     assert messages_of(first) == ["Syncing now; refresh this page in a minute to see the result."]
-    assert messages_of(again) == [services.SyncTooSoon.default_message]
+    assert messages_of(again) == [TOO_SOON]
     assert (len(callbacks), feeds.hits, states(ten)) == (1, ["/a.ics"], [BLOCKED])
     with time_machine.travel(NOW + timedelta(seconds=50), tick=False):
-        assert messages_of(client.post(sync_now, follow=True)) == [
-            services.SyncTooSoon.default_message
-        ]
+        assert messages_of(client.post(sync_now, follow=True)) == [TOO_SOON]
     with (
         time_machine.travel(NOW + timedelta(seconds=61), tick=False),
         django_capture_on_commit_callbacks(execute=True) as later,
@@ -1042,7 +1082,7 @@ def test_sync_now_is_not_held_back_by_adding_pausing_or_resuming_a_calendar(
     assert messages_of(response) == [
         "Syncing now; refresh this page in a minute to see the result."
     ]
-    assert messages_of(again) == [services.SyncTooSoon.default_message]
+    assert messages_of(again) == [TOO_SOON]
     assert queued == [{"coach_id": coach.pk}] * 3  # add, resume, Sync now (the pause reopened)
 
 
@@ -1119,7 +1159,11 @@ def test_external_calendars_partial_shows_the_last_error(rf):
 
     html = render_to_string(
         "calendars/_external_calendars.html",
-        {"user": calendar.coach, "external_calendars": [calendar]},
+        {
+            "user": calendar.coach,
+            "external_calendars": [calendar],
+            "calendar_sync_every": "every 15 minutes",
+        },
         request=request,
     )
 

@@ -6,8 +6,8 @@ from calendars.services import external_calendars_sync
 class Command(BaseCommand):
     help = (
         "Fetch every coach's external calendars and block (or reopen) the open slots that "
-        "overlap their busy times (beat: every 15 minutes). Prints one summary line; each "
-        "calendar that could not be read is listed on stderr."
+        "overlap their busy times (beat: every CALENDAR_SYNC_EVERY_SECONDS). Prints one "
+        "summary line; each calendar that could not be read is listed on stderr."
     )
 
     def handle(self, *args, **options):
