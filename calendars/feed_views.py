@@ -169,9 +169,6 @@ def _set_active(request, pk: int, active: bool):
     if calendar is None:
         messages.error(request, "That calendar is not connected (any more).")
         return _availability()
-    if calendar.is_active == active:
-        messages.info(request, f"“{calendar}” is already {'active' if active else 'paused'}.")
-        return _availability()
     try:
         reopened = calendar_services.external_calendar_set_active(
             calendar=calendar, coach=request.user, is_active=active

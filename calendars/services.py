@@ -471,6 +471,10 @@ class ExternalCalendarInvalid(DomainError):
     default_message = "That calendar address cannot be used."
 
 
+class ExternalCalendarUnchanged(DomainError):
+    default_message = "That calendar is already in that state."
+
+
 class SyncTooSoon(DomainError):
     default_message = "Your calendars were synced less than a minute ago. Try again in a minute."
 
@@ -600,8 +604,8 @@ def external_calendar_set_active(
     A paused calendar is not fetched and blocks nothing. Pausing the coach's last active
     calendar reopens at once every future slot the calendars blocked and returns the count;
     otherwise (pausing one of several, or resuming) a background sync of the coach's active
-    calendars is queued on commit and None is returned. A calendar already in that state is left
-    alone (returns 0, queues nothing).
+    calendars is queued on commit and None is returned. A calendar already in that state is
+    refused with `ExternalCalendarUnchanged` (nothing written, nothing queued).
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -611,7 +615,9 @@ def external_calendar_set_active(
         if locked is None:
             raise PermissionDenied("That calendar is not yours.")
         if locked.is_active == is_active:
-            return 0
+            raise ExternalCalendarUnchanged(
+                f"“{locked}” is already {'active' if is_active else 'paused'}."
+            )
         ExternalCalendar.objects.filter(pk=locked.pk).update(is_active=is_active)
         others = ExternalCalendar.objects.filter(coach=coach, is_active=True).exists()
         if not is_active and not others:

@@ -809,14 +809,28 @@ def test_resuming_a_paused_calendar_queues_a_sync_that_blocks_again(
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.external_calendar_set_active(calendar=calendar, coach=coach, is_active=True)
-    with django_capture_on_commit_callbacks(execute=True) as twice:
-        again = services.external_calendar_set_active(
-            calendar=calendar, coach=coach, is_active=True
-        )
 
     calendar.refresh_from_db()
     assert (calendar.is_active, len(callbacks), states(ten)) == (True, 1, [BLOCKED])
-    assert (again, twice) == (0, [])
+
+
+@pytest.mark.parametrize(("active", "word"), [(True, "active"), (False, "paused")])
+def test_setting_a_calendar_to_the_state_it_is_in_is_refused_and_queues_nothing(
+    active, word, django_capture_on_commit_callbacks
+):
+    calendar = ExternalCalendarFactory(name="Work", is_active=active)
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(services.ExternalCalendarUnchanged) as refused,
+    ):
+        services.external_calendar_set_active(
+            calendar=calendar, coach=calendar.coach, is_active=active
+        )
+
+    assert (refused.value.message, callbacks) == (f"“Work” is already {word}.", [])
+    calendar.refresh_from_db()
+    assert calendar.is_active is active
 
 
 def test_pausing_another_coachs_calendar_is_refused():
