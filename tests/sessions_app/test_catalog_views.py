@@ -189,21 +189,26 @@ def test_double_submission_buys_once_even_when_the_cache_is_not_shared(student_c
 
 
 def test_a_purchase_that_failed_does_not_spend_its_confirmation(student_client, monkeypatch):
+    from refunds import services as refund_services
+
     offering = OfferingFactory()
     token = confirm(student_client, offering)
-    real_purchase = services.package_purchase
+    real_payment_record = refund_services.payment_record
 
     def database_hiccup(**kwargs):
+        # Mid-purchase: the package and its sessions are already written.
+        assert Package.objects.filter(purchase_token__isnull=False).count() == 1
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(services, "package_purchase", database_hiccup)
+    monkeypatch.setattr(refund_services, "payment_record", database_hiccup)
     with pytest.raises(OperationalError):
         student_client.post(buy_url(offering), {"token": token})
-    monkeypatch.setattr(services, "package_purchase", real_purchase)
+    assert (Package.objects.count(), Session.objects.count(), Payment.objects.count()) == (0, 0, 0)
+    monkeypatch.setattr(refund_services, "payment_record", real_payment_record)
 
     retried = student_client.post(buy_url(offering), {"token": token}, follow=True)
 
-    assert Package.objects.count() == 1
+    assert (Package.objects.count(), Session.objects.count(), Payment.objects.count()) == (1, 3, 1)
     assert messages_of(retried)[-1].startswith(f"You bought “{offering.title}”")
 
 

@@ -14,7 +14,6 @@ from sessions_app.lifecycle import (
     TransitionNotAllowed,
     allowed_actions,
 )
-from sessions_app.models import SessionEvent
 from tests.factories import StudentFactory, TimeSlotFactory, make_session
 
 pytestmark = pytest.mark.django_db
@@ -186,7 +185,12 @@ def test_allowed_actions_follow_the_table():
     assert allowed_actions(Status.CANCELED, {Role.COACH, Role.STUDENT}) == []
 
 
-def test_every_system_action_lives_only_in_sweeps():
-    system_rows = {row.action for row in TRANSITIONS.values() if Role.SYSTEM in row.roles}
-    assert system_rows == {Action.EXPIRE, Action.EXPIRE_RESCHEDULE, Action.COMPLETE}
-    assert SessionEvent.objects.count() == 0
+def test_only_expire_expire_reschedule_and_complete_are_system_actions_and_only_the_systems():
+    system_rows = [row for row in TRANSITIONS.values() if Role.SYSTEM in row.roles]
+    assert {row.action for row in system_rows} == {
+        Action.EXPIRE,
+        Action.EXPIRE_RESCHEDULE,
+        Action.COMPLETE,
+    }
+    # No person may perform them: they happen only in the sweeps.
+    assert [set(row.roles) for row in system_rows] == [{Role.SYSTEM}] * len(system_rows)

@@ -56,7 +56,7 @@ def test_student_session_sections_are_empty_for_someone_else():
     assert vars(sections) == {"credits": [], "requested": [], "awaiting": [], "upcoming": []}
 
 
-def test_session_detail_counts_created_and_done_refunds_but_not_failed_ones():
+def test_session_detail_counts_created_and_done_refunds_but_not_failed_ones(settings):
     package = make_package(price_cents=30000, session_count=1)
     (session,) = package.sessions.all()
     services.session_cancel(
@@ -65,11 +65,17 @@ def test_session_detail_counts_created_and_done_refunds_but_not_failed_ones():
     failed = Refund.objects.get(session=session)
     failed.state = RefundState.FAILED
     failed.save(update_fields=["state"])
-    refund_issue(
+    done = refund_issue(
         session=session, kind="partial", amount_cents=700, issued_by=None, idempotency_key="k2"
     )
+    # An asynchronous gateway leaves the refund CREATED until its settle task runs.
+    settings.PAYMENT_GATEWAY = "deferred"
+    created = refund_issue(
+        session=session, kind="partial", amount_cents=300, issued_by=None, idempotency_key="k3"
+    )
+    assert (done.state, created.state) == (RefundState.DONE, RefundState.CREATED)
 
     as_student = selectors.session_detail_for_user(user=package.student, pk=session.pk)
     as_coach = selectors.session_detail_for_user(user=package.coach, pk=session.pk)
 
-    assert (as_student.refunded_cents, as_coach.refunded_cents) == (700, 700)
+    assert (as_student.refunded_cents, as_coach.refunded_cents) == (1000, 1000)

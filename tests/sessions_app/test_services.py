@@ -122,6 +122,8 @@ def test_book_and_propose_use_default_windows_when_the_coach_profile_is_gone():
 
     with time_machine.travel(now, tick=False):
         services.session_book(session=session, slot=first, actor=session.student)
+        session.refresh_from_db()
+        request_expires_at = session.request_expires_at
         services.session_accept(session=session, actor=coach)
         proposal = services.session_propose_reschedule(
             session=session, slot=second, actor=session.student
@@ -129,6 +131,9 @@ def test_book_and_propose_use_default_windows_when_the_coach_profile_is_gone():
 
     session.refresh_from_db()
     defaults = CoachProfile()
+    assert request_expires_at == min(
+        now + timedelta(hours=defaults.request_window_hours), first.start
+    )
     assert session.status == Status.RESCHEDULING
     assert proposal.expires_at == min(
         now + timedelta(hours=defaults.reschedule_window_hours), second.start
