@@ -1,26 +1,12 @@
-from datetime import timedelta
-
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import (
-    Case,
-    Count,
-    F,
-    FloatField,
-    IntegerField,
-    OuterRef,
-    Subquery,
-    Value,
-    When,
-)
-from django.db.models.functions import Cast, Coalesce
-from django.utils import timezone
+from django.db.models import Case, F, FloatField, OuterRef, Value, When
+from django.db.models.functions import Cast
 
 from accounts.models import CoachProfile, User
 from refunds.admin_utils import ReadOnlyAdminMixin
-from sessions_app.lifecycle import Action, Status
-from sessions_app.models import SessionEvent
+from sessions_app.selectors import coach_cancellation_counts_annotation
 
 
 @admin.register(User)
@@ -35,20 +21,6 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
-
-
-def _coach_event_count(since, **conditions) -> Coalesce:
-    """Distinct sessions of the profile's coach with a matching event since `since`."""
-    events = (
-        SessionEvent.objects.filter(
-            session__coach=OuterRef("user"), created_at__gte=since, **conditions
-        )
-        .order_by()
-        .values("session__coach")
-        .annotate(n=Count("session", distinct=True))
-        .values("n")
-    )
-    return Coalesce(Subquery(events, output_field=IntegerField()), 0)
 
 
 @admin.register(CoachProfile)
@@ -72,19 +44,13 @@ class CoachProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         Canceled by the coach (from Requested, Confirmed or Rescheduling) over sessions booked,
         both counted as distinct sessions with such an event in the last CANCELLATION_RATE_DAYS.
         """
-        since = timezone.now() - timedelta(days=settings.CANCELLATION_RATE_DAYS)
-        canceled_from = [Status.REQUESTED, Status.CONFIRMED, Status.RESCHEDULING]
         return (
             super()
             .get_queryset(request)
             .annotate(
-                booked_recent=_coach_event_count(since, action=Action.BOOK),
-                canceled_recent=_coach_event_count(
-                    since,
-                    action=Action.CANCEL,
-                    actor=OuterRef("user"),
-                    from_status__in=canceled_from,
-                ),
+                **coach_cancellation_counts_annotation(
+                    coach=OuterRef("user"), days=settings.CANCELLATION_RATE_DAYS
+                )
             )
             .annotate(
                 cancellation_ratio=Case(

@@ -115,6 +115,37 @@ def coach_cancellation_rate(
     return CancellationRate(canceled=counts["canceled"], booked=counts["booked"], days=days)
 
 
+def coach_cancellation_counts_annotation(
+    *, coach, days: int = 90, now: datetime | None = None
+) -> dict[str, Coalesce]:
+    """The counts of `coach_cancellation_rate` as subquery expressions, to annotate a list of
+    coaches in its one query: `{"booked_recent": ..., "canceled_recent": ...}`.
+
+    `coach` names the row's coach, usually an `OuterRef` (the admin's CoachProfile list passes
+    `OuterRef("user")`).
+    """
+    since = (now or timezone.now()) - timedelta(days=days)
+
+    def count(**conditions) -> Coalesce:
+        events = (
+            SessionEvent.objects.filter(session__coach=coach, created_at__gte=since, **conditions)
+            .order_by()
+            .values("session__coach")
+            .annotate(n=Count("session", distinct=True))
+            .values("n")
+        )
+        return Coalesce(Subquery(events, output_field=IntegerField()), 0)
+
+    return {
+        "booked_recent": count(action=Action.BOOK),
+        "canceled_recent": count(
+            action=Action.CANCEL,
+            actor=coach,
+            from_status__in=[Status.REQUESTED, Status.CONFIRMED, Status.RESCHEDULING],
+        ),
+    }
+
+
 # --- pages (issue 3): lists scoped to the viewer ---------------------------------------------
 
 
