@@ -333,35 +333,6 @@ def availability_patterns_create(
     return PatternsResult(patterns=patterns, created=created, skipped=skipped)
 
 
-def availability_pattern_create(
-    *,
-    coach: User,
-    weekday: int,
-    start_time: time,
-    end_time: time,
-    slot_minutes: int,
-    weeks: int,
-    valid_from: date | None = None,
-    ongoing: bool = False,
-    now: datetime | None = None,
-) -> AvailabilityPattern:
-    """Create one weekly pattern and materialise its slots for `weeks` weeks.
-
-    See `availability_patterns_create` (the same for several weekdays, with the counts).
-    """
-    return availability_patterns_create(
-        coach=coach,
-        weekdays=[weekday],
-        start_time=start_time,
-        end_time=end_time,
-        slot_minutes=slot_minutes,
-        weeks=weeks,
-        valid_from=valid_from,
-        ongoing=ongoing,
-        now=now,
-    ).patterns[0]
-
-
 def availability_pattern_delete(
     *, pattern: AvailabilityPattern, coach: User, now: datetime | None = None
 ) -> int:

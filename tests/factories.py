@@ -209,3 +209,10 @@ class SuperuserFactory(StaffFactory):
     """A staff superuser: sees every admin page."""
 
     is_superuser = True
+
+
+def make_pattern(*, weekday: int, **fields):
+    """One weekly availability pattern, made through the service, with its slots."""
+    from calendars.services import availability_patterns_create
+
+    return availability_patterns_create(weekdays=[weekday], **fields).patterns[0]

@@ -16,6 +16,7 @@ from tests.factories import (
     ExternalCalendarFactory,
     StudentFactory,
     TimeSlotFactory,
+    make_pattern,
     make_session,
 )
 
@@ -407,9 +408,7 @@ def test_stopping_a_pattern_removes_its_open_slots(coach_client, coach):
 def test_stopping_another_coachs_pattern_is_a_404_and_changes_nothing(coach_client):
     other = CoachFactory()
     with time_machine.travel(NOW, tick=False):
-        from calendars.services import availability_pattern_create
-
-        pattern = availability_pattern_create(
+        pattern = make_pattern(
             coach=other,
             weekday=1,
             start_time=datetime(2000, 1, 1, 9).time(),

@@ -11,7 +11,13 @@ from calendars import services
 from calendars.models import AvailabilityPattern, BlockSource, SlotStatus, TimeSlot
 from calendars.services import SlotInvalid
 from sessions_app.lifecycle import PermissionDenied
-from tests.factories import CoachFactory, StudentFactory, TimeSlotFactory, make_session
+from tests.factories import (
+    CoachFactory,
+    StudentFactory,
+    TimeSlotFactory,
+    make_pattern,
+    make_session,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +47,7 @@ def weekly(coach, **overrides):
         "now": MONDAY,
     }
     fields.update(overrides)
-    return services.availability_pattern_create(**fields)
+    return make_pattern(**fields)
 
 
 @pytest.mark.parametrize(
@@ -401,7 +407,7 @@ def test_stopping_a_pattern_while_one_of_its_slots_is_being_booked_keeps_that_sl
 
     assert connection.vendor == "postgresql"
     coach = CoachFactory(timezone="UTC")
-    pattern = services.availability_pattern_create(
+    pattern = make_pattern(
         coach=coach,
         weekday=(datetime.now(UTC).weekday() + 3) % 7,
         start_time=time(9, 0),

@@ -11,13 +11,18 @@ from django.core import mail
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from calendars import services as calendar_services
 from calendars import tasks as calendar_tasks
 from calendars.models import SlotStatus, TimeSlot
 from sessions_app import services, tasks
 from sessions_app.lifecycle import Action, Status
 from sessions_app.models import ProposalStatus, Session, SessionEvent
-from tests.factories import CoachFactory, OfferingFactory, StudentFactory, TimeSlotFactory
+from tests.factories import (
+    CoachFactory,
+    OfferingFactory,
+    StudentFactory,
+    TimeSlotFactory,
+    make_pattern,
+)
 
 # Celery tasks run in-process for these unit tests only, with a clean claim cache.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
@@ -346,7 +351,7 @@ def test_nothing_is_sent_when_the_sweep_transaction_rolls_back(
 def _weekly_pattern(clock):
     """An ongoing Monday 12:00-14:00 UTC pattern made for one week: 2 slots on 3 March."""
     coach = CoachFactory()
-    pattern = calendar_services.availability_pattern_create(
+    pattern = make_pattern(
         coach=coach,
         weekday=0,
         start_time=time(12, 0),
