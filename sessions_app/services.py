@@ -155,12 +155,11 @@ def _check_student_free(session: Session, slot: TimeSlot) -> None:
 def _hold(session: Session, slot: TimeSlot, now: datetime) -> TimeSlot:
     if slot.coach_id != session.coach_id:
         raise SlotUnavailable("That time belongs to another coach.")
-    if slot.start < _earliest_bookable(session, now):
+    earliest = _earliest_bookable(session, now)
+    if slot.start < earliest:
         raise SlotUnavailable("That time is too soon; pick a later one.")
     _check_student_free(session, slot)
-    return calendar_services.slot_hold(
-        slot=slot, coach=session.coach, not_before=_earliest_bookable(session, now)
-    )
+    return calendar_services.slot_hold(slot=slot, coach=session.coach, not_before=earliest)
 
 
 # --- purchase --------------------------------------------------------------------------------
