@@ -769,9 +769,9 @@ def test_pausing_the_only_calendar_reopens_its_blocks_and_later_syncs_skip_it(
     assert (feeds.hits, states(ten)) == ([], [OPEN])
 
 
-def test_pausing_one_of_two_calendars_reopens_only_what_it_blocked_via_a_queued_sync(
-    feeds, allow_local, frozen, celery_eager, django_capture_on_commit_callbacks
-):
+def coach_with_two_busy_calendars(feeds):
+    """A coach with slots at 10:00 and 11:00 on 22 Oct 2026, each blocked by its own calendar
+    (the first calendar is busy at 10:00, the second at 11:00), synced once."""
     coach = CoachFactory()
     ten, eleven = slot(coach, utc(2026, 10, 22, 10)), slot(coach, utc(2026, 10, 22, 11))
     first = ExternalCalendarFactory(
@@ -787,6 +787,13 @@ def test_pausing_one_of_two_calendars_reopens_only_what_it_blocked_via_a_queued_
         ),
     )
     external_calendars_sync()
+    return coach, first, ten, eleven
+
+
+def test_pausing_one_of_two_calendars_reopens_only_what_it_blocked_via_a_queued_sync(
+    feeds, allow_local, frozen, celery_eager, django_capture_on_commit_callbacks
+):
+    coach, first, ten, eleven = coach_with_two_busy_calendars(feeds)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         reopened = services.external_calendar_set_active(
@@ -912,21 +919,7 @@ def test_removing_the_only_calendar_reopens_what_it_blocked(feeds, allow_local, 
 def test_removing_one_of_two_calendars_keeps_what_the_other_blocks(
     feeds, allow_local, frozen, celery_eager, django_capture_on_commit_callbacks
 ):
-    coach = CoachFactory()
-    ten, eleven = slot(coach, utc(2026, 10, 22, 10)), slot(coach, utc(2026, 10, 22, 11))
-    first = ExternalCalendarFactory(
-        coach=coach,
-        url=feeds.serve(
-            "/one.ics", ics(event("a", "DTSTART:20261022T100000Z", "DTEND:20261022T110000Z"))
-        ),
-    )
-    ExternalCalendarFactory(
-        coach=coach,
-        url=feeds.serve(
-            "/two.ics", ics(event("b", "DTSTART:20261022T110000Z", "DTEND:20261022T120000Z"))
-        ),
-    )
-    external_calendars_sync()
+    coach, first, ten, eleven = coach_with_two_busy_calendars(feeds)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         reopened = services.external_calendar_remove(calendar=first, coach=coach)
