@@ -100,6 +100,9 @@ class User(AbstractUser):
 
 
 MAX_WINDOW_HOURS = 720  # 30 days: the longest request window, reschedule window or notice
+MAX_BUFFER_MINUTES = 240
+MIN_START_INTERVAL_MINUTES, MAX_START_INTERVAL_MINUTES = 5, 240
+MAX_BOOKING_HORIZON_DAYS = 730
 
 
 class CoachProfile(models.Model):
@@ -127,6 +130,29 @@ class CoachProfile(models.Model):
         validators=[MaxValueValidator(MAX_WINDOW_HOURS)],
         help_text="Students cannot book a time that starts sooner than this.",
     )
+    buffer_before_minutes = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_BUFFER_MINUTES)],
+        help_text="Free time kept before each session.",
+    )
+    buffer_after_minutes = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_BUFFER_MINUTES)],
+        help_text="Free time kept after each session.",
+    )
+    start_interval_minutes = models.PositiveSmallIntegerField(
+        default=30,
+        validators=[
+            MinValueValidator(MIN_START_INTERVAL_MINUTES),
+            MaxValueValidator(MAX_START_INTERVAL_MINUTES),
+        ],
+        help_text="Sessions start on this grid, counted from the start of each window.",
+    )
+    booking_horizon_days = models.PositiveSmallIntegerField(
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_BOOKING_HORIZON_DAYS)],
+        help_text="Students can book at most this many days ahead.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -146,6 +172,26 @@ class CoachProfile(models.Model):
             models.CheckConstraint(
                 condition=models.Q(minimum_notice_hours__lte=MAX_WINDOW_HOURS),
                 name="coachprofile_minimum_notice_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    buffer_before_minutes__lte=MAX_BUFFER_MINUTES,
+                    buffer_after_minutes__lte=MAX_BUFFER_MINUTES,
+                ),
+                name="coachprofile_buffers_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    start_interval_minutes__gte=MIN_START_INTERVAL_MINUTES,
+                    start_interval_minutes__lte=MAX_START_INTERVAL_MINUTES,
+                ),
+                name="coachprofile_start_interval_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    booking_horizon_days__gte=1, booking_horizon_days__lte=MAX_BOOKING_HORIZON_DAYS
+                ),
+                name="coachprofile_booking_horizon_range",
             ),
         ]
 

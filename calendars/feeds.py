@@ -21,7 +21,6 @@ from django.urls import reverse
 
 from accounts.models import User
 from calendars import selectors as calendar_selectors
-from calendars.models import BlockSource, SlotStatus
 from sessions_app import selectors as session_selectors
 from sessions_app.lifecycle import Status
 from sessions_app.models import Session
@@ -182,12 +181,6 @@ def week_bounds(monday: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-_SLOT_LABELS = {
-    SlotStatus.OPEN: "Open",
-    SlotStatus.HELD: "Held",
-    SlotStatus.BOOKED: "Booked",
-    SlotStatus.BLOCKED: "Blocked",
-}
 _SESSION_KINDS = {
     Status.REQUESTED: "requested",
     Status.CONFIRMED: "confirmed",
@@ -252,34 +245,36 @@ def week_for_user(*, user: User, monday: date) -> Week:
         else:
             entries.append(entry)
 
+    entries.extend(by_slot.values())
     if is_coach:
-        for slot in calendar_selectors.coach_slots_between(coach=user, start=start, end=end):
-            slot_label = _SLOT_LABELS[SlotStatus(slot.status)]
-            held = by_slot.pop(slot.pk, None)
-            if held is not None:
-                held.kind = slot.status.lower()
-                held.label = f"{slot_label}: {held.label.lower()}"
-                entries.append(held)
-                continue
-            if slot.status == SlotStatus.BLOCKED:
-                detail = {
-                    BlockSource.EXTERNAL: "Busy in one of your external calendars",
-                    BlockSource.COACH: "Blocked by you",
-                }.get(slot.block_source, "Not bookable")
-            elif slot.status == SlotStatus.OPEN:
-                detail = "Students can book this time"
-            else:
-                detail = "Being released"
+        for begin, finish in calendar_selectors.coach_availability_between(
+            coach=user, start=start, end=end
+        ):
+            entries.append(
+                WeekEntry(begin, finish, "available", "Available", "Students can book this time")
+            )
+        for begin, finish in calendar_selectors.coach_busy_between(
+            coach=user, start=start, end=end
+        ):
             entries.append(
                 WeekEntry(
-                    start=slot.start,
-                    end=slot.end,
-                    kind=slot.status.lower(),
-                    label=slot_label,
-                    detail=detail,
+                    max(begin, start),
+                    min(finish, end),
+                    "busy",
+                    "Busy",
+                    "Busy in one of your external calendars",
                 )
             )
-        entries.extend(by_slot.values())
+        for away in calendar_selectors.coach_time_off_between(coach=user, start=start, end=end):
+            entries.append(
+                WeekEntry(
+                    max(away.start, start),
+                    min(away.end, end),
+                    "timeoff",
+                    "Time off",
+                    away.reason,
+                )
+            )
 
     days = [WeekDay(date=monday + timedelta(days=offset)) for offset in range(7)]
     for entry in sorted(entries, key=lambda e: (e.start, e.end, e.label)):

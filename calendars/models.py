@@ -1,61 +1,129 @@
+"""When a coach can be booked (availability), what is taken (reservations) and what is busy
+elsewhere (external calendars). Nothing is pre-cut: bookable start times are computed by
+`calendars.selectors.bookable_starts` from these rows."""
+
+import datetime as dt
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 
 class SlotStatus(models.TextChoices):
-    OPEN = "OPEN", "Open"
-    HELD = "HELD", "Held"
-    BOOKED = "BOOKED", "Booked"
-    BLOCKED = "BLOCKED", "Blocked"
+    HELD = "HELD", "Held"  # a request or a pending reschedule proposal
+    BOOKED = "BOOKED", "Booked"  # an agreed time
+    RELEASED = "RELEASED", "Released"  # history: the time is free again
 
 
-class BlockSource(models.TextChoices):
-    NONE = "", "Not blocked"
-    COACH = "coach", "Blocked by the coach"
-    EXTERNAL = "external", "Busy in an external calendar"
+ACTIVE_SLOT_STATUSES = (SlotStatus.HELD, SlotStatus.BOOKED)
+MIDNIGHT = dt.time(0, 0)
 
 
-class AvailabilityPattern(models.Model):
-    """A weekly window of bookable time, in the coach's local time (DST-correct per date).
+class AvailabilityRule(models.Model):
+    """A weekly window of bookable time ("Mondays 09:00-17:00") in the coach's wall-clock time.
 
-    Materialised into `TimeSlot`s of `slot_minutes` a rolling number of weeks ahead.
+    Expanded date by date in the coach's timezone (DST-correct). An `end_time` of 00:00 means
+    midnight at the end of the day.
     """
 
     coach = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="availability_patterns"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="availability_rules"
     )
     weekday = models.PositiveSmallIntegerField(help_text="0 = Monday … 6 = Sunday")
     start_time = models.TimeField()
-    end_time = models.TimeField()
-    slot_minutes = models.PositiveSmallIntegerField(default=60)
-    timezone = models.CharField(max_length=64, help_text="The coach's timezone when defined.")
-    valid_from = models.DateField()
+    end_time = models.TimeField(help_text="00:00 means midnight at the end of the day.")
+    valid_from = models.DateField(null=True, blank=True)
     valid_until = models.DateField(null=True, blank=True)
-    is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["coach_id", "weekday", "start_time"]
+        ordering = ["coach_id", "weekday", "start_time", "id"]
+        indexes = [models.Index(fields=["coach", "weekday"])]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(weekday__gte=0, weekday__lte=6), name="pattern_weekday_range"
+                condition=models.Q(weekday__gte=0, weekday__lte=6), name="rule_weekday_range"
             ),
             models.CheckConstraint(
-                condition=models.Q(end_time__gt=models.F("start_time")),
-                name="pattern_end_after_start",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(slot_minutes__gte=5), name="pattern_slot_minutes_min"
+                condition=models.Q(end_time__gt=models.F("start_time"))
+                | models.Q(end_time=MIDNIGHT),
+                name="rule_end_after_start",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"weekday {self.weekday} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+        end = "24:00" if self.end_time == MIDNIGHT else f"{self.end_time:%H:%M}"
+        return f"{_WEEKDAY_NAMES[self.weekday]} {self.start_time:%H:%M}\u2013{end}"
+
+
+_WEEKDAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+class _Interval(models.Model):
+    """An aware [start, end) interval of one coach's time."""
+
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return _local_range(self.start, self.end, self.coach)
+
+    def clean(self):
+        if self.start and self.end and self.end <= self.start:
+            raise ValidationError({"end": "The end must be after the start."})
+
+
+def _local_range(start: dt.datetime, end: dt.datetime, coach) -> str:
+    """'Thu 03 Dec 2026 10:00-11:30 GMT' (with an en dash) in `coach`'s own timezone."""
+    tz = coach.tzinfo
+    begin, finish = timezone.localtime(start, tz), timezone.localtime(end, tz)
+    same_day = begin.date() == finish.date()
+    tail = f"{finish:%H:%M}" if same_day else f"{finish:%a %d %b %Y %H:%M}"
+    return f"{begin:%a %d %b %Y %H:%M}\u2013{tail} {finish.tzname()}"
+
+
+class AvailabilityWindow(_Interval):
+    """A one-off extra window of bookable time (aware datetimes)."""
+
+    coach = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="availability_windows"
+    )
+
+    class Meta:
+        ordering = ["coach_id", "start", "id"]
+        indexes = [models.Index(fields=["coach", "end"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="window_end_after_start"
+            ),
+        ]
+
+
+class TimeOff(_Interval):
+    """Time the coach is away: subtracted from availability, whatever the rules say."""
+
+    coach = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="time_off"
+    )
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["coach_id", "start", "id"]
+        indexes = [models.Index(fields=["coach", "end"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="timeoff_end_after_start"
+            ),
+        ]
 
 
 class ExternalCalendar(models.Model):
-    """A coach's secret iCal address elsewhere (Google, Outlook); its busy times block slots."""
+    """A coach's secret iCal address elsewhere (Google, Outlook); its busy times are not
+    bookable here."""
 
     coach = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_calendars"
@@ -78,44 +146,99 @@ class ExternalCalendar(models.Model):
         return self.name or self.url
 
 
-class TimeSlot(models.Model):
-    """A stretch of a coach's time that one session can take.
+class BusyTime(_Interval):
+    """A busy interval read from one of the coach's external calendars (kept in step by the
+    sync). `calendar` is null for busy times carried over from before calendars were tracked."""
 
-    A coach's slots never overlap: on PostgreSQL an exclusion constraint (added by migration
-    0002, btree_gist) enforces it; on SQLite `calendars.services.slot_create` checks it inside an
-    IMMEDIATE transaction.
+    coach = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="busy_times"
+    )
+    calendar = models.ForeignKey(
+        ExternalCalendar,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="busy_times",
+    )
+
+    class Meta:
+        ordering = ["coach_id", "start", "id"]
+        indexes = [models.Index(fields=["coach", "end"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="busytime_end_after_start"
+            ),
+        ]
+
+
+class TimeSlot(models.Model):
+    """A reservation: one interval of a coach's time, exactly the session's length, held by one
+    session (its agreed time, `Session.slot`) or by one pending reschedule proposal.
+
+    `reserved_start`/`reserved_end` add the coach's buffers. Active (HELD or BOOKED) reservations
+    never overlap, neither a coach's (buffers included) nor a student's, except those of one and
+    the same session (a proposal may overlap the agreed time it would replace). On PostgreSQL two
+    exclusion constraints (migration 0004, btree_gist) enforce it; on SQLite
+    `calendars.services.reservation_hold` checks inside an IMMEDIATE transaction.
     """
 
     coach = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="time_slots"
     )
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="reserved_slots",
+    )
+    session = models.ForeignKey(
+        "sessions_app.Session",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reservations",
+    )
     start = models.DateTimeField()
     end = models.DateTimeField()
-    status = models.CharField(max_length=8, choices=SlotStatus.choices, default=SlotStatus.OPEN)
-    # Why a BLOCKED slot is blocked, so a calendar sync reopens only what it blocked itself.
-    block_source = models.CharField(max_length=8, choices=BlockSource.choices, blank=True)
-    pattern = models.ForeignKey(
-        AvailabilityPattern, on_delete=models.SET_NULL, null=True, blank=True, related_name="slots"
-    )
+    reserved_start = models.DateTimeField()
+    reserved_end = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=SlotStatus.choices, default=SlotStatus.HELD)
+    # The coach chose to keep this agreed time although an external busy time overlaps it; a
+    # busy time first seen after this moment is a new conflict.
+    conflict_kept_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["start"]
         indexes = [
-            models.Index(fields=["coach", "start"]),
-            models.Index(fields=["status", "start"]),
+            models.Index(fields=["coach", "status", "reserved_start"]),
+            models.Index(fields=["student", "status", "start"]),
         ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(end__gt=models.F("start")), name="timeslot_end_after_start"
             ),
             models.CheckConstraint(
+                condition=models.Q(
+                    reserved_start__lte=models.F("start"), reserved_end__gte=models.F("end")
+                ),
+                name="timeslot_reserved_covers_time",
+            ),
+            models.CheckConstraint(
                 condition=models.Q(status__in=SlotStatus.values), name="timeslot_status_valid"
+            ),
+            # The exclusion constraints compare session ids; a null would never conflict.
+            models.CheckConstraint(
+                condition=~models.Q(status__in=ACTIVE_SLOT_STATUSES)
+                | models.Q(session__isnull=False),
+                name="timeslot_active_has_session",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.start:%Y-%m-%d %H:%M} UTC ({self.get_status_display()})"
+        return f"{_local_range(self.start, self.end, self.coach)} ({self.get_status_display()})"
 
     def clean(self):
         if self.start and self.end and self.end <= self.start:
@@ -124,3 +247,7 @@ class TimeSlot(models.Model):
     @property
     def duration_minutes(self) -> int:
         return int((self.end - self.start).total_seconds() // 60)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_SLOT_STATUSES

@@ -1,63 +1,235 @@
-"""Reads for time slots and availability, scoped to the coach who asks."""
+"""Reads for availability, reservations and busy times, scoped to the coach who asks; and the
+one computation of bookable start times."""
 
-from datetime import datetime
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from calendars.models import AvailabilityPattern, ExternalCalendar, SlotStatus, TimeSlot
+from accounts.selectors import coach_windows
+from calendars import intervals
+from calendars.intervals import Interval
+from calendars.models import (
+    ACTIVE_SLOT_STATUSES,
+    AvailabilityRule,
+    AvailabilityWindow,
+    BusyTime,
+    ExternalCalendar,
+    SlotStatus,
+    TimeOff,
+    TimeSlot,
+)
+
+# --- bookable start times ----------------------------------------------------------------------
 
 
-def coach_future_slots(*, coach, now: datetime | None = None) -> QuerySet:
-    """The coach's slots that have not ended yet (open, held, booked, blocked), soonest first.
+@dataclass(frozen=True)
+class Schedule:
+    """What one coach's time looks like over a range, as merged UTC intervals.
 
-    Each slot carries `holder_session_id`: the session that holds it (requested or confirmed) or
-    has a pending proposal for it, else None. One query per page, whatever the number of rows.
+    `windows`: each availability window as defined (weekly-rule occurrences and one-off windows,
+    unmerged: the start-time grid is aligned to each one's start). `free`: availability minus
+    time off. `taken`: the coach's active reservations (with their buffers) and external busy
+    times. `student_taken`: the student's own active reservations.
     """
-    from sessions_app.selectors import slot_active_holders
 
-    now = now or timezone.now()
-    sessions, proposals = slot_active_holders(slot=OuterRef("pk"))
-    return (
-        TimeSlot.objects.filter(coach=coach, end__gt=now)
-        .annotate(
-            holder_session_id=Coalesce(
-                Subquery(sessions.values("pk")[:1]),
-                Subquery(proposals.values("session_id")[:1]),
-                output_field=BigIntegerField(),
-            )
+    windows: list[Interval]
+    free: list[Interval]
+    taken: list[Interval]
+    student_taken: list[Interval]
+
+
+def _intervals(queryset, begin: str = "start", finish: str = "end") -> list[Interval]:
+    return list(queryset.values_list(begin, finish))
+
+
+def coach_schedule(
+    *, coach, start: datetime, end: datetime, student=None, session=None
+) -> Schedule:
+    """The coach's availability, time off, reservations and busy times overlapping
+    [start, end), plus the student's reservations: five or six queries, whatever the data.
+
+    `session`'s own reservations are left out (a reschedule may overlap its current time).
+    """
+    tz = coach.tzinfo
+    rules = list(AvailabilityRule.objects.filter(coach=coach))
+    first = timezone.localtime(start, tz).date() - timedelta(days=1)
+    last = timezone.localtime(end, tz).date() + timedelta(days=1)
+    windows = intervals.rule_occurrences(rules, first, last, tz)
+    windows += _intervals(
+        AvailabilityWindow.objects.filter(coach=coach, end__gt=start, start__lt=end)
+    )
+    time_off = _intervals(TimeOff.objects.filter(coach=coach, end__gt=start, start__lt=end))
+    free = intervals.subtract(intervals.merge(windows), intervals.merge(time_off))
+    reservations = TimeSlot.objects.filter(
+        coach=coach,
+        status__in=ACTIVE_SLOT_STATUSES,
+        reserved_end__gt=start,
+        reserved_start__lt=end,
+    )
+    if session is not None:
+        reservations = reservations.exclude(session=session)
+    taken = _intervals(reservations, "reserved_start", "reserved_end")
+    taken += _intervals(BusyTime.objects.filter(coach=coach, end__gt=start, start__lt=end))
+    student_taken: list[Interval] = []
+    if student is not None:
+        mine = TimeSlot.objects.filter(
+            student=student, status__in=ACTIVE_SLOT_STATUSES, end__gt=start, start__lt=end
         )
-        .order_by("start", "pk")
+        if session is not None:
+            mine = mine.exclude(session=session)
+        student_taken = _intervals(mine)
+    return Schedule(
+        windows=sorted(windows),
+        free=free,
+        taken=intervals.merge(taken),
+        student_taken=intervals.merge(student_taken),
     )
 
 
-def coach_slots_between(*, coach, start: datetime, end: datetime) -> QuerySet:
-    """The coach's slots (any status) starting in [start, end), with only what a calendar
-    shows (id, start, end, status, block_source)."""
-    return TimeSlot.objects.filter(coach=coach, start__gte=start, start__lt=end).only(
-        "id", "start", "end", "status", "block_source"
+@dataclass(frozen=True)
+class BookingBounds:
+    """The earliest and latest start a student may book now, and the coach's grid."""
+
+    earliest: datetime
+    latest: datetime
+    step: timedelta
+    before: timedelta
+    after: timedelta
+
+
+def booking_bounds(*, coach, now: datetime | None = None) -> BookingBounds:
+    """now + minimum notice .. now + booking horizon, with the coach's start interval and
+    buffers (from the coach's profile, or the defaults)."""
+    now = now or timezone.now()
+    terms = coach_windows(coach=coach)
+    return BookingBounds(
+        earliest=now + timedelta(hours=terms.minimum_notice_hours),
+        latest=now + timedelta(days=terms.booking_horizon_days),
+        step=timedelta(minutes=terms.start_interval_minutes),
+        before=timedelta(minutes=terms.buffer_before_minutes),
+        after=timedelta(minutes=terms.buffer_after_minutes),
     )
 
 
-def coach_slot(*, coach, pk) -> TimeSlot | None:
-    """One of the coach's slots (None for anyone else's or an unknown id)."""
-    return TimeSlot.objects.filter(coach=coach, pk=pk).first()
+def bookable_starts(
+    *,
+    coach,
+    duration_minutes: int,
+    start: datetime,
+    end: datetime,
+    student=None,
+    now: datetime | None = None,
+    session=None,
+) -> list[datetime]:
+    """Every start in [start, end) at which a session of `duration_minutes` can be booked now.
+
+    A start lies on the coach's start-interval grid counted from the start of an availability
+    window; the session fits inside availability (weekly rules and one-off windows, minus time
+    off); with the coach's buffers it overlaps none of the coach's active reservations or
+    external busy times; it overlaps none of `student`'s reservations; and it lies between
+    now + minimum notice and now + booking horizon. `session`'s own reservations do not count
+    (its current time while it is rescheduled). Computed, never stored; a constant number of
+    queries whatever the number of rows.
+    """
+    bounds = booking_bounds(coach=coach, now=now)
+    low, high = max(start, bounds.earliest), min(end, bounds.latest + timedelta(microseconds=1))
+    if low >= high:
+        return []
+    length = timedelta(minutes=duration_minutes)
+    pad = length + bounds.before + bounds.after + timedelta(days=1)
+    schedule = coach_schedule(
+        coach=coach, start=low - pad, end=high + pad, student=student, session=session
+    )
+    return starts_in_schedule(schedule, bounds=bounds, length=length, low=low, high=high)
 
 
-def coach_active_patterns(*, coach, now: datetime | None = None) -> QuerySet:
-    """The coach's weekly patterns that are running or yet to end, by weekday and time."""
-    today = timezone.localdate(now or timezone.now(), coach.tzinfo)
-    return (
-        AvailabilityPattern.objects.filter(coach=coach, is_active=True)
-        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=today))
-        .order_by("weekday", "start_time", "pk")
+def starts_in_schedule(
+    schedule: Schedule, *, bounds: BookingBounds, length: timedelta, low: datetime, high: datetime
+) -> list[datetime]:
+    """The grid starts in [low, high) that `schedule` can take a session of `length` at."""
+    candidates: set[datetime] = set()
+    for window_start, window_end in schedule.windows:
+        if window_end <= low or window_start >= high:
+            continue
+        skip = max(0, math.ceil((low - window_start) / bounds.step))
+        moment = window_start + skip * bounds.step
+        while moment < window_end and moment < high:
+            candidates.add(moment)
+            moment += bounds.step
+    return [
+        moment
+        for moment in sorted(candidates)
+        if intervals.contains(schedule.free, moment, moment + length)
+        and not intervals.overlaps(
+            schedule.taken, moment - bounds.before, moment + length + bounds.after
+        )
+        and not intervals.overlaps(schedule.student_taken, moment, moment + length)
+    ]
+
+
+NEXT_STARTS_WEEKS = 12
+
+
+def next_bookable_starts(
+    *, coach, duration_minutes: int, limit: int = 6, student=None, now: datetime | None = None
+) -> list[datetime]:
+    """The coach's next `limit` bookable starts for a session of `duration_minutes`, within
+    NEXT_STARTS_WEEKS weeks, read four weeks at a time (at most three reads)."""
+    now = now or timezone.now()
+    bounds = booking_bounds(coach=coach, now=now)
+    stop = min(bounds.latest, bounds.earliest + timedelta(weeks=NEXT_STARTS_WEEKS))
+    found: list[datetime] = []
+    cursor = bounds.earliest
+    while cursor <= stop and len(found) < limit:
+        chunk_end = cursor + timedelta(weeks=4)
+        found += bookable_starts(
+            coach=coach,
+            duration_minutes=duration_minutes,
+            start=cursor,
+            end=chunk_end,
+            student=student,
+            now=now,
+        )
+        cursor = chunk_end
+    return found[:limit]
+
+
+# --- the coach's own availability (the Availability page) --------------------------------------
+
+
+def coach_rules(*, coach) -> list[AvailabilityRule]:
+    """The coach's weekly rules, by weekday and start time: one query."""
+    return list(
+        AvailabilityRule.objects.filter(coach=coach).order_by("weekday", "start_time", "pk")
     )
 
 
-def coach_pattern(*, coach, pk) -> AvailabilityPattern | None:
-    """One of the coach's active patterns (None for anyone else's, an unknown or a stopped one)."""
-    return AvailabilityPattern.objects.filter(coach=coach, pk=pk, is_active=True).first()
+def coach_rule(*, coach, pk) -> AvailabilityRule | None:
+    """One of the coach's weekly rules (None for anyone else's or an unknown id)."""
+    return AvailabilityRule.objects.filter(coach=coach, pk=pk).first()
+
+
+def coach_upcoming_windows(*, coach, now: datetime | None = None) -> QuerySet:
+    """The coach's one-off windows that have not ended, soonest first."""
+    now = now or timezone.now()
+    return AvailabilityWindow.objects.filter(coach=coach, end__gt=now).order_by("start", "pk")
+
+
+def coach_window(*, coach, pk) -> AvailabilityWindow | None:
+    return AvailabilityWindow.objects.filter(coach=coach, pk=pk).first()
+
+
+def coach_upcoming_time_off(*, coach, now: datetime | None = None) -> QuerySet:
+    """The coach's time off that has not ended, soonest first."""
+    now = now or timezone.now()
+    return TimeOff.objects.filter(coach=coach, end__gt=now).order_by("start", "pk")
+
+
+def coach_time_off(*, coach, pk) -> TimeOff | None:
+    return TimeOff.objects.filter(coach=coach, pk=pk).first()
 
 
 def coach_external_calendars(*, coach) -> list[ExternalCalendar]:
@@ -70,28 +242,49 @@ def coach_external_calendar(*, coach, pk) -> ExternalCalendar | None:
     return ExternalCalendar.objects.filter(coach=coach, pk=pk).first()
 
 
-# --- for sessions_app (booking and rescheduling pages, notification emails) ---------------------
+# --- for the week view ----------------------------------------------------------------------
 
 
-def coach_open_slots(
-    *, coach_id: int, not_before: datetime, exclude_pk: int | None = None
-) -> QuerySet:
-    """The coach's OPEN slots starting at or after `not_before` (without `exclude_pk`), soonest
-    first."""
-    slots = TimeSlot.objects.filter(
-        coach_id=coach_id, status=SlotStatus.OPEN, start__gte=not_before
+def coach_busy_between(*, coach, start: datetime, end: datetime) -> list[Interval]:
+    """The coach's external busy times overlapping [start, end), merged: one query."""
+    return intervals.merge(
+        _intervals(BusyTime.objects.filter(coach=coach, end__gt=start, start__lt=end))
     )
-    if exclude_pk is not None:
-        slots = slots.exclude(pk=exclude_pk)
-    return slots.order_by("start", "pk")
 
 
-def coach_slot_by_id(*, coach_id: int, pk) -> TimeSlot | None:
-    """The slot `pk` (any status) if it belongs to the coach `coach_id`, else None."""
-    return TimeSlot.objects.filter(pk=pk, coach_id=coach_id).first()
+def coach_time_off_between(*, coach, start: datetime, end: datetime) -> list[TimeOff]:
+    return list(TimeOff.objects.filter(coach=coach, end__gt=start, start__lt=end).order_by("start"))
+
+
+def coach_availability_between(*, coach, start: datetime, end: datetime) -> list[Interval]:
+    """The coach's availability (weekly rules and one-off windows, minus time off) within
+    [start, end), merged and clipped: three queries."""
+    schedule_free = coach_schedule(coach=coach, start=start, end=end).free
+    return [(max(a, start), min(b, end)) for a, b in schedule_free if b > start and a < end]
+
+
+# --- for sessions_app (conflicts with external busy times) --------------------------------------
+
+
+def coach_conflicting_slot_ids(*, coach, now: datetime | None = None) -> QuerySet:
+    """The ids of the coach's BOOKED reservations that have not ended and that an external
+    busy time overlaps, not counting busy times first seen before the coach chose to keep that
+    time: a subquery (`values("pk")`) for a session filter."""
+    now = now or timezone.now()
+    overlapping = BusyTime.objects.filter(
+        coach_id=OuterRef("coach_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
+    )
+    return (
+        TimeSlot.objects.filter(coach=coach, status=SlotStatus.BOOKED, end__gt=now)
+        .filter(
+            Q(Exists(overlapping), conflict_kept_at__isnull=True)
+            | Q(Exists(overlapping.filter(created_at__gt=OuterRef("conflict_kept_at"))))
+        )
+        .values("pk")
+    )
 
 
 def slots_by_id(*, ids) -> dict[int, TimeSlot]:
-    """The slots with these ids, by id (one query; none for no ids)."""
+    """The reservations with these ids, by id (one query; none for no ids)."""
     ids = {pk for pk in ids if pk is not None}
     return TimeSlot.objects.in_bulk(ids) if ids else {}

@@ -14,7 +14,6 @@ then blocks and reopens slots. Everything that touches the network is guarded:
 - at most `settings.CALENDAR_SYNC_MAX_BYTES` (2 MB) are read.
 """
 
-import bisect
 import http.client
 import ipaddress
 import logging
@@ -24,7 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +36,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
+from calendars.intervals import Interval, merge, overlaps  # noqa: F401 (re-exported)
 from sessions_app.lifecycle import DomainError
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 ALLOWED_SCHEMES = ("http", "https")
 MAX_REDIRECTS = 5
 USER_AGENT = "Coachbook-calendar-sync/1.0"
-Interval = tuple[datetime, datetime]
 
 
 class CalendarFetchError(DomainError):
@@ -344,26 +343,6 @@ def busy_intervals(data: bytes, *, start: datetime, end: datetime, tz: ZoneInfo)
         if finish > begin:
             busy.append((begin, finish))
     return merge(busy)
-
-
-def merge(intervals: Iterable[Interval]) -> list[Interval]:
-    """Sorted, non-overlapping intervals covering the same time (touching ones joined)."""
-    merged: list[Interval] = []
-    for begin, finish in sorted(intervals):
-        if merged and begin <= merged[-1][1]:
-            if finish > merged[-1][1]:
-                merged[-1] = (merged[-1][0], finish)
-        else:
-            merged.append((begin, finish))
-    return merged
-
-
-def overlaps(busy: list[Interval], begin: datetime, finish: datetime) -> bool:
-    """Whether [begin, finish) overlaps any of the merged `busy` intervals."""
-    # The last busy interval starting before `finish` has the latest end of those that could
-    # overlap (merged intervals are disjoint and sorted).
-    index = bisect.bisect_left(busy, (finish,)) - 1
-    return index >= 0 and busy[index][1] > begin
 
 
 @dataclass

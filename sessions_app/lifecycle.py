@@ -48,7 +48,9 @@ class Action(models.TextChoices):
     PROPOSE_RESCHEDULE = "propose_reschedule", "Reschedule proposed"
     CONFIRM_RESCHEDULE = "confirm_reschedule", "New time confirmed"
     COUNTER_PROPOSE = "counter_propose", "Another time proposed"
-    EXPIRE_RESCHEDULE = "expire_reschedule", "Reschedule expired"
+    DECLINE_RESCHEDULE = "decline_reschedule", "Current time kept"
+    WITHDRAW_PROPOSAL = "withdraw_proposal", "Proposal withdrawn"
+    EXPIRE_RESCHEDULE = "expire_reschedule", "Proposal expired"
     COMPLETE = "complete", "Completed"
     CANCEL = "cancel", "Canceled"
 
@@ -58,6 +60,8 @@ class Role(models.TextChoices):
     COACH = "coach", "Coach"
     # The party (coach or student) who did not make the pending reschedule proposal.
     RESPONDER = "responder", "The other side"
+    # The party who made the pending reschedule proposal.
+    PROPOSER = "proposer", "The side that proposed"
     SYSTEM = "system", "System"
 
 
@@ -85,7 +89,9 @@ TRANSITIONS: dict[tuple[Status, Action], Transition] = {
         *_rows([S.CONFIRMED], Action.PROPOSE_RESCHEDULE, S.RESCHEDULING, Role.COACH, Role.STUDENT),
         *_rows([S.RESCHEDULING], Action.CONFIRM_RESCHEDULE, S.CONFIRMED, Role.RESPONDER),
         *_rows([S.RESCHEDULING], Action.COUNTER_PROPOSE, S.RESCHEDULING, Role.RESPONDER),
-        *_rows([S.RESCHEDULING], Action.EXPIRE_RESCHEDULE, S.UNSCHEDULED, Role.SYSTEM),
+        *_rows([S.RESCHEDULING], Action.DECLINE_RESCHEDULE, S.CONFIRMED, Role.RESPONDER),
+        *_rows([S.RESCHEDULING], Action.WITHDRAW_PROPOSAL, S.CONFIRMED, Role.PROPOSER),
+        *_rows([S.RESCHEDULING], Action.EXPIRE_RESCHEDULE, S.CONFIRMED, Role.SYSTEM),
         *_rows([S.CONFIRMED], Action.COMPLETE, S.COMPLETED, Role.SYSTEM),
         *_rows(
             [S.UNSCHEDULED, S.REQUESTED, S.CONFIRMED, S.RESCHEDULING, S.COMPLETED],
@@ -96,8 +102,9 @@ TRANSITIONS: dict[tuple[Status, Action], Transition] = {
     ]
 }
 
-# Statuses in which a session holds its slot (HELD while requested, BOOKED once confirmed).
-HOLDING_STATUSES = (Status.REQUESTED, Status.CONFIRMED)
+# Statuses in which a session holds its time (`Session.slot`): HELD while requested, BOOKED
+# once confirmed, and still BOOKED while a new time is being agreed.
+HOLDING_STATUSES = (Status.REQUESTED, Status.CONFIRMED, Status.RESCHEDULING)
 
 _VERBS = {
     Action.BOOK: "book",
@@ -108,6 +115,8 @@ _VERBS = {
     Action.PROPOSE_RESCHEDULE: "reschedule",
     Action.CONFIRM_RESCHEDULE: "confirm a new time for",
     Action.COUNTER_PROPOSE: "propose another time for",
+    Action.DECLINE_RESCHEDULE: "keep the current time of",
+    Action.WITHDRAW_PROPOSAL: "withdraw the proposal of",
     Action.EXPIRE_RESCHEDULE: "expire the proposal of",
     Action.COMPLETE: "complete",
     Action.CANCEL: "cancel",

@@ -75,7 +75,8 @@ class Session(models.Model):
     )
     number = models.PositiveSmallIntegerField(help_text="Position within its package, from 1.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.UNSCHEDULED)
-    # Null while unscheduled; during rescheduling it names the last agreed time (already OPEN).
+    # The agreed (or, while requested, the asked-for) reservation: null while unscheduled; kept
+    # BOOKED while rescheduling, until a new time is agreed.
     slot = models.ForeignKey(
         "calendars.TimeSlot",
         on_delete=models.PROTECT,
@@ -126,6 +127,8 @@ class ProposalStatus(models.TextChoices):
     PENDING = "PENDING", "Pending"
     ACCEPTED = "ACCEPTED", "Accepted"
     SUPERSEDED = "SUPERSEDED", "Superseded"
+    DECLINED = "DECLINED", "Declined"
+    WITHDRAWN = "WITHDRAWN", "Withdrawn"
     EXPIRED = "EXPIRED", "Expired"
     CANCELED = "CANCELED", "Canceled"
 

@@ -18,7 +18,6 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.selectors import coach_windows
 from sessions_app.lifecycle import HOLDING_STATUSES, Action, Role, Status, allowed_actions
 from sessions_app.models import ProposalStatus, RescheduleProposal, Session, SessionEvent
 
@@ -59,8 +58,8 @@ def session_roles(
             proposal = session.pending_proposals[0] if session.pending_proposals else None
         elif proposal is None:
             proposal = session_pending_proposal(session=session)
-        if proposal is not None and proposal.proposed_by_id != user.pk:
-            roles.add(Role.RESPONDER)
+        if proposal is not None:
+            roles.add(Role.PROPOSER if proposal.proposed_by_id == user.pk else Role.RESPONDER)
     return roles
 
 
@@ -158,9 +157,17 @@ def _awaiting_coach_proposal(*, coach, now: datetime) -> Exists:
 
 
 def coach_tasks_filter(*, coach, now: datetime) -> Q:
-    """Sessions waiting on `coach`: live requests and proposals the coach has to answer."""
-    return Q(status=Status.REQUESTED, request_expires_at__gt=now) | (
-        Q(status=Status.RESCHEDULING) & _awaiting_coach_proposal(coach=coach, now=now)
+    """Sessions waiting on `coach`: live requests, proposals the coach has to answer, and
+    agreed times an external busy time now overlaps."""
+    from calendars.selectors import coach_conflicting_slot_ids
+
+    return (
+        Q(status=Status.REQUESTED, request_expires_at__gt=now)
+        | (Q(status=Status.RESCHEDULING) & _awaiting_coach_proposal(coach=coach, now=now))
+        | Q(
+            status__in=[Status.CONFIRMED, Status.RESCHEDULING],
+            slot_id__in=coach_conflicting_slot_ids(coach=coach, now=now),
+        )
     )
 
 
@@ -263,15 +270,17 @@ def session_detail_for_user(*, user, pk) -> Session | None:
 class CoachTasks:
     requests: list[Session]
     proposals: list[Session]
+    conflicts: list[Session]  # agreed times an external busy time overlaps
 
     def __len__(self) -> int:
-        return len(self.requests) + len(self.proposals)
+        return len(self.requests) + len(self.proposals) + len(self.conflicts)
 
 
 def coach_tasks(*, coach, now: datetime | None = None) -> CoachTasks:
     """What waits on `coach`: live booking requests, and proposals the coach must answer.
 
-    Each list is ordered oldest expiry first. Three queries whatever the number of rows.
+    Requests and proposals are ordered oldest expiry first, conflicts soonest first. Four
+    queries whatever the number of rows.
     """
     now = now or timezone.now()
     requests = (
@@ -290,7 +299,11 @@ def coach_tasks(*, coach, now: datetime | None = None) -> CoachTasks:
         .prefetch_related(_pending_proposals())
         .order_by("proposal_expires_at", "pk")
     )
-    return CoachTasks(requests=list(requests), proposals=list(proposals))
+    return CoachTasks(
+        requests=list(requests),
+        proposals=list(proposals),
+        conflicts=coach_busy_conflicts(coach=coach, now=now),
+    )
 
 
 def coach_upcoming_sessions(*, coach, now: datetime | None = None) -> QuerySet:
@@ -376,27 +389,49 @@ def student_past_sessions(*, student) -> QuerySet:
     )
 
 
-def session_choosable_slots(*, session: Session, now: datetime | None = None) -> QuerySet:
-    """The coach's OPEN slots this session could move to: far enough ahead, not its own time.
+def session_bookable_starts(
+    *, session: Session, start: datetime, end: datetime, now: datetime | None = None
+) -> list[datetime]:
+    """The starts in [start, end) this session could be booked at or moved to now: the
+    coach's bookable starts for the session's length, free for its student too. The session's
+    own reservations do not count (a new time may overlap the current one); while it is being
+    rescheduled, the agreed time and the pending proposal's time are left out."""
+    from calendars.selectors import bookable_starts
 
-    While rescheduling, the last agreed time (OPEN again) is offered too, so a side can ask to
-    keep it; the pending proposal's slot is HELD and never listed.
-    """
-    from calendars.selectors import coach_open_slots
-
-    now = now or timezone.now()
-    notice = coach_windows(coach=session.coach).minimum_notice_hours
-    own = session.slot_id if session.status != Status.RESCHEDULING else None
-    return coach_open_slots(
-        coach_id=session.coach_id, not_before=now + timedelta(hours=notice), exclude_pk=own
+    starts = bookable_starts(
+        coach=session.coach,
+        duration_minutes=session.package.duration_minutes,
+        start=start,
+        end=end,
+        student=session.student,
+        now=now,
+        session=session,
     )
+    taken = set()
+    if session.slot_id and session.status in (Status.CONFIRMED, Status.RESCHEDULING):
+        taken.add(session.slot.start)
+    proposal = (
+        session_pending_proposal(session=session) if session.status == Status.RESCHEDULING else None
+    )
+    if proposal is not None:
+        taken.add(proposal.slot.start)
+    return [moment for moment in starts if moment not in taken]
 
 
-def session_slot_choice(*, session: Session, slot_id: int):
-    """The coach's slot `slot_id` (any status: the service decides), or None if not theirs."""
-    from calendars.selectors import coach_slot_by_id
+def coach_busy_conflicts(*, coach, now: datetime | None = None) -> list[Session]:
+    """The coach's confirmed or rescheduling sessions whose agreed time an external busy time
+    overlaps (and that the coach has not chosen to keep since), soonest first: one query."""
+    from calendars.selectors import coach_conflicting_slot_ids
 
-    return coach_slot_by_id(coach_id=session.coach_id, pk=slot_id)
+    return list(
+        _list_base()
+        .filter(
+            coach=coach,
+            status__in=[Status.CONFIRMED, Status.RESCHEDULING],
+            slot_id__in=coach_conflicting_slot_ids(coach=coach, now=now),
+        )
+        .order_by("slot__start", "pk")
+    )
 
 
 # --- for calendars.feeds: the subscription feed and the week view -------------------------------

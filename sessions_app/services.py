@@ -7,8 +7,8 @@ import logging
 from datetime import datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db import transaction
+from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -24,6 +24,7 @@ from sessions_app.lifecycle import (
     Action,
     DomainError,
     PermissionDenied,
+    Role,
     Status,
     Transition,
     TransitionNotAllowed,
@@ -68,8 +69,10 @@ def _authorize(session: Session, action: Action, actor, proposal=None) -> Transi
 
 def _role_refusal(row: Transition) -> str:
     who = ", ".join(sorted(role.label.lower() for role in row.roles))
-    if row.action in (Action.CONFIRM_RESCHEDULE, Action.COUNTER_PROPOSE):
+    if Role.RESPONDER in row.roles:
         return "You proposed this time; the other side answers it."
+    if Role.PROPOSER in row.roles:
+        return "Only the side that proposed this time can withdraw it."
     return f"Only the {who} can do that."
 
 
@@ -124,42 +127,21 @@ def _slot_details(slot: TimeSlot) -> dict:
     return {"slot_id": slot.pk, "start": slot.start.isoformat(), "end": slot.end.isoformat()}
 
 
-def _earliest_bookable(session: Session, now: datetime) -> datetime:
-    notice = coach_windows(coach=session.coach).minimum_notice_hours
-    return now + timedelta(hours=notice)
-
-
-def _check_student_free(session: Session, slot: TimeSlot) -> None:
-    """A student cannot hold two sessions at the same time.
+def _reserve(session: Session, start: datetime, now: datetime) -> TimeSlot:
+    """Hold [start, start + the session's length) for `session`, or `SlotUnavailable`.
 
     The student's row is locked first, so two of their bookings with different coaches cannot
-    both pass this check concurrently.
+    both pass the availability check concurrently on a database without exclusion constraints.
     """
     User.objects.select_for_update().filter(pk=session.student_id).first()
-    clash = Session.objects.filter(
-        student_id=session.student_id,
-        status__in=HOLDING_STATUSES,
-        slot__start__lt=slot.end,
-        slot__end__gt=slot.start,
-    ).exclude(pk=session.pk)
-    proposals = RescheduleProposal.objects.filter(
-        session__student_id=session.student_id,
-        status=ProposalStatus.PENDING,
-        slot__start__lt=slot.end,
-        slot__end__gt=slot.start,
-    ).exclude(session_id=session.pk)
-    if clash.exists() or proposals.exists():
-        raise SlotUnavailable("The student already has a session at that time.")
-
-
-def _hold(session: Session, slot: TimeSlot, now: datetime) -> TimeSlot:
-    if slot.coach_id != session.coach_id:
-        raise SlotUnavailable("That time belongs to another coach.")
-    earliest = _earliest_bookable(session, now)
-    if slot.start < earliest:
-        raise SlotUnavailable("That time is too soon; pick a later one.")
-    _check_student_free(session, slot)
-    return calendar_services.slot_hold(slot=slot, coach=session.coach, not_before=earliest)
+    return calendar_services.reservation_hold(
+        coach=session.coach,
+        student=session.student,
+        session=session,
+        start=start,
+        duration_minutes=session.package.duration_minutes,
+        now=now,
+    )
 
 
 # --- purchase --------------------------------------------------------------------------------
@@ -238,8 +220,9 @@ def package_purchase(*, student, offering: Offering, purchase_token: str | None 
 # --- booking -----------------------------------------------------------------------------------
 
 
-def session_book(*, session: Session, slot: TimeSlot, actor) -> Session:
-    """The student asks for `slot`: UNSCHEDULED -> REQUESTED, the slot OPEN -> HELD.
+def session_book(*, session: Session, start: datetime, actor) -> Session:
+    """The student asks for the time starting at `start` (one of the bookable starts):
+    UNSCHEDULED -> REQUESTED, with a HELD reservation of the session's length.
 
     The request waits for the coach until min(now + the coach's request window, the start).
     """
@@ -247,32 +230,29 @@ def session_book(*, session: Session, slot: TimeSlot, actor) -> Session:
     with transaction.atomic():
         session = _lock(session)
         row = _authorize(session, Action.BOOK, actor)
-        slot = _hold(session, slot, now)
+        slot = _reserve(session, start, now)
         window = coach_windows(coach=session.coach).request_window_hours
         session.slot = slot
         session.request_expires_at = min(now + timedelta(hours=window), slot.start)
-        try:
-            with transaction.atomic():
-                _transition(
-                    session,
-                    row,
-                    actor,
-                    now=now,
-                    fields=("slot", "request_expires_at"),
-                    details=_slot_details(slot),
-                )
-        except IntegrityError as exc:
-            raise SlotUnavailable() from exc
+        _transition(
+            session,
+            row,
+            actor,
+            now=now,
+            fields=("slot", "request_expires_at"),
+            details=_slot_details(slot),
+        )
     return session
 
 
 def session_withdraw(*, session: Session, actor) -> Session:
-    """The student takes back a request: REQUESTED -> UNSCHEDULED, the slot reopened."""
+    """The student takes back a request: REQUESTED -> UNSCHEDULED, the time released."""
     return _unbook(session, Action.WITHDRAW, actor)
 
 
 def session_decline(*, session: Session, actor, reason: str = "") -> Session:
-    """The coach turns a request down: the credit goes back to the student, the slot reopens."""
+    """The coach turns a request down: the credit goes back to the student, the time is
+    released."""
     return _unbook(session, Action.DECLINE, actor, reason=reason)
 
 
@@ -290,22 +270,22 @@ def _unbook(session: Session, action: Action, actor, reason: str = "") -> Sessio
         _transition(
             session, row, actor, now=now, fields=("slot", "request_expires_at"), details=details
         )
-        calendar_services.slots_release(slot_ids=[slot.pk], now=now)
+        calendar_services.reservations_release(slot_ids=[slot.pk], now=now)
     return session
 
 
 def session_accept(*, session: Session, actor) -> Session:
-    """The coach accepts a request: REQUESTED -> CONFIRMED, the slot HELD -> BOOKED."""
+    """The coach accepts a request: REQUESTED -> CONFIRMED, the time HELD -> BOOKED."""
     now = timezone.now()
     with transaction.atomic():
         session = _lock(session)
         row = _authorize(session, Action.ACCEPT, actor)
         if session.request_expires_at and session.request_expires_at <= now:
             raise TransitionNotAllowed("This request has expired; the student can book again.")
-        calendar_services.slot_book(slot=session.slot)
+        calendar_services.reservation_book(slot=session.slot)
         session.request_expires_at = None
         if session.events.filter(action=Action.ACCEPT).exists():
-            # It was on calendars before (then expired or was rescheduled away): a new version.
+            # It was on calendars before (then its request expired and it was booked again).
             session.sequence += 1
         _transition(
             session,
@@ -319,44 +299,49 @@ def session_accept(*, session: Session, actor) -> Session:
 
 
 # --- rescheduling ------------------------------------------------------------------------------
+#
+# The agreed time (`session.slot`) stays BOOKED while a new time is being agreed; a proposal
+# holds its own reservation. Only confirming a proposal moves the session.
 
 
-def _propose(session: Session, slot: TimeSlot, actor, now: datetime) -> RescheduleProposal:
-    """Hold `slot` and record it as the pending proposal (the caller checked the refusals)."""
-    slot = _hold(session, slot, now)
+def _proposal_deadline(session: Session, slot: TimeSlot, now: datetime) -> datetime:
+    """min(now + reschedule window, the proposed start, the agreed start)."""
     window = coach_windows(coach=session.coach).reschedule_window_hours
+    return min(now + timedelta(hours=window), slot.start, session.slot.start)
+
+
+def _propose(session: Session, start: datetime, actor, now: datetime) -> RescheduleProposal:
+    """Hold the time at `start` and record it as the pending proposal."""
+    if start == session.slot.start:
+        raise SlotUnavailable("That is the time already agreed; pick a different one.")
+    slot = _reserve(session, start, now)
     return RescheduleProposal.objects.create(
         session=session,
         slot=slot,
         proposed_by=actor,
-        expires_at=min(now + timedelta(hours=window), slot.start),
+        expires_at=_proposal_deadline(session, slot, now),
     )
 
 
-def session_propose_reschedule(*, session: Session, slot: TimeSlot, actor) -> RescheduleProposal:
+def _check_not_started(session: Session, now: datetime) -> None:
+    if session.slot.start <= now:
+        # Before the completion sweep runs, the session still reads Confirmed.
+        raise TransitionNotAllowed("This session has already started; it can't be rescheduled.")
+
+
+def session_propose_reschedule(*, session: Session, start: datetime, actor) -> RescheduleProposal:
     """Either side proposes a new time: CONFIRMED -> RESCHEDULING.
 
-    The proposed slot is HELD and the old one reopens; the other side must answer. Once the
-    agreed time has started the session can no longer be moved (refused even before the
-    completion sweep has marked it completed).
+    The proposed time is HELD; the agreed time stays BOOKED until a new one is agreed. The
+    other side confirms it, proposes another, or keeps the current time. Once the agreed time
+    has started the session can no longer be moved.
     """
     now = timezone.now()
     with transaction.atomic():
         session = _lock(session)
         row = _authorize(session, Action.PROPOSE_RESCHEDULE, actor)
-        old_slot = session.slot
-        if old_slot.start <= now:
-            # Before the completion sweep runs, the session still reads Confirmed; moving it now
-            # would let an expiry turn a session that took place back into a credit.
-            raise TransitionNotAllowed("This session has already started; it can't be rescheduled.")
-        if slot.pk == old_slot.pk:
-            raise SlotUnavailable("That is the time already agreed; pick a different one.")
-        calendar_services.slots_release(slot_ids=[old_slot.pk], now=now)
-        try:
-            with transaction.atomic():
-                proposal = _propose(session, slot, actor, now)
-        except IntegrityError as exc:
-            raise SlotUnavailable() from exc
+        _check_not_started(session, now)
+        proposal = _propose(session, start, actor, now)
         _transition(
             session,
             row,
@@ -364,26 +349,37 @@ def session_propose_reschedule(*, session: Session, slot: TimeSlot, actor) -> Re
             now=now,
             details={
                 "proposal_id": proposal.pk,
-                "from_slot_id": old_slot.pk,
+                "agreed_slot_id": session.slot_id,
                 **_slot_details(proposal.slot),
             },
         )
     return proposal
 
 
+def _live_proposal(session: Session, action: Action, actor, now: datetime):
+    """The pending proposal and the table row for `action` on it, or a refusal (including a
+    proposal past its deadline, even before the expiry sweep has run)."""
+    proposal = session_pending_proposal(session=session)
+    row = _authorize(session, action, actor, proposal)
+    if proposal.expires_at <= now:
+        raise TransitionNotAllowed("This proposal has expired; the current time stands.")
+    return proposal, row
+
+
 def session_confirm_reschedule(*, session: Session, actor) -> Session:
-    """The side that did not propose accepts the new time: RESCHEDULING -> CONFIRMED."""
+    """The side that did not propose accepts the new time: RESCHEDULING -> CONFIRMED.
+
+    The proposed time becomes the agreed one (BOOKED); the old agreed time is released.
+    """
     now = timezone.now()
     with transaction.atomic():
         session = _lock(session)
-        proposal = session_pending_proposal(session=session)
-        row = _authorize(session, Action.CONFIRM_RESCHEDULE, actor, proposal)
-        if proposal.expires_at <= now:
-            raise TransitionNotAllowed("This proposal has expired.")
-        calendar_services.slot_book(slot=proposal.slot)
+        proposal, row = _live_proposal(session, Action.CONFIRM_RESCHEDULE, actor, now)
+        calendar_services.reservation_book(slot=proposal.slot)
         RescheduleProposal.objects.filter(pk=proposal.pk).update(
             status=ProposalStatus.ACCEPTED, decided_at=now
         )
+        previous = session.slot
         session.slot = proposal.slot
         session.sequence += 1
         session.reminder_24h_sent_at = session.reminder_1h_sent_at = None
@@ -393,39 +389,36 @@ def session_confirm_reschedule(*, session: Session, actor) -> Session:
             actor,
             now=now,
             fields=("slot", "sequence", "reminder_24h_sent_at", "reminder_1h_sent_at"),
-            details={"proposal_id": proposal.pk, **_slot_details(proposal.slot)},
+            details={
+                "proposal_id": proposal.pk,
+                "previous_slot_id": previous.pk,
+                "previous_start": previous.start.isoformat(),
+                **_slot_details(proposal.slot),
+            },
         )
+        calendar_services.reservations_release(slot_ids=[previous.pk], now=now)
     return session
 
 
-def session_counter_propose(*, session: Session, slot: TimeSlot, actor) -> RescheduleProposal:
+def session_counter_propose(*, session: Session, start: datetime, actor) -> RescheduleProposal:
     """The side that did not propose offers another time; now the other side answers.
 
-    A proposal past its expiry is refused even before the expiry sweep has run. The last agreed
-    time (already OPEN again) may be offered, so a side can ask to keep the original time; the
-    pending proposal's own time may not.
+    The previous proposal is superseded and its time released; the agreed time stays BOOKED.
+    To keep the agreed time, `session_decline_reschedule` is the way, not a counter-proposal.
     """
     now = timezone.now()
     with transaction.atomic():
         session = _lock(session)
-        previous = session_pending_proposal(session=session)
-        row = _authorize(session, Action.COUNTER_PROPOSE, actor, previous)
-        if previous.expires_at <= now:
-            raise TransitionNotAllowed("This proposal has expired.")
-        if slot.pk == previous.slot_id:
-            # The last agreed time (session.slot, OPEN again) may be offered back; this one not.
+        previous, row = _live_proposal(session, Action.COUNTER_PROPOSE, actor, now)
+        if start == previous.slot.start:
             raise SlotUnavailable(
                 "That is the time already proposed; confirm it or pick a different one."
             )
         RescheduleProposal.objects.filter(pk=previous.pk).update(
             status=ProposalStatus.SUPERSEDED, decided_at=now
         )
-        calendar_services.slots_release(slot_ids=[previous.slot_id], now=now)
-        try:
-            with transaction.atomic():
-                proposal = _propose(session, slot, actor, now)
-        except IntegrityError as exc:
-            raise SlotUnavailable() from exc
+        calendar_services.reservations_release(slot_ids=[previous.slot_id], now=now)
+        proposal = _propose(session, start, actor, now)
         _transition(
             session,
             row,
@@ -438,6 +431,41 @@ def session_counter_propose(*, session: Session, slot: TimeSlot, actor) -> Resch
             },
         )
     return proposal
+
+
+def _end_proposal(session: Session, action: Action, actor, outcome: ProposalStatus) -> Session:
+    """Close the pending proposal with `outcome` and release its time: the agreed time stands
+    (RESCHEDULING -> CONFIRMED)."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = _lock(session)
+        proposal, row = _live_proposal(session, action, actor, now)
+        RescheduleProposal.objects.filter(pk=proposal.pk).update(status=outcome, decided_at=now)
+        _transition(
+            session,
+            row,
+            actor,
+            now=now,
+            details={
+                "proposal_id": proposal.pk,
+                "proposed_start": proposal.slot.start.isoformat(),
+                **_slot_details(session.slot),
+            },
+        )
+        calendar_services.reservations_release(slot_ids=[proposal.slot_id], now=now)
+    return session
+
+
+def session_decline_reschedule(*, session: Session, actor) -> Session:
+    """The side that did not propose keeps the current time: the proposal is declined and
+    released, the agreed time stands (RESCHEDULING -> CONFIRMED)."""
+    return _end_proposal(session, Action.DECLINE_RESCHEDULE, actor, ProposalStatus.DECLINED)
+
+
+def session_withdraw_proposal(*, session: Session, actor) -> Session:
+    """The side that proposed takes the proposal back: released, the agreed time stands
+    (RESCHEDULING -> CONFIRMED)."""
+    return _end_proposal(session, Action.WITHDRAW_PROPOSAL, actor, ProposalStatus.WITHDRAWN)
 
 
 # --- cancel ------------------------------------------------------------------------------------
@@ -455,8 +483,9 @@ def session_cancel(
     """The coach cancels: any non-terminal status -> CANCELED, with the refund they chose.
 
     `refund` is "full" (the session's refundable share), "partial" (`amount_cents`, 1..refundable)
-    or "none" (no `Refund` row; the choice is kept in the cancel event). Held or booked future
-    slots reopen. A second submission of the same cancel is refused, so it refunds once.
+    or "none" (no `Refund` row; the choice is kept in the cancel event). The session's agreed
+    time and any pending proposal's time are released, so they are bookable again. A second
+    submission of the same cancel is refused, so it refunds once.
     """
     if refund not in REFUND_CHOICES:
         raise RefundNotAllowed("Choose Full refund, Partial refund or Cancel without refund.")
@@ -490,7 +519,7 @@ def session_cancel(
         _transition(
             session, row, actor, now=now, fields=("request_expires_at", "sequence"), details=details
         )
-        calendar_services.slots_release(slot_ids=release, now=now)
+        calendar_services.reservations_release(slot_ids=release, now=now)
     return session
 
 
@@ -517,9 +546,11 @@ def _sweep(queryset, apply) -> int:
 def sessions_expire_stale(*, now: datetime | None = None) -> int:
     """Expire requests and reschedule proposals past their window, set-based and chunked.
 
-    Each expired request goes REQUESTED -> UNSCHEDULED and each expired proposal's session
-    RESCHEDULING -> UNSCHEDULED (the credit stays with the student); every one writes its event
-    and reopens its slot. Safe to run twice or concurrently. Returns how many sessions changed.
+    Each expired request goes REQUESTED -> UNSCHEDULED (the credit stays with the student) and
+    its time is released, whether or not its start has passed. Each expired proposal is
+    released and its session goes back RESCHEDULING -> CONFIRMED at the agreed time, which it
+    never lost. Every one writes its event. Safe to run twice or concurrently. Returns how many
+    sessions changed.
     """
     now = now or timezone.now()
     stale_requests = Session.objects.filter(
@@ -537,7 +568,7 @@ def sessions_expire_stale(*, now: datetime | None = None) -> int:
             status=Status.UNSCHEDULED, slot=None, request_expires_at=None, updated_at=now
         )
         _bulk_events(rows, Action.EXPIRE, Status.REQUESTED, now)
-        calendar_services.slots_release(slot_ids=[slot for _, slot in rows], now=now)
+        calendar_services.reservations_release(slot_ids=[slot for _, slot in rows], now=now)
         return changed
 
     def expire_proposals(ids: list[int]) -> int:
@@ -551,7 +582,7 @@ def sessions_expire_stale(*, now: datetime | None = None) -> int:
         )
         session_ids = [session_id for _, session_id, _ in rows]
         changed = Session.objects.filter(pk__in=session_ids, status=Status.RESCHEDULING).update(
-            status=Status.UNSCHEDULED, slot=None, updated_at=now, sequence=F("sequence") + 1
+            status=Status.CONFIRMED, updated_at=now
         )
         _bulk_events(
             [(session_id, slot_id) for _, session_id, slot_id in rows],
@@ -559,7 +590,7 @@ def sessions_expire_stale(*, now: datetime | None = None) -> int:
             Status.RESCHEDULING,
             now,
         )
-        calendar_services.slots_release(slot_ids=[slot for _, _, slot in rows], now=now)
+        calendar_services.reservations_release(slot_ids=[slot for _, _, slot in rows], now=now)
         return changed
 
     return _sweep(stale_requests, expire_requests) + _sweep(stale_proposals, expire_proposals)

@@ -7,7 +7,7 @@ from allauth.account.models import EmailAddress
 from django.utils import timezone
 
 from accounts.models import CoachProfile, User
-from calendars.models import TimeSlot
+from calendars.models import AvailabilityWindow
 from sessions_app.models import Offering
 
 PASSWORD = "a-long-test-password-1"
@@ -50,6 +50,8 @@ class CoachProfileFactory(factory.django.DjangoModelFactory):
     request_window_hours = 48
     reschedule_window_hours = 48
     minimum_notice_hours = 0
+    # Far enough for every time `next_free_start` hands out.
+    booking_horizon_days = 730
 
 
 class OfferingFactory(factory.django.DjangoModelFactory):
@@ -64,20 +66,37 @@ class OfferingFactory(factory.django.DjangoModelFactory):
     currency = "USD"
 
 
-class TimeSlotFactory(factory.django.DjangoModelFactory):
-    """An OPEN slot in the future; pass `start` (and `coach`) to place it."""
+# Each free time handed out lies 12 hours after the previous one (sessions last at most 10
+# hours), from three days ahead, wrapping after about two years: distinct within any test.
+FREE_TIME_SPACING = timedelta(hours=12)
+FREE_TIME_WRAP = 1400
+
+
+def _free_time(n: int):
+    return (timezone.now() + timedelta(days=3) + (n % FREE_TIME_WRAP) * FREE_TIME_SPACING).replace(
+        minute=0, second=0, microsecond=0
+    )
+
+
+class AvailabilityWindowFactory(factory.django.DjangoModelFactory):
+    """A one-off window of the coach's availability, an hour long, in the future; pass
+    `start` (and `coach`, `end`) to place it."""
 
     class Meta:
-        model = TimeSlot
+        model = AvailabilityWindow
 
     coach = factory.SubFactory(CoachFactory)
-    start = factory.Sequence(
-        lambda n: (timezone.now() + timedelta(days=3, hours=n)).replace(
-            minute=0, second=0, microsecond=0
-        )
-    )
+    start = factory.Sequence(_free_time)
     end = factory.LazyAttribute(lambda o: o.start + timedelta(hours=1))
-    status = "OPEN"
+
+
+def next_free_start(coach, minutes: int = 60):
+    """Open a one-off window of `minutes` for `coach` at a fresh future time; its start is
+    bookable (for a session of that length) by anyone with no other reservation then."""
+    window = AvailabilityWindowFactory(coach=coach)
+    window.end = window.start + timedelta(minutes=minutes)
+    window.save(update_fields=["end"])
+    return window.start
 
 
 def make_package(*, student=None, offering=None, **offering_fields):
@@ -100,7 +119,8 @@ def make_session(status: str = "UNSCHEDULED", **package_fields):
         return session
     if status == "CANCELED":
         return services.session_cancel(session=session, actor=coach, refund="none")
-    services.session_book(session=session, slot=TimeSlotFactory(coach=coach), actor=student)
+    minutes = package.duration_minutes
+    services.session_book(session=session, start=next_free_start(coach, minutes), actor=student)
     if status == "REQUESTED":
         return _fresh(session)
     services.session_accept(session=session, actor=coach)
@@ -108,13 +128,13 @@ def make_session(status: str = "UNSCHEDULED", **package_fields):
         return _fresh(session)
     if status == "RESCHEDULING":
         services.session_propose_reschedule(
-            session=session, slot=TimeSlotFactory(coach=coach), actor=coach
+            session=session, start=next_free_start(coach, minutes), actor=coach
         )
         return _fresh(session)
     if status == "COMPLETED":
         import time_machine
 
-        # Past the session's end: the slot factory's sequence pushes later slots further out.
+        # Past the session's end (later free times lie further out).
         after = _fresh(session).slot.end + timedelta(hours=1)
         with time_machine.travel(max(timezone.now() + timedelta(days=30), after)):
             services.sessions_complete_past()
@@ -211,8 +231,10 @@ class SuperuserFactory(StaffFactory):
     is_superuser = True
 
 
-def make_pattern(*, weekday: int, **fields):
-    """One weekly availability pattern, made through the service, with its slots."""
-    from calendars.services import availability_patterns_create
+def make_rule(*, coach, weekday: int, start_time, end_time, **fields):
+    """One weekly availability rule, made through the service."""
+    from calendars.services import availability_weekly_add
 
-    return availability_patterns_create(weekdays=[weekday], **fields).patterns[0]
+    return availability_weekly_add(
+        coach=coach, weekday=weekday, start_time=start_time, end_time=end_time, **fields
+    )

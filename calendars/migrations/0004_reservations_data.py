@@ -1,0 +1,137 @@
+"""Availability without pre-cut slots (part 2 of 3): carry the pre-cut slots over.
+
+- Weekly patterns still running become weekly rules (in the coach's timezone).
+- OPEN slots not yet ended become one-off availability windows, adjacent ones merged.
+- HELD/BOOKED slots with an active holder (a session holding it, a pending proposal) stay
+  reservations of that session, with its student.
+- The agreed time of a session being rescheduled was reopened by the old design; it is booked
+  again. If another session took that time meanwhile, the rescheduling session keeps a released
+  copy of it as its last agreed time (the time itself belongs to the other session now).
+- BLOCKED slots not yet ended become busy times (blocked by an external calendar; the next sync
+  replaces them) or time off (blocked by the coach).
+- Every other slot that a session or a proposal points at is kept as RELEASED history; the rest
+  are deleted.
+
+Not reversible in data: going back leaves the reservations as they are.
+"""
+
+from django.db import migrations
+from django.db.models import Q
+from django.utils import timezone
+
+HOLDING = ("REQUESTED", "CONFIRMED")
+
+
+def _merge(intervals):
+    merged = []
+    for begin, finish in sorted(intervals):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(finish, merged[-1][1]))
+        else:
+            merged.append((begin, finish))
+    return merged
+
+
+def forward(apps, schema_editor):
+    TimeSlot = apps.get_model("calendars", "TimeSlot")
+    Pattern = apps.get_model("calendars", "AvailabilityPattern")
+    Rule = apps.get_model("calendars", "AvailabilityRule")
+    Window = apps.get_model("calendars", "AvailabilityWindow")
+    TimeOff = apps.get_model("calendars", "TimeOff")
+    BusyTime = apps.get_model("calendars", "BusyTime")
+    Session = apps.get_model("sessions_app", "Session")
+    Proposal = apps.get_model("sessions_app", "RescheduleProposal")
+    now = timezone.now()
+
+    Rule.objects.bulk_create(
+        Rule(
+            coach_id=pattern.coach_id,
+            weekday=pattern.weekday,
+            start_time=pattern.start_time,
+            end_time=pattern.end_time,
+            valid_from=pattern.valid_from,
+            valid_until=pattern.valid_until,
+        )
+        for pattern in Pattern.objects.filter(is_active=True).filter(
+            Q(valid_until__isnull=True) | Q(valid_until__gte=now.date())
+        )
+    )
+
+    # Who holds or last held each slot: (session id, student id).
+    holder: dict[int, tuple[int, int]] = {}
+    referenced: dict[int, tuple[int, int]] = {}
+    for session_id, student_id, slot_id, status in Session.objects.filter(
+        slot__isnull=False
+    ).values_list("pk", "student_id", "slot_id", "status"):
+        referenced[slot_id] = (session_id, student_id)
+        if status in HOLDING:
+            holder[slot_id] = (session_id, student_id)
+    for session_id, student_id, slot_id, status in Proposal.objects.values_list(
+        "session_id", "session__student_id", "slot_id", "status"
+    ):
+        referenced.setdefault(slot_id, (session_id, student_id))
+        if status == "PENDING":
+            holder[slot_id] = (session_id, student_id)
+
+    windows: dict[int, list] = {}
+    for slot in TimeSlot.objects.order_by("pk").iterator():
+        if slot.status == "OPEN" and slot.end > now:
+            windows.setdefault(slot.coach_id, []).append((slot.start, slot.end))
+        elif slot.status == "BLOCKED" and slot.end > now:
+            model = BusyTime if slot.block_source == "external" else TimeOff
+            model.objects.create(coach_id=slot.coach_id, start=slot.start, end=slot.end)
+        if slot.status in ("HELD", "BOOKED") and slot.pk in holder:
+            status, (session_id, student_id) = slot.status, holder[slot.pk]
+        elif slot.pk in referenced:
+            status, (session_id, student_id) = "RELEASED", referenced[slot.pk]
+        else:
+            slot.delete()
+            continue
+        TimeSlot.objects.filter(pk=slot.pk).update(
+            status=status,
+            session_id=session_id,
+            student_id=student_id,
+            reserved_start=slot.start,
+            reserved_end=slot.end,
+            released_at=now if status == "RELEASED" else None,
+        )
+
+    for coach_id, times in windows.items():
+        Window.objects.bulk_create(
+            Window(coach_id=coach_id, start=begin, end=finish) for begin, finish in _merge(times)
+        )
+
+    # The agreed time of a session being rescheduled is booked again, unless it was taken.
+    for session in Session.objects.filter(status="RESCHEDULING", slot__isnull=False):
+        slot = TimeSlot.objects.get(pk=session.slot_id)
+        clash = TimeSlot.objects.filter(status__in=("HELD", "BOOKED")).exclude(
+            session_id=session.pk
+        )
+        taken = clash.filter(
+            Q(coach_id=slot.coach_id) | Q(student_id=session.student_id),
+            start__lt=slot.end,
+            end__gt=slot.start,
+        ).exists()
+        if not taken:
+            TimeSlot.objects.filter(pk=slot.pk).update(
+                status="BOOKED", session_id=session.pk, released_at=None
+            )
+            continue
+        copy = TimeSlot.objects.create(
+            coach_id=slot.coach_id,
+            student_id=session.student_id,
+            session_id=session.pk,
+            start=slot.start,
+            end=slot.end,
+            reserved_start=slot.start,
+            reserved_end=slot.end,
+            status="RELEASED",
+            released_at=now,
+        )
+        Session.objects.filter(pk=session.pk).update(slot_id=copy.pk)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("calendars", "0003_reservations"), ("sessions_app", "0002_package_purchase_token")]
+
+    operations = [migrations.RunPython(forward, migrations.RunPython.noop)]

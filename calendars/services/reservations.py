@@ -1,0 +1,124 @@
+"""Reservations (`TimeSlot`): a session's agreed time or a proposal's time, exactly the
+session's length. Sessions hold, book and release time only through these functions."""
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from calendars.models import ACTIVE_SLOT_STATUSES, SlotStatus, TimeSlot
+from calendars.selectors import bookable_starts, booking_bounds
+from calendars.services.errors import SlotInvalid, SlotUnavailable
+from sessions_app.lifecycle import PermissionDenied
+
+logger = logging.getLogger(__name__)
+
+
+def _refusal(*, coach, start: datetime, now: datetime) -> SlotUnavailable:
+    """Why `start` is not bookable, in words a student understands."""
+    bounds = booking_bounds(coach=coach, now=now)
+    if start < bounds.earliest:
+        return SlotUnavailable("That time is too soon; pick a later one.")
+    if start > bounds.latest:
+        return SlotUnavailable("That time is too far ahead; pick an earlier one.")
+    return SlotUnavailable("That time is not free any more. Pick another.")
+
+
+def reservation_hold(
+    *, coach, student, session, start: datetime, duration_minutes: int, now: datetime
+) -> TimeSlot:
+    """Reserve [start, start + duration) of `coach`'s time for `session` (HELD).
+
+    `start` must be one of `bookable_starts` for the session's length now (the session's own
+    reservations do not count against it). The database refuses an overlap that a concurrent
+    booking created meanwhile (PostgreSQL's exclusion constraints; on SQLite the IMMEDIATE
+    transaction serialises the check and the insert). Either way: `SlotUnavailable`.
+    """
+    if timezone.is_naive(start):
+        raise SlotInvalid("A time must carry a timezone.")
+    length = timedelta(minutes=duration_minutes)
+    free = bookable_starts(
+        coach=coach,
+        duration_minutes=duration_minutes,
+        start=start,
+        end=start + timedelta(microseconds=1),
+        student=student,
+        now=now,
+        session=session,
+    )
+    if free != [start]:
+        raise _refusal(coach=coach, start=start, now=now)
+    bounds = booking_bounds(coach=coach, now=now)
+    try:
+        with transaction.atomic():
+            return TimeSlot.objects.create(
+                coach=coach,
+                student=student,
+                session=session,
+                start=start,
+                end=start + length,
+                reserved_start=start - bounds.before,
+                reserved_end=start + length + bounds.after,
+                status=SlotStatus.HELD,
+            )
+    except (IntegrityError, OperationalError) as exc:
+        # An exclusion constraint (or a deadlock between two overlapping inserts) on PostgreSQL.
+        logger.info("reservation refused by the database: %s", exc)
+        raise SlotUnavailable() from exc
+
+
+def reservation_book(*, slot: TimeSlot) -> None:
+    """HELD -> BOOKED for a reservation its holder just agreed."""
+    if (
+        TimeSlot.objects.filter(pk=slot.pk, status=SlotStatus.HELD).update(status=SlotStatus.BOOKED)
+        != 1
+    ):
+        raise SlotUnavailable("That time is no longer held for this session.")
+
+
+def reservations_release(*, slot_ids: Iterable[int | None], now: datetime | None = None) -> int:
+    """HELD/BOOKED -> RELEASED (the time is bookable again; the row stays as history)."""
+    now = now or timezone.now()
+    ids = [pk for pk in slot_ids if pk is not None]
+    if not ids:
+        return 0
+    return TimeSlot.objects.filter(pk__in=ids, status__in=ACTIVE_SLOT_STATUSES).update(
+        status=SlotStatus.RELEASED, released_at=now
+    )
+
+
+def slots_reopen_freed(*, now: datetime | None = None) -> int:
+    """HELD/BOOKED reservations with no active holder (neither a session holding it as its
+    time nor a pending proposal) become RELEASED; returns how many."""
+    from sessions_app.selectors import slot_active_holders
+
+    now = now or timezone.now()
+    holding_sessions, pending_proposals = slot_active_holders(slot=OuterRef("pk"))
+    released = (
+        TimeSlot.objects.filter(status__in=ACTIVE_SLOT_STATUSES)
+        .filter(~Exists(holding_sessions), ~Exists(pending_proposals))
+        .update(status=SlotStatus.RELEASED, released_at=now)
+    )
+    if released:
+        logger.info("slots_reopen_freed released %d reservation(s)", released)
+    return released
+
+
+def reservation_keep_despite_busy(
+    *, slot: TimeSlot, coach, now: datetime | None = None
+) -> TimeSlot:
+    """The coach keeps an agreed time that an external busy time overlaps: the conflict leaves
+    Tasks until a busy time first seen later overlaps it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = TimeSlot.objects.select_for_update().filter(pk=slot.pk, coach=coach).first()
+        if locked is None:
+            raise PermissionDenied("That session is not yours.")
+        if locked.status != SlotStatus.BOOKED:
+            raise SlotUnavailable("That time is no longer booked.")
+        locked.conflict_kept_at = now
+        locked.save(update_fields=["conflict_kept_at"])
+    return locked
