@@ -11,7 +11,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("profile/", include("accounts.urls")),
     path("sessions/", include("sessions_app.urls")),
-    path("coaches/", include("sessions_app.catalog_urls")),
+    path("coaches/", include("catalog.urls")),
     path("availability/", include("calendars.urls")),
     path("calendar/", include("calendars.feed_urls")),
     path("", sessions_views.home, name="home"),

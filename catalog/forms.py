@@ -6,7 +6,7 @@ from decimal import Decimal
 from django import forms
 from django.core import signing
 
-from sessions_app.services import MAX_OFFERING_PRICE_CENTS, OFFERING_CURRENCIES
+from catalog.services import MAX_OFFERING_PRICE_CENTS, OFFERING_CURRENCIES
 
 PURCHASE_TOKEN_SALT = "coachbook.catalog.purchase"
 PURCHASE_TOKEN_MAX_AGE = 3600  # seconds a confirmation page stays valid

@@ -1,7 +1,8 @@
 """The catalog: the coaches directory, a coach's page, buying a package, a coach's offerings.
 
-Thin views: reads through `sessions_app.catalog_selectors`, every write through one service in
-`sessions_app.services`. A refusal (`DomainError`) is shown on the page and changes nothing.
+Thin views: reads through `catalog.selectors`, every write through one service in
+`catalog.services` (buying: `sessions_app.services.package_purchase`). A refusal
+(`DomainError`) is shown on the page and changes nothing.
 
 Buying acts once: the confirmation page carries a signed one-time token (user, offering, nonce,
 valid for an hour). `package_purchase` stores the nonce on the package in the purchase's own
@@ -17,9 +18,9 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sessions_app import catalog_selectors as selectors
-from sessions_app import services
-from sessions_app.catalog_forms import OfferingForm, PurchaseForm, purchase_token_issue
+from catalog import selectors, services
+from catalog.forms import OfferingForm, PurchaseForm, purchase_token_issue
+from sessions_app import services as sessions_services
 from sessions_app.lifecycle import DomainError
 
 COACHES_PER_PAGE = 20
@@ -51,11 +52,16 @@ def coaches(request):
 @login_required
 @require_GET
 def coach_detail(request, coach_id: int):
-    """A coach's headline, bio and active offerings, each with Buy."""
-    coach = selectors.coach_public(coach_id=coach_id)
+    """A coach's headline, bio and active offerings, each with its next free times (in the
+    viewer's timezone) and Buy."""
+    coach = selectors.coach_page(coach_id=coach_id, viewer=request.user)
     if coach is None:
         raise Http404("No such coach.")
-    context = {"coach": coach, "can_buy": coach.pk != request.user.pk}
+    context = {
+        "coach": coach,
+        "can_buy": coach.pk != request.user.pk,
+        "free_weeks": selectors.FREE_TIMES_WEEKS,
+    }
     return render(request, "catalog/coach_detail.html", context)
 
 
@@ -73,7 +79,7 @@ def offering_buy(request, pk: int):
             messages.error(request, " ".join(form.errors.get("token", ["Please confirm again."])))
             return redirect("catalog:offering_buy", pk=offering.pk)
         try:
-            package = services.package_purchase(
+            package = sessions_services.package_purchase(
                 student=request.user, offering=offering, purchase_token=form.nonce
             )
         except DomainError as exc:

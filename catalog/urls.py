@@ -1,7 +1,6 @@
-# Owned by the catalog work (issue 3): coaches directory, coach page, buying, coach offerings.
 from django.urls import path
 
-from sessions_app import catalog_views as views
+from catalog import views
 
 app_name = "catalog"
 

@@ -1,6 +1,7 @@
 """The catalog: coaches directory, coach page, buying once, and a coach's offerings."""
 
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import time_machine
@@ -10,13 +11,23 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from calendars.selectors import next_bookable_starts
+from catalog import services
+from catalog.models import Offering
+from catalog.services import OfferingInvalid
 from refunds.models import Payment
-from sessions_app import services
+from sessions_app import services as sessions_services
 from sessions_app.lifecycle import PermissionDenied
-from sessions_app.models import Offering, Package, Session
-from sessions_app.services import OfferingInvalid
+from sessions_app.models import Package, Session
 from tests.conftest import messages_of
-from tests.factories import CoachFactory, OfferingFactory, StudentFactory, make_package
+from tests.factories import (
+    AvailabilityWindowFactory,
+    CoachFactory,
+    OfferingFactory,
+    StudentFactory,
+    make_package,
+    make_rule,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -111,6 +122,206 @@ def test_page_of_someone_who_is_not_a_coach_is_a_404(student_client, who):
     pk = StudentFactory().pk if who == "student" else 999_999
 
     assert student_client.get(reverse("catalog:coach_detail", args=[pk])).status_code == 404
+
+
+# --- a coach's next free times, before buying ---------------------------------------------------
+
+# Tuesday 1 December 2026, 08:00 UTC; the coach is free on Thursdays 11:00-14:00 London time
+# (GMT in December), on a 30-minute grid.
+NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+THURSDAY = 3
+THIRD = datetime(2026, 12, 3, tzinfo=UTC)  # Thursday 3 December, midnight UTC = GMT
+
+
+def at(day: datetime, hour: int, minute: int = 0) -> datetime:
+    return day.replace(hour=hour, minute=minute)
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def thursday_coach(frozen):
+    coach = CoachFactory(display_name="Ada", timezone="Europe/London")
+    make_rule(coach=coach, weekday=THURSDAY, start_time=time(11), end_time=time(14))
+    return coach
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def viewer(tz: str = "Europe/London"):
+    return StudentFactory(timezone=tz)
+
+
+def shown_times(page: str, offering) -> list[str]:
+    """The free times the page lists in `offering`'s card, as a person reads them."""
+    card = page.split(f'id="offering-{offering.pk}"', 1)[1].split('id="offering-', 1)[0]
+    return re.findall(r"<time datetime=\"[^\"]+\">([^<]+)</time>", card)
+
+
+def coach_page(client, coach):
+    response = client.get(reverse("catalog:coach_detail", args=[coach.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def book(coach, offering, start, student=None):
+    """A student buys `offering` and asks for `start` (a HELD reservation of its length)."""
+    package = make_package(offering=offering, student=student)
+    session = package.sessions.order_by("number").first()
+    return sessions_services.session_book(session=session, start=start, actor=package.student)
+
+
+def test_coach_page_shows_each_offerings_next_free_times_in_the_viewers_timezone(thursday_coach):
+    short = OfferingFactory(coach=thursday_coach, title="Quick look", duration_minutes=30)
+    long = OfferingFactory(coach=thursday_coach, title="Deep dive", duration_minutes=90)
+    client = logged_in(viewer())
+
+    page = coach_page(client, thursday_coach)
+
+    assert shown_times(page, short) == [
+        "Thu 3 Dec, 11:00\u201311:30 GMT",
+        "Thu 3 Dec, 11:30\u201312:00 GMT",
+        "Thu 3 Dec, 12:00\u201312:30 GMT",
+        "Thu 3 Dec, 12:30\u201313:00 GMT",
+        "Thu 3 Dec, 13:00\u201313:30 GMT",
+        "Thu 3 Dec, 13:30\u201314:00 GMT",
+    ]
+    assert shown_times(page, long) == [
+        "Thu 3 Dec, 11:00\u201312:30 GMT",
+        "Thu 3 Dec, 11:30\u201313:00 GMT",
+        "Thu 3 Dec, 12:00\u201313:30 GMT",
+        "Thu 3 Dec, 12:30\u201314:00 GMT",
+        "Thu 10 Dec, 11:00\u201312:30 GMT",
+        "Thu 10 Dec, 11:30\u201313:00 GMT",
+    ]
+    assert "Free times are in your timezone (Europe/London)" in page
+
+
+@pytest.mark.parametrize("minutes", [30, 90])
+def test_free_times_are_the_next_bookable_starts_of_the_offerings_length(thursday_coach, minutes):
+    offering = OfferingFactory(coach=thursday_coach, duration_minutes=minutes)
+    OfferingFactory(coach=thursday_coach, duration_minutes=120 - minutes)
+    student = viewer()
+
+    response = logged_in(student).get(reverse("catalog:coach_detail", args=[thursday_coach.pk]))
+
+    (shown,) = [o for o in response.context["coach"].active_offerings if o.pk == offering.pk]
+    assert [(time.start, time.end - time.start) for time in shown.free_times] == [
+        (start, timedelta(minutes=minutes))
+        for start in next_bookable_starts(
+            coach=thursday_coach, duration_minutes=minutes, limit=6, student=student, now=NOW
+        )
+    ]
+
+
+def test_a_time_someone_else_asked_for_is_not_shown(thursday_coach):
+    short = OfferingFactory(coach=thursday_coach, duration_minutes=30)
+    long = OfferingFactory(coach=thursday_coach, duration_minutes=90)
+    book(thursday_coach, short, at(THIRD, 11))
+    client = logged_in(viewer())
+
+    page = coach_page(client, thursday_coach)
+
+    assert shown_times(page, short) == [
+        "Thu 3 Dec, 11:30\u201312:00 GMT",
+        "Thu 3 Dec, 12:00\u201312:30 GMT",
+        "Thu 3 Dec, 12:30\u201313:00 GMT",
+        "Thu 3 Dec, 13:00\u201313:30 GMT",
+        "Thu 3 Dec, 13:30\u201314:00 GMT",
+        "Thu 10 Dec, 11:00\u201311:30 GMT",
+    ]
+    assert shown_times(page, long) == [
+        "Thu 3 Dec, 11:30\u201313:00 GMT",
+        "Thu 3 Dec, 12:00\u201313:30 GMT",
+        "Thu 3 Dec, 12:30\u201314:00 GMT",
+        "Thu 10 Dec, 11:00\u201312:30 GMT",
+        "Thu 10 Dec, 11:30\u201313:00 GMT",
+        "Thu 10 Dec, 12:00\u201313:30 GMT",
+    ]
+
+
+def test_the_viewers_own_session_with_another_coach_hides_the_times_it_overlaps(thursday_coach):
+    short = OfferingFactory(coach=thursday_coach, duration_minutes=30)
+    student = viewer()
+    client = logged_in(student)
+    elsewhere = CoachFactory()
+    AvailabilityWindowFactory(coach=elsewhere, start=at(THIRD, 12), end=at(THIRD, 13))
+    book(elsewhere, OfferingFactory(coach=elsewhere, duration_minutes=60), at(THIRD, 12), student)
+
+    page = coach_page(client, thursday_coach)
+
+    assert shown_times(page, short) == [
+        "Thu 3 Dec, 11:00\u201311:30 GMT",
+        "Thu 3 Dec, 11:30\u201312:00 GMT",
+        "Thu 3 Dec, 13:00\u201313:30 GMT",
+        "Thu 3 Dec, 13:30\u201314:00 GMT",
+        "Thu 10 Dec, 11:00\u201311:30 GMT",
+        "Thu 10 Dec, 11:30\u201312:00 GMT",
+    ]
+
+
+def test_a_viewer_in_new_york_sees_the_times_in_new_york_time(thursday_coach):
+    long = OfferingFactory(coach=thursday_coach, duration_minutes=90)
+    client = logged_in(viewer("America/New_York"))
+
+    page = coach_page(client, thursday_coach)
+
+    assert shown_times(page, long)[0] == "Thu 3 Dec, 06:00\u201307:30 EST"
+
+
+def test_a_coach_with_no_free_time_says_so(frozen):
+    coach = CoachFactory(timezone="Europe/London")
+    offering = OfferingFactory(coach=coach)
+    client = logged_in(viewer())
+
+    page = coach_page(client, coach)
+
+    assert "No free times in the next 12 weeks." in page
+    assert shown_times(page, offering) == []
+
+
+def test_a_coach_sees_the_free_times_on_their_own_page(thursday_coach):
+    offering = OfferingFactory(coach=thursday_coach, duration_minutes=90)
+    page = coach_page(logged_in(thursday_coach), thursday_coach)
+
+    assert shown_times(page, offering)[0] == "Thu 3 Dec, 11:00\u201312:30 GMT"
+    assert buy_url(offering) not in page
+
+
+# session, user, the coach with their profile, their offerings; the coach's schedule read once
+# for every length (weekly rules, one-off windows, time off, reservations, busy times, the
+# viewer's own reservations); the viewer's coach profile (navigation).
+COACH_PAGE_QUERIES = 11
+
+
+@pytest.mark.parametrize(("lengths", "reservations"), [((30,), 1), ((30, 60, 90, 90, 45), 8)])
+def test_coach_page_query_count_grows_with_neither_offerings_nor_reservations(
+    thursday_coach, lengths, reservations, django_assert_num_queries
+):
+    offerings = [OfferingFactory(coach=thursday_coach, duration_minutes=m) for m in lengths]
+    taken = next_bookable_starts(
+        coach=thursday_coach, duration_minutes=30, limit=reservations, now=NOW
+    )
+    for start in taken:
+        book(thursday_coach, offerings[0], start)
+    client = logged_in(viewer())
+    url = reverse("catalog:coach_detail", args=[thursday_coach.pk])
+
+    with django_assert_num_queries(COACH_PAGE_QUERIES):
+        response = client.get(url)
+
+    shown = response.context["coach"].active_offerings
+    assert [offering.pk for offering in shown] == [offering.pk for offering in offerings]
+    assert [len(offering.free_times) for offering in shown] == [6] * len(lengths)
+    assert not {time.start for offering in shown for time in offering.free_times} & set(taken)
 
 
 # --- buying ------------------------------------------------------------------------------------
@@ -215,9 +426,15 @@ def test_a_purchase_that_failed_does_not_spend_its_confirmation(student_client, 
 def test_purchase_service_with_the_same_token_returns_the_same_package():
     offering, student = OfferingFactory(), StudentFactory()
 
-    first = services.package_purchase(student=student, offering=offering, purchase_token="n-1")
-    second = services.package_purchase(student=student, offering=offering, purchase_token="n-1")
-    other = services.package_purchase(student=student, offering=offering, purchase_token="n-2")
+    first = sessions_services.package_purchase(
+        student=student, offering=offering, purchase_token="n-1"
+    )
+    second = sessions_services.package_purchase(
+        student=student, offering=offering, purchase_token="n-1"
+    )
+    other = sessions_services.package_purchase(
+        student=student, offering=offering, purchase_token="n-2"
+    )
 
     assert (first.already_purchased, second.already_purchased, other.already_purchased) == (
         False,
@@ -228,7 +445,9 @@ def test_purchase_service_with_the_same_token_returns_the_same_package():
     assert Package.objects.count() == 2
     assert Payment.objects.count() == 2
     with pytest.raises(PermissionDenied, match="another purchase"):
-        services.package_purchase(student=StudentFactory(), offering=offering, purchase_token="n-1")
+        sessions_services.package_purchase(
+            student=StudentFactory(), offering=offering, purchase_token="n-1"
+        )
 
 
 def test_two_confirmation_pages_buy_two_packages(student_client):
