@@ -5,7 +5,13 @@ from functools import cache
 
 from django import forms
 
-from accounts.models import validate_display_name
+from accounts.models import (
+    MAX_BOOKING_HORIZON_DAYS,
+    MAX_BUFFER_MINUTES,
+    MAX_START_INTERVAL_MINUTES,
+    MIN_START_INTERVAL_MINUTES,
+    validate_display_name,
+)
 from accounts.services import MAX_WINDOW_HOURS
 
 # Legacy aliases ("US/Eastern", "Cuba", "Etc/GMT+5") are left out of the list; UTC stays.
@@ -44,6 +50,24 @@ class ProfileForm(forms.Form):
         self.fields["timezone"].choices = [(name, name.replace("_", " ")) for name in names]
 
 
+def _bounded(label: str, low: int, high: int, unit: str, help_text: str) -> forms.IntegerField:
+    """A whole number between `low` and `high`, with messages that say the range."""
+    out_of_range = f"Use {low} to {high} {unit}."
+    return forms.IntegerField(
+        label=label,
+        min_value=low,
+        max_value=high,
+        help_text=help_text,
+        widget=forms.NumberInput(attrs={"step": 1}),
+        error_messages={
+            "min_value": out_of_range,
+            "max_value": out_of_range,
+            "invalid": f"Enter a whole number of {unit}.",
+            "required": f"Enter a number of {unit} ({low} to {high}).",
+        },
+    )
+
+
 class CoachProfileForm(forms.Form):
     headline = forms.CharField(
         max_length=160, required=False, help_text="One line under your name in the directory."
@@ -67,17 +91,56 @@ class CoachProfileForm(forms.Form):
         max_value=MAX_WINDOW_HOURS,
         help_text="Students cannot book a time that starts sooner than this.",
     )
+    buffer_before_minutes = _bounded(
+        "Buffer before each session (minutes)",
+        0,
+        MAX_BUFFER_MINUTES,
+        "minutes",
+        "Free time kept before every session, e.g. to prepare. It may reach outside your hours.",
+    )
+    buffer_after_minutes = _bounded(
+        "Buffer after each session (minutes)",
+        0,
+        MAX_BUFFER_MINUTES,
+        "minutes",
+        "Free time kept after every session, e.g. for notes or a break.",
+    )
+    start_interval_minutes = _bounded(
+        "Start times every (minutes)",
+        MIN_START_INTERVAL_MINUTES,
+        MAX_START_INTERVAL_MINUTES,
+        "minutes",
+        "Sessions start on this grid from the start of each window: 30 offers 09:00, 09:30, 10:00…",
+    )
+    booking_horizon_days = _bounded(
+        "Booking horizon (days)",
+        1,
+        MAX_BOOKING_HORIZON_DAYS,
+        "days",
+        "Students can book at most this many days ahead.",
+    )
+
+    # The fields in the groups the profile page shows them in.
+    GROUPS = (
+        ("About you", ("headline", "bio")),
+        ("Requests and changes", ("request_window_hours", "reschedule_window_hours")),
+        (
+            "Booking rules",
+            (
+                "minimum_notice_hours",
+                "booking_horizon_days",
+                "start_interval_minutes",
+                "buffer_before_minutes",
+                "buffer_after_minutes",
+            ),
+        ),
+    )
 
     @classmethod
     def for_profile(cls, profile, data=None):
-        initial = {
-            field: getattr(profile, field)
-            for field in (
-                "headline",
-                "bio",
-                "request_window_hours",
-                "reschedule_window_hours",
-                "minimum_notice_hours",
-            )
-        }
+        initial = {name: getattr(profile, name) for _, names in cls.GROUPS for name in names}
         return cls(data=data, initial=initial, prefix="coach")
+
+    def groups(self) -> list[tuple[str, list]]:
+        """[(legend, [bound fields])] in the page's order."""
+        return [(legend, [self[name] for name in names]) for legend, names in self.GROUPS]

@@ -2,7 +2,16 @@
 
 from django.db import transaction
 
-from accounts.models import MAX_WINDOW_HOURS, CoachProfile, User, new_calendar_token
+from accounts.models import (
+    MAX_BOOKING_HORIZON_DAYS,
+    MAX_BUFFER_MINUTES,
+    MAX_START_INTERVAL_MINUTES,
+    MAX_WINDOW_HOURS,
+    MIN_START_INTERVAL_MINUTES,
+    CoachProfile,
+    User,
+    new_calendar_token,
+)
 from sessions_app.lifecycle import DomainError, PermissionDenied
 
 
@@ -41,11 +50,30 @@ class CoachProfileInvalid(DomainError):
     default_message = "That coach profile is not valid."
 
 
-def _hours(value, low: int, label: str) -> int:
+def _whole(value, low: int, high: int, label: str, unit: str) -> int:
     whole = isinstance(value, int) and not isinstance(value, bool)
-    if not whole or not low <= value <= MAX_WINDOW_HOURS:
-        raise CoachProfileInvalid(f"{label} must be {low} to {MAX_WINDOW_HOURS} hours.")
+    if not whole or not low <= value <= high:
+        raise CoachProfileInvalid(f"{label} must be {low} to {high} {unit}.")
     return value
+
+
+def _hours(value, low: int, label: str) -> int:
+    return _whole(value, low, MAX_WINDOW_HOURS, label, "hours")
+
+
+# The booking rules: (field, lowest, highest, label, unit).
+BOOKING_RULES = (
+    ("buffer_before_minutes", 0, MAX_BUFFER_MINUTES, "The buffer before a session", "minutes"),
+    ("buffer_after_minutes", 0, MAX_BUFFER_MINUTES, "The buffer after a session", "minutes"),
+    (
+        "start_interval_minutes",
+        MIN_START_INTERVAL_MINUTES,
+        MAX_START_INTERVAL_MINUTES,
+        "The start interval",
+        "minutes",
+    ),
+    ("booking_horizon_days", 1, MAX_BOOKING_HORIZON_DAYS, "The booking horizon", "days"),
+)
 
 
 @transaction.atomic
@@ -57,11 +85,17 @@ def coach_profile_update(
     request_window_hours: int,
     reschedule_window_hours: int,
     minimum_notice_hours: int,
+    buffer_before_minutes: int | None = None,
+    buffer_after_minutes: int | None = None,
+    start_interval_minutes: int | None = None,
+    booking_horizon_days: int | None = None,
 ) -> CoachProfile:
-    """Change a coach's public headline and bio and the windows that govern their sessions.
+    """Change a coach's public headline and bio, the windows that govern their sessions and
+    their booking rules (buffers, start interval, booking horizon; None keeps a rule as it is).
 
-    New windows apply to requests and proposals made from now on; pending ones keep the expiry
-    they were given.
+    New windows and rules apply to requests and proposals made from now on; pending ones keep
+    the expiry and the time they were given. Refused (nothing saved) when a value is out of
+    bounds or the minimum notice reaches past the booking horizon (nothing could be booked).
     """
     profile = CoachProfile.objects.select_for_update().filter(user=user).first()
     if profile is None:
@@ -74,6 +108,21 @@ def coach_profile_update(
     profile.request_window_hours = _hours(request_window_hours, 1, "The request window")
     profile.reschedule_window_hours = _hours(reschedule_window_hours, 1, "The reschedule window")
     profile.minimum_notice_hours = _hours(minimum_notice_hours, 0, "The minimum notice")
+    given = {
+        "buffer_before_minutes": buffer_before_minutes,
+        "buffer_after_minutes": buffer_after_minutes,
+        "start_interval_minutes": start_interval_minutes,
+        "booking_horizon_days": booking_horizon_days,
+    }
+    for name, low, high, label, unit in BOOKING_RULES:
+        if given[name] is not None:
+            setattr(profile, name, _whole(given[name], low, high, label, unit))
+    if profile.minimum_notice_hours >= profile.booking_horizon_days * 24:
+        raise CoachProfileInvalid(
+            f"The minimum notice ({profile.minimum_notice_hours} hours) must be shorter than "
+            f"the booking horizon ({profile.booking_horizon_days} days), or nothing could be "
+            "booked."
+        )
     profile.save(
         update_fields=[
             "headline",
@@ -81,6 +130,7 @@ def coach_profile_update(
             "request_window_hours",
             "reschedule_window_hours",
             "minimum_notice_hours",
+            *(name for name, *_ in BOOKING_RULES),
         ]
     )
     return profile

@@ -75,8 +75,9 @@ def availability_weekly_add(
 ) -> AvailabilityRule:
     """Add one weekly window ("Mondays 09:00-17:00") in the coach's wall-clock time.
 
-    Refused when it overlaps one of that weekday's windows or the day would have more than
-    MAX_WINDOWS_PER_DAY; `valid_until` before `valid_from` is refused too.
+    Refused when it overlaps a window of that weekday in force on the same dates (an undated
+    window is in force on every date), or the day would have more than MAX_WINDOWS_PER_DAY of
+    them; `valid_until` before `valid_from` is refused too.
     """
     require_coach(coach)
     weekday = _check_weekday(weekday)
@@ -84,9 +85,13 @@ def availability_weekly_add(
         raise AvailabilityInvalid("The last date must not be before the first.")
     with transaction.atomic():
         # Lock the coach's rules so two adds for one day cannot both pass the overlap check.
-        existing = list(
-            AvailabilityRule.objects.select_for_update().filter(coach=coach, weekday=weekday)
-        )
+        existing = [
+            rule
+            for rule in AvailabilityRule.objects.select_for_update().filter(
+                coach=coach, weekday=weekday
+            )
+            if _dates_meet(rule.valid_from, rule.valid_until, valid_from, valid_until)
+        ]
         _check_day(
             weekday,
             [(rule.start_time, rule.end_time) for rule in existing] + [(start_time, end_time)],
@@ -99,6 +104,13 @@ def availability_weekly_add(
             valid_from=valid_from,
             valid_until=valid_until,
         )
+
+
+def _dates_meet(first_a, last_a, first_b, last_b) -> bool:
+    """Whether two date ranges (None: open-ended) share a date."""
+    return (last_b is None or first_a is None or first_a <= last_b) and (
+        last_a is None or first_b is None or first_b <= last_a
+    )
 
 
 def availability_weekly_remove(*, rule: AvailabilityRule, coach) -> None:
@@ -132,7 +144,8 @@ def availability_week_check(*, week: Week) -> Week:
     """The weekly-hours grid, checked day by day and sorted, or `AvailabilityInvalid`."""
     checked: Week = {}
     for weekday, windows in week.items():
-        checked[_check_weekday(weekday)] = _check_day(weekday, list(windows))
+        day = _check_weekday(weekday)
+        checked[day] = _check_day(day, list(windows))
     return checked
 
 
@@ -168,7 +181,7 @@ def availability_week_set(*, coach, week: Week) -> WeekChange:
 
 
 def _check_interval(
-    coach, start: datetime, end: datetime, *, longest: timedelta, what: str, now: datetime
+    start: datetime, end: datetime, *, longest: timedelta, what: str, now: datetime
 ) -> None:
     if timezone.is_naive(start) or timezone.is_naive(end):
         raise AvailabilityInvalid("Times must carry a timezone.")
@@ -197,7 +210,7 @@ def availability_window_add(
     two years, at most MAX_UPCOMING_WINDOWS not yet ended)."""
     require_coach(coach)
     now = now or timezone.now()
-    _check_interval(coach, start, end, longest=MAX_ONE_OFF_WINDOW, what="A one-off window", now=now)
+    _check_interval(start, end, longest=MAX_ONE_OFF_WINDOW, what="A one-off window", now=now)
     with transaction.atomic():
         upcoming = AvailabilityWindow.objects.select_for_update().filter(coach=coach, end__gt=now)
         if len(upcoming) >= MAX_UPCOMING_WINDOWS:
@@ -225,7 +238,7 @@ def time_off_add(
     reason = " ".join((reason or "").split())
     if len(reason) > 200:
         raise AvailabilityInvalid("Keep the note under 200 characters.")
-    _check_interval(coach, start, end, longest=MAX_TIME_OFF, what="Time off", now=now)
+    _check_interval(start, end, longest=MAX_TIME_OFF, what="Time off", now=now)
     with transaction.atomic():
         upcoming = TimeOff.objects.select_for_update().filter(coach=coach, end__gt=now)
         if len(upcoming) >= MAX_UPCOMING_TIME_OFF:

@@ -33,6 +33,10 @@ def coach_data(**overrides) -> dict:
         "coach-request_window_hours": "24",
         "coach-reschedule_window_hours": "36",
         "coach-minimum_notice_hours": "6",
+        "coach-buffer_before_minutes": "10",
+        "coach-buffer_after_minutes": "15",
+        "coach-start_interval_minutes": "45",
+        "coach-booking_horizon_days": "90",
     }
     data.update(overrides)
     return data
@@ -141,7 +145,30 @@ def test_coach_sees_and_saves_their_coach_profile(coach_client, coach):
         profile.reschedule_window_hours,
         profile.minimum_notice_hours,
     ) == (24, 36, 6)
+    assert (
+        profile.buffer_before_minutes,
+        profile.buffer_after_minutes,
+        profile.start_interval_minutes,
+        profile.booking_horizon_days,
+    ) == (10, 15, 45, 90)
     assert messages_of(response) == ["Coach profile saved."]
+
+
+def test_coach_profile_shows_the_booking_rules_grouped_with_their_bounds(coach_client, coach):
+    response = coach_client.get(PROFILE)
+
+    page = response.content.decode()
+    assert [legend for legend, _ in response.context["coach_form"].groups()] == [
+        "About you",
+        "Requests and changes",
+        "Booking rules",
+    ]
+    assert "<legend>Booking rules</legend>" in page
+    assert 'name="coach-buffer_before_minutes" value="0"' in page
+    assert 'name="coach-start_interval_minutes" value="30"' in page
+    assert 'name="coach-booking_horizon_days" value="730"' in page
+    assert 'max="240"' in page and 'min="5"' in page and 'max="730"' in page
+    assert reverse("calendars:availability") in page
 
 
 @pytest.mark.parametrize(
@@ -152,6 +179,19 @@ def test_coach_sees_and_saves_their_coach_profile(coach_client, coach):
         ({"coach-minimum_notice_hours": "-1"}, "greater than or equal to 0"),
         ({"coach-minimum_notice_hours": "721"}, "less than or equal to 720"),
         ({"coach-headline": "x" * 161}, "at most 160 characters"),
+        ({"coach-buffer_before_minutes": "-5"}, "Use 0 to 240 minutes."),
+        ({"coach-buffer_after_minutes": "241"}, "Use 0 to 240 minutes."),
+        ({"coach-buffer_after_minutes": "1.5"}, "Enter a whole number of minutes."),
+        ({"coach-start_interval_minutes": "4"}, "Use 5 to 240 minutes."),
+        ({"coach-start_interval_minutes": "241"}, "Use 5 to 240 minutes."),
+        ({"coach-start_interval_minutes": ""}, "Enter a number of minutes (5 to 240)."),
+        ({"coach-booking_horizon_days": "0"}, "Use 1 to 730 days."),
+        ({"coach-booking_horizon_days": "99999999999999999999"}, "Use 1 to 730 days."),
+        (
+            {"coach-minimum_notice_hours": "48", "coach-booking_horizon_days": "2"},
+            "The minimum notice (48 hours) must be shorter than the booking horizon (2 days), "
+            "or nothing could be booked.",
+        ),
     ],
 )
 def test_bad_coach_profile_is_refused_and_changes_nothing(coach_client, coach, overrides, error):
@@ -165,6 +205,12 @@ def test_bad_coach_profile_is_refused_and_changes_nothing(coach_client, coach, o
         48,
         0,
     )
+    assert (
+        profile.buffer_before_minutes,
+        profile.buffer_after_minutes,
+        profile.start_interval_minutes,
+        profile.booking_horizon_days,
+    ) == (0, 0, 30, 730)
 
 
 def test_student_cannot_save_a_coach_profile(student_client, student):
@@ -232,6 +278,58 @@ def test_coach_profile_update_refuses_bad_windows(field, value, message):
     assert CoachProfile.objects.get(user=coach).headline == "Helps you get better"
 
 
+WINDOWS = {"headline": "", "bio": "", "request_window_hours": 10, "reschedule_window_hours": 10}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("buffer_before_minutes", -1, "The buffer before a session must be 0 to 240 minutes."),
+        ("buffer_after_minutes", 241, "The buffer after a session must be 0 to 240 minutes."),
+        ("start_interval_minutes", 4, "The start interval must be 5 to 240 minutes."),
+        ("start_interval_minutes", 30.0, "The start interval must be 5 to 240 minutes."),
+        ("booking_horizon_days", 731, "The booking horizon must be 1 to 730 days."),
+        ("booking_horizon_days", False, "The booking horizon must be 1 to 730 days."),
+    ],
+)
+def test_coach_profile_update_refuses_booking_rules_out_of_bounds(field, value, message):
+    coach = CoachFactory()
+
+    with pytest.raises(CoachProfileInvalid, match=message):
+        services.coach_profile_update(
+            user=coach, **WINDOWS, minimum_notice_hours=1, **{field: value}
+        )
+
+    profile = CoachProfile.objects.get(user=coach)
+    assert (profile.start_interval_minutes, profile.booking_horizon_days) == (30, 730)
+
+
+def test_coach_profile_update_keeps_booking_rules_it_is_not_given():
+    coach = CoachFactory()
+    services.coach_profile_update(
+        user=coach, **WINDOWS, minimum_notice_hours=1, buffer_after_minutes=20
+    )
+
+    profile = CoachProfile.objects.get(user=coach)
+    assert (
+        profile.buffer_before_minutes,
+        profile.buffer_after_minutes,
+        profile.start_interval_minutes,
+        profile.booking_horizon_days,
+    ) == (0, 20, 30, 730)
+
+
+def test_coach_profile_update_refuses_a_notice_that_reaches_past_the_horizon():
+    coach = CoachFactory()
+
+    with pytest.raises(CoachProfileInvalid, match="must be shorter than the booking horizon"):
+        services.coach_profile_update(
+            user=coach, **WINDOWS, minimum_notice_hours=24, booking_horizon_days=1
+        )
+
+    assert CoachProfile.objects.get(user=coach).minimum_notice_hours == 0
+
+
 # --- the model's bounds ------------------------------------------------------------------------
 
 
@@ -243,6 +341,12 @@ def test_coach_profile_update_refuses_bad_windows(field, value, message):
         ("reschedule_window_hours", 0),
         ("reschedule_window_hours", 10**9),
         ("minimum_notice_hours", 721),
+        ("buffer_before_minutes", 241),
+        ("buffer_after_minutes", 241),
+        ("start_interval_minutes", 4),
+        ("start_interval_minutes", 241),
+        ("booking_horizon_days", 0),
+        ("booking_horizon_days", 731),
     ],
 )
 def test_the_database_refuses_a_window_out_of_bounds(field, value):
