@@ -17,9 +17,9 @@ from sessions_app import services
 from tests.factories import (
     OfferingFactory,
     StudentFactory,
-    TimeSlotFactory,
     make_package,
     make_session,
+    next_free_start,
 )
 
 pytestmark = pytest.mark.django_db
@@ -47,9 +47,7 @@ def confirmed_sessions(coach_offering, count):
     for _ in range(count):
         package = make_package(offering=coach_offering)
         session = package.sessions.order_by("number").first()
-        services.session_book(
-            session=session, slot=TimeSlotFactory(coach=coach), actor=package.student
-        )
+        services.session_book(session=session, start=next_free_start(coach), actor=package.student)
         services.session_accept(session=session, actor=coach)
         session.refresh_from_db()
         sessions.append(session)
@@ -98,20 +96,23 @@ def test_feed_leaves_out_unscheduled_and_requested_sessions(client):
     assert get_feed(client, package.offering.coach).walk("VEVENT") == []
 
 
-def test_rescheduling_session_stays_at_its_last_agreed_time_as_tentative(client):
+def test_rescheduling_session_stays_at_its_agreed_time_as_tentative(client):
     session = make_session("RESCHEDULING")
+    proposal = session.proposals.get()
 
     [event] = get_feed(client, session.coach).walk("VEVENT")
 
     assert str(event["STATUS"]) == "TENTATIVE"
-    assert event["DTSTART"].dt == session.slot.start
+    assert session.slot.status == "BOOKED"
+    assert (event["DTSTART"].dt, event["DTEND"].dt) == (session.slot.start, session.slot.end)
+    assert event["DTSTART"].dt != proposal.slot.start
     assert str(event["UID"]) == f"session-{session.pk}@coachbook"
 
 
 def test_confirmed_reschedule_bumps_sequence_and_moves_the_same_uid(client):
     session = make_session("CONFIRMED")
-    new_slot = TimeSlotFactory(coach=session.coach, start=session.slot.start + timedelta(days=2))
-    services.session_propose_reschedule(session=session, slot=new_slot, actor=session.student)
+    new_start = next_free_start(session.coach)
+    services.session_propose_reschedule(session=session, start=new_start, actor=session.student)
     services.session_confirm_reschedule(session=session, actor=session.coach)
 
     events = events_by_uid(get_feed(client, session.coach))
@@ -119,7 +120,8 @@ def test_confirmed_reschedule_bumps_sequence_and_moves_the_same_uid(client):
     event = events[f"session-{session.pk}@coachbook"]
     assert len(events) == 1
     assert int(event["SEQUENCE"]) == 1
-    assert event["DTSTART"].dt == new_slot.start
+    assert event["DTSTART"].dt == new_start
+    assert event["DTEND"].dt == new_start + timedelta(minutes=session.package.duration_minutes)
     assert str(event["STATUS"]) == "CONFIRMED"
 
 
