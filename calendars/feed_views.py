@@ -20,6 +20,7 @@ from accounts.services import calendar_token_regenerate
 from calendars import feeds
 from calendars import selectors as calendar_selectors
 from calendars import services as calendar_services
+from calendars import week as calendar_week
 from sessions_app.lifecycle import DomainError
 
 # --- the subscription feed ----------------------------------------------------------------------
@@ -67,9 +68,14 @@ def feed_regenerate(request):
 @login_required
 @require_safe
 def week(request):
-    """One week (Monday first) of the viewer's calendar, in their timezone; ?week=YYYY-MM-DD."""
+    """One week (Monday first) of the viewer's calendar as a time grid, in their timezone.
+
+    ?week=YYYY-MM-DD picks the week of that date, and that day for a narrow screen, which
+    shows one day at a time; without it, today.
+    """
     user = request.user
-    today = timezone.now().astimezone(user.tzinfo).date()
+    now = timezone.now()
+    today = now.astimezone(user.tzinfo).date()
     asked = request.GET.get("week", "").strip()
     day = today
     if asked:
@@ -80,24 +86,21 @@ def week(request):
                 request, f"“{asked[:40]}” is not a date (use YYYY-MM-DD); showing this week."
             )
         else:
-            if not feeds.week_day_in_range(day):
+            if not calendar_week.week_day_in_range(day):
                 messages.warning(
                     request,
-                    f"The calendar covers {feeds.FIRST_WEEK_DAY.year} to "
-                    f"{feeds.LAST_WEEK_DAY.year}; showing this week.",
+                    f"The calendar covers {calendar_week.FIRST_WEEK_DAY.year} to "
+                    f"{calendar_week.LAST_WEEK_DAY.year}; showing this week.",
                 )
                 day = today
-    the_week = feeds.week_for_user(user=user, monday=feeds.week_monday(day))
     return render(
         request,
         "calendars/week.html",
         {
-            "week": the_week,
-            "today": today,
-            "this_monday": feeds.week_monday(today),
+            "week": calendar_week.week_for_user(user=user, day=day, now=now),
             "tz_name": user.tzinfo.key,
-            "first_day": feeds.FIRST_WEEK_DAY,
-            "last_day": feeds.LAST_WEEK_DAY,
+            "first_day": calendar_week.FIRST_WEEK_DAY,
+            "last_day": calendar_week.LAST_WEEK_DAY,
         },
     )
 
@@ -109,6 +112,14 @@ AVAILABILITY = "calendars:availability"
 
 def _availability():
     return redirect(reverse(AVAILABILITY) + "#external-calendars")
+
+
+def _stopped_blocking(count: int) -> str:
+    """ "2 busy times it had stopped blocking your availability", or that it had none."""
+    if not count:
+        return "it had no busy times blocking your availability"
+    noun = "busy time" if count == 1 else "busy times"
+    return f"{count} {noun} it had stopped blocking your availability"
 
 
 class ExternalCalendarForm(forms.Form):
@@ -135,8 +146,8 @@ def external_calendar_add(request):
         return _availability()
     messages.success(
         request,
-        f"Added “{calendar}”. Syncing it now: refresh this page in a minute to see what it "
-        "blocked, or why it could not be read.",
+        f"Added “{calendar}”. Syncing it now: refresh this page in a minute to see when it "
+        "synced, or why it could not be read.",
     )
     return _availability()
 
@@ -144,23 +155,17 @@ def external_calendar_add(request):
 @login_required
 @require_POST
 def external_calendar_remove(request, pk: int):
+    """Disconnect a calendar; its busy times stop blocking at once."""
     calendar = calendar_selectors.coach_external_calendar(coach=request.user, pk=pk)
     if calendar is None:
         messages.error(request, "That calendar is not connected (any more).")
         return _availability()
     try:
-        reopened = calendar_services.external_calendar_remove(calendar=calendar, coach=request.user)
+        removed = calendar_services.external_calendar_remove(calendar=calendar, coach=request.user)
     except DomainError as exc:
         messages.error(request, exc.message)
         return _availability()
-    if reopened is None:
-        messages.success(
-            request,
-            f"Removed “{calendar}”. Syncing your other calendars now: the slots only it "
-            "blocked reopen within a minute.",
-        )
-    else:
-        messages.success(request, f"Removed “{calendar}”; {reopened} slot(s) it blocked reopened.")
+    messages.success(request, f"Removed “{calendar}”; {_stopped_blocking(removed)}.")
     return _availability()
 
 
@@ -170,7 +175,7 @@ def _set_active(request, pk: int, active: bool):
         messages.error(request, "That calendar is not connected (any more).")
         return _availability()
     try:
-        reopened = calendar_services.external_calendar_set_active(
+        removed = calendar_services.external_calendar_set_active(
             calendar=calendar, coach=request.user, is_active=active
         )
     except DomainError as exc:
@@ -179,20 +184,14 @@ def _set_active(request, pk: int, active: bool):
     if active:
         messages.success(
             request,
-            f"Resumed “{calendar}”. Syncing it now: refresh this page in a minute to see what "
-            "it blocked.",
-        )
-    elif reopened is None:
-        messages.success(
-            request,
-            f"Paused “{calendar}”. Syncing your other calendars now: the slots only it blocked "
-            "reopen within a minute.",
+            f"Resumed “{calendar}”. Syncing it now: refresh this page in a minute to see when "
+            "it synced.",
         )
     else:
         messages.success(
             request,
-            f"Paused “{calendar}”; {reopened} slot(s) it blocked reopened. It blocks nothing "
-            "until you resume it.",
+            f"Paused “{calendar}”; {_stopped_blocking(removed or 0)}. It blocks "
+            "nothing until you resume it.",
         )
     return _availability()
 
@@ -200,7 +199,7 @@ def _set_active(request, pk: int, active: bool):
 @login_required
 @require_POST
 def external_calendar_pause(request, pk: int):
-    """Stop reading a calendar without removing it; what only it blocked reopens."""
+    """Stop reading a calendar without removing it; its busy times stop blocking at once."""
     return _set_active(request, pk, False)
 
 

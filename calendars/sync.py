@@ -1,7 +1,8 @@
 """Fetching and reading coaches' external calendars (their secret iCal addresses elsewhere).
 
 No database writes here: `calendars.services.external_calendars_sync` calls these functions,
-then blocks and reopens slots. Everything that touches the network is guarded:
+then stores what each calendar says as the coach's busy times. Everything that touches the
+network is guarded:
 
 - only http and https (a `webcal://` address is read as https);
 - the host is resolved and every address it resolves to must be public: private, loopback,
@@ -69,10 +70,6 @@ def sync_timeout() -> float:
 
 def sync_max_bytes() -> int:
     return int(_setting("CALENDAR_SYNC_MAX_BYTES", 2 * 1024 * 1024))
-
-
-def weeks_ahead() -> int:
-    return int(_setting("AVAILABILITY_WEEKS_AHEAD", 4))
 
 
 def sync_every_words() -> str:
@@ -303,7 +300,12 @@ def _as_utc(value: date | datetime, tz: ZoneInfo) -> datetime:
 
 
 def busy_intervals(data: bytes, *, start: datetime, end: datetime, tz: ZoneInfo) -> list[Interval]:
-    """The busy times in an iCalendar file between `start` and `end`, merged, in UTC.
+    """The busy times in an iCalendar file that overlap `start`..`end`, in UTC, sorted.
+
+    One interval per busy occurrence, as the calendar has it: neither clipped to the range (an
+    event under way keeps its start, one running past `end` its end, so the same event reads
+    the same at every sync) nor merged with its neighbours (an event added next to a busy time
+    is a busy time of its own, first seen later). Identical ones count once.
 
     Recurring events are expanded (RRULE, RDATE, EXDATE, moved occurrences); transparent
     ("free") and cancelled events are skipped; all-day events are busy whole days in `tz`.
@@ -321,7 +323,7 @@ def busy_intervals(data: bytes, *, start: datetime, end: datetime, tz: ZoneInfo)
     except Exception as exc:  # icalendar and the expander raise many kinds for bad input
         logger.info("unreadable calendar file: %r", exc)
         raise CalendarFetchError(f"The calendar file could not be read ({exc}).") from exc
-    busy: list[Interval] = []
+    busy: set[Interval] = set()
     for event in occurrences:
         if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
             continue
@@ -339,10 +341,10 @@ def busy_intervals(data: bytes, *, start: datetime, end: datetime, tz: ZoneInfo)
             continue  # an instant takes no time
         else:
             last = first + timedelta(days=1)
-        begin, finish = max(_as_utc(first, tz), start), min(_as_utc(last, tz), end)
-        if finish > begin:
-            busy.append((begin, finish))
-    return merge(busy)
+        begin, finish = _as_utc(first, tz), _as_utc(last, tz)
+        if finish > begin and finish > start and begin < end:
+            busy.add((begin, finish))
+    return sorted(busy)
 
 
 @dataclass

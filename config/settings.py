@@ -10,7 +10,6 @@ change their outcome).
 from pathlib import Path
 
 import environ
-from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -48,6 +47,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "accounts",
     "calendars",
+    "catalog",
     "refunds",
     "sessions_app",
 ]
@@ -209,12 +209,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": _every["reminders"],
         "options": {"expires": _every["reminders"]},
     },
-    "materialise-availability": {
-        "task": "calendars.materialise_availability",
-        # Daily at a fixed UTC time (a crontab survives beat restarts without a schedule file).
-        "schedule": crontab(minute=15, hour=env.int("JOBS_MATERIALISE_HOUR_UTC", default=3)),
-        "options": {"expires": 3600},
-    },
     "sync-external-calendars": {
         "task": "calendars.sync_external_calendars",
         "schedule": CALENDAR_SYNC_EVERY_SECONDS,
@@ -246,8 +240,6 @@ LOGGING = {
 # --- Coachbook ------------------------------------------------------------------------------
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="manual")
 CANCELLATION_RATE_DAYS = 90
-# How far ahead (in weeks) the daily job materialises ongoing weekly availability patterns.
-AVAILABILITY_WEEKS_AHEAD = env.int("AVAILABILITY_WEEKS_AHEAD", default=4)
 # External calendar sync (calendars/sync.py): fetch limits, and whether private, loopback and
 # link-local addresses may be fetched (never in production: tests serve feeds from 127.0.0.1).
 CALENDAR_SYNC_ALLOW_PRIVATE = env.bool("CALENDAR_SYNC_ALLOW_PRIVATE", default=False)

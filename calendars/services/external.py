@@ -3,11 +3,15 @@
 Every sync fetches the coaches' active calendars (`calendars.sync`: guarded, several at a
 time, outside any transaction, least recently synced coaches first); as soon as all of one
 coach's calendars are fetched, the busy times of each calendar that could be read are brought
-in line with what it says (`BusyTime` rows, diffed, so a busy time keeps the moment it was
-first seen). A calendar that fails keeps the busy times it had (it may still be busy then);
-the failure is recorded on it (`last_error`, `last_error_at`) and never stops the others.
-Busy times are subtracted from bookable times; one that lands on an agreed session is a
-conflict in the coach's Tasks, never a silent move.
+in line with what it says (`BusyTime` rows, diffed: an unchanged busy time keeps the moment it
+was first seen, `created_at`; one gone from the calendar is deleted, a new one inserted). A
+calendar that fails keeps the busy times it had (it may still be busy then); the failure is
+recorded on it (`last_error`, `last_error_at`) and never stops the others. Busy times that have
+ended are dropped. Pausing a calendar deletes its busy times; removing it deletes them with it.
+
+Busy times are subtracted from bookable times (with the coach's buffers); one that lands on an
+agreed session is a conflict in the coach's Tasks, never a silent move: the sync writes busy
+times only, no reservation and no session.
 """
 
 import logging
@@ -18,20 +22,22 @@ from datetime import UTC, datetime, timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import MAX_BOOKING_HORIZON_DAYS, User
 from accounts.selectors import coach_booking_horizon_days
 from calendars import sync as calendar_sync
-from calendars.models import BusyTime, ExternalCalendar
+from calendars.models import ACTIVE_SLOT_STATUSES, BusyTime, ExternalCalendar, TimeSlot
 from calendars.services.errors import require_coach as _require_coach
 from sessions_app.lifecycle import DomainError, PermissionDenied
 
 logger = logging.getLogger(__name__)
 
 # Busy times are read as far ahead as a coach's booking horizon (plus a day: the coach's today
-# can be ahead of UTC), never further than the longest horizon allowed.
+# can be ahead of UTC), or to the end of the coach's furthest reservation if that is further (a
+# session booked before the coach shortened the horizon), never further than the longest
+# horizon allowed (plus that day).
 SYNC_HORIZON = timedelta(days=MAX_BOOKING_HORIZON_DAYS + 1)
 
 MAX_EXTERNAL_CALENDARS = 10
@@ -146,16 +152,30 @@ def external_calendar_add(*, coach: User, url: str, name: str = "") -> ExternalC
     return calendar
 
 
+def _free_calendar(calendar: ExternalCalendar) -> int:
+    """Delete `calendar`'s busy times (and, when no other active calendar of the coach is left,
+    the coach's busy times carried over from before calendars were tracked): how many."""
+    removed = BusyTime.objects.filter(calendar=calendar).delete()[0]
+    others = ExternalCalendar.objects.filter(coach_id=calendar.coach_id, is_active=True).exclude(
+        pk=calendar.pk
+    )
+    if not others.exists():
+        removed += BusyTime.objects.filter(
+            coach_id=calendar.coach_id, calendar__isnull=True
+        ).delete()[0]
+    return removed
+
+
 def external_calendar_remove(*, calendar: ExternalCalendar, coach: User) -> int:
-    """Disconnect an external calendar; its busy times go with it (their time is bookable
-    again where availability allows). Returns how many busy times were removed."""
+    """Disconnect an external calendar; its busy times go with it, at once (their time is
+    bookable again where availability allows). Returns how many busy times were removed."""
     with transaction.atomic():
         locked = (
             ExternalCalendar.objects.select_for_update().filter(pk=calendar.pk, coach=coach).first()
         )
         if locked is None:
             raise PermissionDenied("That calendar is not yours.")
-        removed = BusyTime.objects.filter(calendar=locked).delete()[0]
+        removed = _free_calendar(locked)
         locked.delete()
     return removed
 
@@ -165,10 +185,11 @@ def external_calendar_set_active(
 ) -> int | None:
     """Pause (`is_active=False`) or resume one of the coach's external calendars.
 
-    A paused calendar is not fetched and blocks nothing: pausing removes its busy times at once
-    and returns how many. Resuming queues a background sync of the coach's calendars on commit
-    and returns None. A calendar already in that state is refused with
-    `ExternalCalendarUnchanged` (nothing written, nothing queued).
+    A paused calendar is not fetched and blocks nothing: pausing deletes its busy times at once
+    and returns how many (nothing else needs a sync: the coach's other calendars keep theirs).
+    Resuming queues a background sync of the coach's calendars on commit and returns None. A
+    calendar already in that state is refused with `ExternalCalendarUnchanged` (nothing
+    written, nothing queued).
     """
     with transaction.atomic():
         locked = (
@@ -182,7 +203,7 @@ def external_calendar_set_active(
             )
         ExternalCalendar.objects.filter(pk=locked.pk).update(is_active=is_active)
         if not is_active:
-            return BusyTime.objects.filter(calendar=locked).delete()[0]
+            return _free_calendar(locked)
         _queue_coach_sync(coach.pk)
     return None
 
@@ -195,16 +216,14 @@ def external_calendars_sync(
     Coaches go least recently synced first, and each coach's busy times are stored as soon as
     all of that coach's calendars are fetched, so a run cut short (the task's time limit) keeps
     the work it did and the next run starts with the coaches it missed. Safe to run twice or
-    concurrently (each coach is written under a lock on their calendars). Never raises for a
-    bad feed: it is recorded on the calendar and reported in the result.
+    concurrently (each coach is written under a lock on their calendars; a calendar paused or
+    removed while it was being fetched is left as it is now). Never raises for a bad feed: it
+    is recorded on the calendar and reported in the result. The number of queries grows with
+    the number of calendars, not with the number of busy times (bulk inserts, chunked deletes).
     """
     now = now or timezone.now()
     result = SyncResult(calendars=0, failed=0, added=0, removed=0, errors={})
-    # Busy times of paused calendars (paused by a path that did not clean up) go first.
-    stale = BusyTime.objects.filter(calendar__is_active=False)
-    if coach is not None:
-        stale = stale.filter(coach=coach)
-    result.removed += stale.delete()[0]
+    result.removed += _busy_times_expired(coach=coach, now=now)
 
     calendars = ExternalCalendar.objects.filter(is_active=True).select_related("coach")
     if coach is not None:
@@ -258,47 +277,93 @@ def external_calendars_sync(
     return result
 
 
+def _busy_times_expired(*, coach: User | None, now: datetime) -> int:
+    """Delete (for everyone, or only `coach`) the busy times nothing should count any more:
+    those that have ended (a failing calendar's too), those of paused calendars (paused by a
+    path that did not clean up), and those carried over from before calendars were tracked
+    of a coach with no active calendar left. One query; returns how many."""
+    no_active_calendar = ~Exists(
+        ExternalCalendar.objects.filter(coach_id=OuterRef("coach_id"), is_active=True)
+    )
+    stale = BusyTime.objects.filter(
+        Q(end__lte=now)
+        | Q(calendar__is_active=False)
+        | (Q(calendar__isnull=True) & no_active_calendar)
+    )
+    if coach is not None:
+        stale = stale.filter(coach=coach)
+    return stale.delete()[0]
+
+
 def _sync_window_ends(*, coach_ids: list[int], now: datetime) -> dict[int, datetime]:
     """How far ahead each coach's busy times are read: the coach's booking horizon plus a day
-    (the defaults for a coach without a profile), never beyond SYNC_HORIZON. One query."""
+    (the default horizon for a coach without a profile), or the end of the coach's furthest
+    active reservation if that is later (an agreed session must hear of a busy time even after
+    the coach shortened the horizon), never beyond SYNC_HORIZON. Two queries."""
+    if not coach_ids:
+        return {}
     days = coach_booking_horizon_days(coach_ids=coach_ids)
-    return {
-        coach_id: now + min(timedelta(days=days[coach_id] + 1), SYNC_HORIZON)
-        for coach_id in coach_ids
-    }
+    furthest = dict(
+        TimeSlot.objects.filter(
+            coach_id__in=coach_ids, status__in=ACTIVE_SLOT_STATUSES, end__gt=now
+        )
+        .order_by()
+        .values("coach_id")
+        .annotate(last=Max("end"))
+        .values_list("coach_id", "last")
+    )
+    ends = {}
+    for coach_id in coach_ids:
+        end = now + timedelta(days=days[coach_id] + 1)
+        if coach_id in furthest:
+            end = max(end, furthest[coach_id])
+        ends[coach_id] = min(end, now + SYNC_HORIZON)
+    return ends
 
 
 def _busy_times_apply(coach_id: int, outcomes: list, now: datetime) -> tuple[int, int]:
     """Record each calendar's outcome; for each calendar that could be read, make its stored
     busy times exactly what it says (unchanged ones are kept, with the moment first seen).
-    Busy times that have ended are dropped. Returns (added, removed)."""
+    Busy times that have ended are dropped. Once every one of the coach's calendars was read,
+    the busy times carried over from before calendars were tracked go too (what they stood
+    for is in the calendars' own now). A calendar paused or removed since its fetch began is
+    skipped. Returns (added, removed)."""
     added = removed = 0
     with transaction.atomic():
-        # Serialises concurrent syncs of the same coach.
-        list(ExternalCalendar.objects.select_for_update().filter(coach_id=coach_id))
+        # Serialises concurrent syncs of the same coach, and pausing or removing a calendar.
+        active = {
+            calendar.pk
+            for calendar in ExternalCalendar.objects.select_for_update().filter(coach_id=coach_id)
+            if calendar.is_active
+        }
+        outcomes = [outcome for outcome in outcomes if outcome.calendar_id in active]
         for outcome in outcomes:
             mine = ExternalCalendar.objects.filter(pk=outcome.calendar_id)
             if not outcome.ok:
                 mine.update(last_error=outcome.error[:2000], last_error_at=now)
                 continue
             mine.update(last_synced_at=now, last_error="", last_error_at=None)
-            stored = {
-                (start, end): pk
-                for pk, start, end in BusyTime.objects.filter(
-                    calendar_id=outcome.calendar_id
-                ).values_list("pk", "start", "end")
-            }
-            wanted = set(outcome.busy)
-            gone = [pk for key, pk in stored.items() if key not in wanted or key[1] <= now]
+            wanted = {(start, end) for start, end in outcome.busy if end > now}
+            seen: set = set()
+            gone = []
+            for pk, start, end in BusyTime.objects.filter(
+                calendar_id=outcome.calendar_id
+            ).values_list("pk", "start", "end"):
+                key = (start, end)
+                if key in wanted and key not in seen:
+                    seen.add(key)  # kept as it is, with its created_at
+                else:
+                    gone.append(pk)  # gone from the calendar, or a duplicate
             for chunk in _chunks(gone):
                 removed += BusyTime.objects.filter(pk__in=chunk).delete()[0]
             fresh = [
                 BusyTime(coach_id=coach_id, calendar_id=outcome.calendar_id, start=start, end=end)
-                for start, end in sorted(wanted - set(stored))
-                if end > now
+                for start, end in sorted(wanted - seen)
             ]
             BusyTime.objects.bulk_create(fresh, batch_size=500)
             added += len(fresh)
+        if active and len(outcomes) == len(active) and all(o.ok for o in outcomes):
+            removed += BusyTime.objects.filter(coach_id=coach_id, calendar__isnull=True).delete()[0]
     return added, removed
 
 

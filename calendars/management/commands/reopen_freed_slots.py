@@ -5,10 +5,10 @@ from calendars.services import slots_reopen_freed
 
 class Command(BaseCommand):
     help = (
-        "Reopen future HELD/BOOKED slots whose session or proposal is gone "
-        "(beat: every few minutes)."
+        "Release HELD/BOOKED reservations whose session or proposal no longer holds them, so "
+        "their time is bookable again (beat: every few minutes)."
     )
 
     def handle(self, *args, **options):
         count = slots_reopen_freed()
-        self.stdout.write(f"Reopened {count} freed slot(s).")
+        self.stdout.write(f"Released {count} reservation(s) with no active holder.")

@@ -5,9 +5,10 @@ from calendars.services import external_calendars_sync
 
 class Command(BaseCommand):
     help = (
-        "Fetch every coach's external calendars and block (or reopen) the open slots that "
-        "overlap their busy times (beat: every CALENDAR_SYNC_EVERY_SECONDS). Prints one "
-        "summary line; each calendar that could not be read is listed on stderr."
+        "Fetch every coach's active external calendars and bring their stored busy times in "
+        "line (beat: every CALENDAR_SYNC_EVERY_SECONDS). Prints one summary line "
+        "(calendars, failed, busy times added and removed); each calendar that could not be "
+        "read is listed on stderr."
     )
 
     def handle(self, *args, **options):
