@@ -1,6 +1,7 @@
 """Forms for the session pages: they parse and validate input; services do the writing."""
 
 import re
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from django import forms
@@ -55,17 +56,57 @@ def parse_money(text: str) -> int:
     return cents
 
 
-class SlotChoiceForm(forms.Form):
-    """The time a student books, or either side proposes, by its slot id."""
+# A start time as the picker links and the confirm step's form carry it: ISO 8601 with a UTC
+# offset ("2026-12-03T11:00:00Z", "2026-12-03T11:00:00+00:00"), nothing looser.
+MAX_START_LENGTH = 40
+_START = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})",
+    re.ASCII,
+)
+_WEEK = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+START_REFUSAL = "That is not one of the times listed. Pick one of them."
 
-    slot = forms.IntegerField(
-        min_value=1,
-        error_messages={
-            "required": "Choose one of the times listed.",
-            "invalid": "Choose one of the times listed.",
-            "min_value": "Choose one of the times listed.",
-        },
+
+def parse_start(text: str | None) -> datetime:
+    """'2026-12-03T11:00:00Z' -> an aware datetime in UTC; ValueError for anything else (no
+    naive times, no dates alone, no spaces for a lost '+', at most MAX_START_LENGTH characters)."""
+    cleaned = text or ""
+    if not cleaned or len(cleaned) > MAX_START_LENGTH or not _START.fullmatch(cleaned):
+        raise ValueError(START_REFUSAL)
+    try:
+        return datetime.fromisoformat(cleaned).astimezone(UTC)
+    except (ValueError, OverflowError):  # 25:00, 30 February, an offset past year 9999
+        raise ValueError(START_REFUSAL) from None
+
+
+def format_start(value: datetime) -> str:
+    """The form `parse_start` reads: UTC with a Z ("2026-12-03T11:00:00Z")."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_week(text: str | None) -> date:
+    """'2026-12-03' -> that date; ValueError for anything else (the picker shows its week)."""
+    cleaned = text or ""
+    if len(cleaned) != 10 or not _WEEK.fullmatch(cleaned):
+        raise ValueError("That is not a date.")
+    return date.fromisoformat(cleaned)
+
+
+class StartChoiceForm(forms.Form):
+    """The time a student books, or either side proposes: its start (see `parse_start`)."""
+
+    start = forms.CharField(
+        max_length=MAX_START_LENGTH,
+        strip=False,
+        error_messages={"required": START_REFUSAL, "max_length": START_REFUSAL},
     )
+
+    def clean_start(self) -> datetime:
+        try:
+            return parse_start(self.cleaned_data["start"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class DeclineForm(forms.Form):

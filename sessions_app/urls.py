@@ -1,4 +1,5 @@
-# The session pages (issue 3): Tasks, Upcoming, Completed, Canceled, My sessions, details, actions.
+# The session pages: Tasks, Upcoming, Completed, Canceled, My sessions, details, the pickers
+# (book, reschedule, propose another time) and the one-click actions.
 from django.urls import path
 
 from sessions_app import views
@@ -19,5 +20,8 @@ urlpatterns = [
     path("<int:pk>/reschedule/", views.reschedule, name="reschedule"),
     path("<int:pk>/reschedule/confirm/", views.confirm_reschedule, name="confirm_reschedule"),
     path("<int:pk>/reschedule/counter/", views.counter_propose, name="counter_propose"),
+    path("<int:pk>/reschedule/keep/", views.decline_reschedule, name="decline_reschedule"),
+    path("<int:pk>/reschedule/withdraw/", views.withdraw_proposal, name="withdraw_proposal"),
+    path("<int:pk>/keep-time/", views.keep_time, name="keep_time"),
     path("<int:pk>/cancel/", views.cancel, name="cancel"),
 ]

@@ -1,12 +1,14 @@
 """Pages for coaches and students: thin views over sessions_app.selectors and services.
 
 Every change is a POST that calls exactly one service. A `DomainError` becomes a message (or a
-form error on the cancel page), never a 500. A form carries the status (and the pending proposal)
-the page showed, so a double submission or a stale page gets a clear message and changes nothing.
+form error on the cancel page), never a 500. A form carries what the page showed (the status,
+the agreed reservation, the pending proposal), so a double submission or a stale page gets a
+clear message and changes nothing.
 """
 
 from collections.abc import Callable
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -16,20 +18,36 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from calendars import services as calendar_services
+from calendars.selectors import booking_bounds, start_refusal
 from refunds.money import format_money
 from refunds.selectors import session_refundable_cents
 from sessions_app import selectors, services
-from sessions_app.forms import CancelForm, DeclineForm, SlotChoiceForm
+from sessions_app.forms import (
+    CancelForm,
+    DeclineForm,
+    StartChoiceForm,
+    format_start,
+    parse_start,
+    parse_week,
+)
 from sessions_app.lifecycle import Action, DomainError, Status
 from sessions_app.models import Session
+from sessions_app.times import (
+    EN_DASH,
+    clock_range,
+    day_label,
+    moment_label,
+    range_label,
+    slot_label,
+)
 
 LIST_PAGE_SIZE = 25
-SLOT_PAGE_SIZE = 40
-TIME_FORMAT = "D j M Y, H:i T"
+# How far past an empty week the picker looks for the next open time.
+NEXT_OPEN_WEEKS = 12
 
 
 def home(request):
@@ -40,11 +58,6 @@ def home(request):
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def local(value: datetime | None) -> str:
-    """A datetime as the viewer reads it: their timezone, with its abbreviation."""
-    return date_format(timezone.localtime(value), TIME_FORMAT) if value else ""
 
 
 def _coach_only(request):
@@ -61,13 +74,18 @@ def _session_or_404(request, pk: int) -> Session:
     return session
 
 
-def _next_url(request, session: Session) -> str:
+def _safe_next(request) -> str:
+    """The page the person came from (POST or GET `next`), if it is on this site; else ""."""
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target
-    return reverse("sessions:detail", args=[session.pk])
+    return ""
+
+
+def _next_url(request, session: Session) -> str:
+    return _safe_next(request) or reverse("sessions:detail", args=[session.pk])
 
 
 def _stale_message(request, session: Session) -> str | None:
@@ -78,6 +96,12 @@ def _stale_message(request, session: Session) -> str | None:
         return (
             f"This session changed since the page was loaded: it is now {label}. "
             "Nothing was done; check it and try again if needed."
+        )
+    seen_slot = request.POST.get("seen_slot")
+    if seen_slot is not None and seen_slot != str(session.slot_id or ""):
+        return (
+            "This session's time changed since the page was loaded. "
+            "Nothing was done; check the new time."
         )
     seen_proposal = request.POST.get("seen_proposal")
     if seen_proposal:
@@ -127,8 +151,12 @@ def _page(request, queryset, size: int | None = None):
 
 
 def _describe(session: Session) -> str:
-    when = local(session.slot.start) if session.slot_id else "no time yet"
+    when = slot_label(session.slot) if session.slot_id else "no time yet"
     return f"{session.package.title} ({session.number} of {session.package.session_count}), {when}"
+
+
+def _other_side(session: Session, user) -> str:
+    return session.student.name if user.pk == session.coach_id else session.coach.name
 
 
 # --- coach lists ------------------------------------------------------------------------------
@@ -137,7 +165,8 @@ def _describe(session: Session) -> str:
 @login_required
 @require_GET
 def tasks(request):
-    """Booking requests and reschedule proposals waiting on the coach, oldest expiry first."""
+    """Booking requests, reschedule proposals waiting on the coach (oldest deadline first),
+    and agreed times that a busy time in the coach's own calendar now overlaps."""
     if response := _coach_only(request):
         return response
     return render(
@@ -211,6 +240,7 @@ def detail(request, pk: int):
         "actions": actions,
         "proposal": proposal,
         "as_coach": session.coach_id == request.user.pk,
+        "other_name": _other_side(session, request.user),
         "refunded_cents": session.refunded_cents,
         "decline_form": DeclineForm(),
     }
@@ -280,112 +310,308 @@ def _cannot(session: Session, verb: str) -> str:
 
 
 # --- choosing a time: book, reschedule, propose another time ----------------------------------
+#
+# One picker for the three: GET lists the session's bookable starts for one week (?week=, a
+# date in it) in the viewer's timezone, grouped by day; GET ?start= is the confirm step; only
+# the confirm step's POST writes, through the one service of that picker.
 
-CHOOSERS = {
-    "book": {
-        "action": Action.BOOK,
-        "verb": "book",
-        "title": "Book a time",
-        "intro": "Choose one of the coach's open times. The coach then accepts or declines it.",
-        "button": "Book",
-        "url": "sessions:book",
-    },
-    "reschedule": {
-        "action": Action.PROPOSE_RESCHEDULE,
-        "verb": "reschedule",
-        "title": "Reschedule: choose a new time",
-        "intro": "Propose one of the coach's open times. The other side confirms it or "
-        "proposes another; until then the current time is released.",
-        "button": "Propose",
-        "url": "sessions:reschedule",
-    },
-    "counter": {
-        "action": Action.COUNTER_PROPOSE,
-        "verb": "propose another time for",
-        "title": "Propose another time",
-        "intro": "Pick a different open time instead of the one proposed to you.",
-        "button": "Propose",
-        "url": "sessions:counter_propose",
-    },
+
+@dataclass(frozen=True)
+class Picker:
+    kind: str
+    action: Action
+    verb: str  # "You can't <verb> this session now"
+    title: str
+    intro: str
+    confirm_verb: str  # "<Book> Thu 3 Dec, 11:00-12:30 GMT?"
+    url: str
+    run: Callable
+
+
+PICKERS = {
+    picker.kind: picker
+    for picker in [
+        Picker(
+            kind="book",
+            action=Action.BOOK,
+            verb="book",
+            title="Book a time",
+            intro="Choose one of the coach's open times. The coach then accepts or declines it.",
+            confirm_verb="Book",
+            url="sessions:book",
+            run=services.session_book,
+        ),
+        Picker(
+            kind="reschedule",
+            action=Action.PROPOSE_RESCHEDULE,
+            verb="reschedule",
+            title="Reschedule: choose a new time",
+            intro="Propose one of the open times. Until the other side confirms it, the session "
+            "stays at its agreed time.",
+            confirm_verb="Propose",
+            url="sessions:reschedule",
+            run=services.session_propose_reschedule,
+        ),
+        Picker(
+            kind="counter",
+            action=Action.COUNTER_PROPOSE,
+            verb="propose another time for",
+            title="Propose another time",
+            intro="Pick a different open time instead of the one proposed to you. Until it is "
+            "answered, the session stays at its agreed time.",
+            confirm_verb="Propose",
+            url="sessions:counter_propose",
+            run=services.session_counter_propose,
+        ),
+    ]
 }
 
 
-def _chooser_url(request, url_name: str, session: Session) -> str:
-    """Back to the chooser after a refusal, keeping where the person came from."""
-    url = reverse(url_name, args=[session.pk])
-    target = request.POST.get("next")
-    return f"{url}?{urlencode({'next': target})}" if target else url
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
 
 
-def _choose_slot(request, pk: int, kind: str):
-    chooser = CHOOSERS[kind]
+def _local_midnight(day: date) -> datetime:
+    """The start of `day` in the viewer's timezone, as an aware UTC datetime (so that adding a
+    length to it is real time, not wall-clock time)."""
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone()).astimezone(UTC)
+
+
+def _picker_url(picker: Picker, session: Session, target: str = "", **params) -> str:
+    """The picker (or, with `start`, its confirm step), keeping where the person came from."""
+    query = {key: value for key, value in params.items() if value}
+    if target:
+        query["next"] = target
+    url = reverse(picker.url, args=[session.pk])
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+@dataclass(frozen=True)
+class PickerWeeks:
+    """The weeks a picker can show: from this week to the one holding the booking horizon."""
+
+    first: date
+    last: date
+    latest: datetime
+
+    def holds(self, day: date) -> bool:
+        return self.first <= _monday(day) <= self.last
+
+
+def _picker_weeks(session: Session, now: datetime) -> PickerWeeks:
+    latest = booking_bounds(coach=session.coach, now=now).latest
+    return PickerWeeks(
+        first=_monday(timezone.localtime(now).date()),
+        last=_monday(timezone.localtime(latest).date()),
+        latest=latest,
+    )
+
+
+def _week_param(request, weeks: PickerWeeks) -> date:
+    """The week asked for (?week=, any date in it), or this week with a message why not."""
+    raw = request.GET.get("week")
+    if not raw:
+        return weeks.first
+    try:
+        day = parse_week(raw)
+    except ValueError:
+        messages.warning(request, "That is not a week that can be shown. Here is this week.")
+        return weeks.first
+    if _monday(day) < weeks.first:
+        messages.warning(request, "That week has passed. Here is this week.")
+        return weeks.first
+    if _monday(day) > weeks.last:
+        messages.warning(
+            request,
+            f"Times can be booked only until {day_label(weeks.latest)}. Here is this week.",
+        )
+        return weeks.first
+    return _monday(day)
+
+
+def _week_of_start(start: datetime, weeks: PickerWeeks) -> str:
+    """The ?week= value that shows `start`, if the picker can show it; else ""."""
+    day = timezone.localtime(start).date()
+    return _monday(day).isoformat() if weeks.holds(day) else ""
+
+
+def _picker(request, pk: int, kind: str):
+    picker = PICKERS[kind]
     session = _session_or_404(request, pk)
-    actions = set(selectors.session_available_actions(session=session, user=request.user))
-    if request.method == "POST":
-        stale = _stale_message(request, session)
-        if stale:
-            messages.warning(request, stale)
-            return redirect(_next_url(request, session))
-    if chooser["action"] not in actions:
-        messages.error(request, _cannot(session, chooser["verb"]))
-        return redirect("sessions:detail", pk=session.pk)
-    if request.method == "POST":
-        form = SlotChoiceForm(request.POST)
-        slot = None
-        if form.is_valid():
-            slot = selectors.session_slot_choice(session=session, slot_id=form.cleaned_data["slot"])
-        if slot is None:
-            messages.error(request, "That time is not one of the coach's open times. Pick another.")
-            return redirect(_chooser_url(request, chooser["url"], session))
-        run = {
-            "book": services.session_book,
-            "reschedule": services.session_propose_reschedule,
-            "counter": services.session_counter_propose,
-        }[kind]
-        try:
-            run(session=session, slot=slot, actor=request.user)
-        except DomainError as exc:
-            messages.error(request, exc.message)
-            return redirect(_chooser_url(request, chooser["url"], session))
-        if kind == "book":
-            messages.success(request, f"Requested {local(slot.start)}. The coach will answer.")
-        else:
-            messages.success(
-                request, f"Proposed {local(slot.start)}. The other side confirms it or not."
-            )
+    if request.method == "POST" and (stale := _stale_message(request, session)):
+        messages.warning(request, stale)
         return redirect(_next_url(request, session))
-    page = _page(request, selectors.session_choosable_slots(session=session), SLOT_PAGE_SIZE)
-    proposal = selectors.session_pending_proposal(session=session) if kind == "counter" else None
+    proposal = (
+        selectors.session_pending_proposal(session=session)
+        if session.status == Status.RESCHEDULING
+        else None
+    )
+    actions = set(
+        selectors.session_available_actions(session=session, user=request.user, proposal=proposal)
+    )
+    if picker.action not in actions:
+        if proposal is not None and proposal.proposed_by_id == request.user.pk:
+            refusal = "You have proposed a new time already. Withdraw it first to propose another."
+        else:
+            refusal = _cannot(session, picker.verb)
+        messages.error(request, refusal)
+        return redirect("sessions:detail", pk=session.pk)
+    now = timezone.now()
+    weeks = _picker_weeks(session, now)
     context = {
         "session": session,
-        "chooser": chooser,
-        "page_obj": page,
-        "days": _group_by_day(page.object_list, lambda slot: slot.start),
+        "picker": picker,
         "proposal": proposal,
-        "action_url": reverse(chooser["url"], args=[session.pk]),
+        "other_name": _other_side(session, request.user),
+        "length": session.package.duration_minutes,
+        "next_target": _safe_next(request),
+        "exit_url": _next_url(request, session),
+        "timezone_name": timezone.get_current_timezone_name(),
+        "timezone_abbreviation": timezone.localtime(now).tzname(),
     }
+    if request.method == "POST":
+        return _picker_submit(request, picker, session, weeks)
+    if "start" in request.GET:
+        return _picker_confirm(request, picker, session, weeks, now, context)
+    return _picker_week(request, picker, session, weeks, now, context)
+
+
+def _picker_week(request, picker, session, weeks: PickerWeeks, now: datetime, context: dict):
+    """One week of the session's bookable starts, by day, each linking to the confirm step."""
+    week = _week_param(request, weeks)
+    begin, end = _local_midnight(week), _local_midnight(week + timedelta(days=7))
+    length = timedelta(minutes=session.package.duration_minutes)
+    target = context["next_target"]
+    starts = selectors.session_bookable_starts(session=session, start=begin, end=end, now=now)
+    days = [
+        (
+            day,
+            [
+                {
+                    "start": start,
+                    "end": start + length,
+                    "clock": clock_range(start, start + length),
+                    "label": range_label(start, start + length),
+                    "url": _picker_url(picker, session, target, start=format_start(start)),
+                }
+                for start in day_starts
+            ],
+        )
+        for day, day_starts in _group_by_day(starts, lambda start: start)
+    ]
+    next_open = None
+    if not starts and week < weeks.last:
+        later = selectors.session_bookable_starts(
+            session=session,
+            start=end,
+            end=min(end + timedelta(weeks=NEXT_OPEN_WEEKS), weeks.latest + timedelta(seconds=1)),
+            now=now,
+        )
+        if later:
+            next_open = {
+                "label": range_label(later[0], later[0] + length),
+                "url": _picker_url(
+                    picker, session, target, week=_week_of_start(later[0], weeks) or ""
+                ),
+            }
+    previous_week = week - timedelta(days=7) if week > weeks.first else None
+    following_week = week + timedelta(days=7) if week < weeks.last else None
+    context.update(
+        {
+            "days": days,
+            "week": week,
+            "week_label": f"{day_label(week)} {EN_DASH} {day_label(week + timedelta(days=6))}",
+            "next_open": next_open,
+            "previous_url": previous_week
+            and _picker_url(picker, session, target, week=previous_week.isoformat()),
+            "following_url": following_week
+            and _picker_url(picker, session, target, week=following_week.isoformat()),
+        }
+    )
     return render(request, "sessions_app/choose_slot.html", context)
+
+
+def _picker_confirm(request, picker, session, weeks: PickerWeeks, now: datetime, context: dict):
+    """The confirm step: "Book Thu 3 Dec, 11:00-12:30 GMT?" with Confirm and Back."""
+    target = context["next_target"]
+    try:
+        start = parse_start(request.GET.get("start"))
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect(_picker_url(picker, session, target))
+    free = selectors.session_bookable_starts(
+        session=session, start=start, end=start + timedelta(microseconds=1), now=now
+    )
+    if free != [start]:
+        messages.error(request, start_refusal(coach=session.coach, start=start, now=now))
+        return redirect(_picker_url(picker, session, target, week=_week_of_start(start, weeks)))
+    end = start + timedelta(minutes=session.package.duration_minutes)
+    label = range_label(start, end)
+    other = session.student if request.user.pk == session.coach_id else session.coach
+    with timezone.override(other.tzinfo):
+        other_label = range_label(start, end)
+    context.update(
+        {
+            "start": start,
+            "end": end,
+            "start_value": format_start(start),
+            "label": label,
+            # The same time on the other side's clock, when it reads differently there.
+            "other_label": other_label if other_label != label else "",
+            "back_url": _picker_url(picker, session, target, week=_week_of_start(start, weeks)),
+        }
+    )
+    return render(request, "sessions_app/confirm_time.html", context)
+
+
+def _picker_submit(request, picker, session, weeks: PickerWeeks):
+    """The confirm step's POST: one service call; a refusal goes back to that week."""
+    target = _safe_next(request)
+    form = StartChoiceForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.errors["start"][0])
+        return redirect(_picker_url(picker, session, target))
+    start = form.cleaned_data["start"]
+    agreed = session.slot
+    try:
+        result = picker.run(session=session, start=start, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect(_picker_url(picker, session, target, week=_week_of_start(start, weeks)))
+    if picker.kind == "book":
+        messages.success(
+            request,
+            f"Requested {slot_label(result.slot)}. {result.coach.name} will answer by "
+            f"{moment_label(result.request_expires_at)}.",
+        )
+    else:
+        messages.success(
+            request,
+            f"Proposed {slot_label(result.slot)}. Until it is answered, the session stays at "
+            f"{slot_label(agreed)}.",
+        )
+    return redirect(target or reverse("sessions:detail", args=[session.pk]))
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def book(request, pk: int):
     """A student's credit: choose one of the coach's open times (session_book)."""
-    return _choose_slot(request, pk, "book")
+    return _picker(request, pk, "book")
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def reschedule(request, pk: int):
     """Either side proposes a new time for a confirmed session (session_propose_reschedule)."""
-    return _choose_slot(request, pk, "reschedule")
+    return _picker(request, pk, "reschedule")
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def counter_propose(request, pk: int):
     """The side that did not propose offers another time (session_counter_propose)."""
-    return _choose_slot(request, pk, "counter")
+    return _picker(request, pk, "counter")
 
 
 # --- one-click actions ------------------------------------------------------------------------
@@ -433,9 +659,61 @@ def decline(request, pk: int):
 @login_required
 @require_POST
 def confirm_reschedule(request, pk: int):
+    """The side that did not propose takes the proposed time: it becomes the agreed one."""
     return _act(
         request,
         pk,
         lambda s: services.session_confirm_reschedule(session=s, actor=request.user),
-        lambda s: f"New time confirmed: {local(s.slot.start)}.",
+        lambda s: f"New time confirmed: {slot_label(s.slot)}.",
     )
+
+
+@login_required
+@require_POST
+def decline_reschedule(request, pk: int):
+    """The side that did not propose keeps the current time (session_decline_reschedule)."""
+    return _act(
+        request,
+        pk,
+        lambda s: services.session_decline_reschedule(session=s, actor=request.user),
+        lambda s: f"Kept the current time: {slot_label(s.slot)}. The proposed time was declined.",
+    )
+
+
+@login_required
+@require_POST
+def withdraw_proposal(request, pk: int):
+    """The side that proposed takes the proposal back (session_withdraw_proposal)."""
+    return _act(
+        request,
+        pk,
+        lambda s: services.session_withdraw_proposal(session=s, actor=request.user),
+        lambda s: f"Proposal withdrawn. The session stays at {slot_label(s.slot)}.",
+    )
+
+
+@login_required
+@require_POST
+def keep_time(request, pk: int):
+    """The coach keeps an agreed time although a busy time in their own calendar overlaps it
+    (calendars.services.reservation_keep_despite_busy): it leaves Tasks."""
+    session = _session_or_404(request, pk)
+    if stale := _stale_message(request, session):
+        messages.warning(request, stale)
+        return redirect(_next_url(request, session))
+    if session.coach_id != request.user.pk:
+        messages.error(request, "Only the coach can keep a time that their own calendar overlaps.")
+    elif session.status not in (Status.CONFIRMED, Status.RESCHEDULING):
+        messages.error(request, _cannot(session, "keep the time of"))
+    else:
+        try:
+            calendar_services.reservation_keep_despite_busy(slot=session.slot, coach=request.user)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request,
+                f"Kept {slot_label(session.slot)} with {session.student.name}. It leaves Tasks "
+                "unless another busy time in your calendar overlaps it.",
+            )
+    return redirect(_next_url(request, session))

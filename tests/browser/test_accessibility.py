@@ -4,8 +4,10 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import User
+from calendars.models import BusyTime
+from catalog.models import Offering
 from sessions_app.lifecycle import Status
-from sessions_app.models import Offering, Session
+from sessions_app.models import Session
 from tests.browser.conftest import log_in, serious_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,10 +34,23 @@ def scan(page, paths) -> dict[str, list[str]]:
     return found
 
 
+def confirm_step_of(page, picker_path) -> str:
+    """The address of the picker's confirm step for its first time (from the week with one)."""
+    page.goto(picker_path)
+    times = page.locator("ul.slot-list a")
+    if times.count() == 0:  # this week is full or over: the page links the next open time
+        page.get_by_role("link", name="Show that week").click()
+    return page.locator("ul.slot-list a").first.get_attribute("href")
+
+
 def test_coach_pages_have_no_serious_accessibility_violations(page, demo):
     coach, _ = demo
     confirmed = Session.objects.filter(coach=coach, status=Status.CONFIRMED).first()
+    rescheduling = Session.objects.filter(coach=coach, status=Status.RESCHEDULING).first()
+    # A busy time in the coach's own calendar lands on an agreed session: a task.
+    BusyTime.objects.create(coach=coach, start=confirmed.slot.start, end=confirmed.slot.end)
     log_in(page, coach, DEMO_PASSWORD)
+    confirm_step = confirm_step_of(page, f"/sessions/{confirmed.pk}/reschedule/")
 
     found = scan(
         page,
@@ -47,6 +62,8 @@ def test_coach_pages_have_no_serious_accessibility_violations(page, demo):
             f"/sessions/{confirmed.pk}/",
             f"/sessions/{confirmed.pk}/cancel/",
             f"/sessions/{confirmed.pk}/reschedule/",
+            confirm_step,
+            f"/sessions/{rescheduling.pk}/",
             "/availability/",
             "/coaches/offerings/",
             "/profile/",
@@ -61,11 +78,13 @@ def test_student_and_public_pages_have_no_serious_accessibility_violations(page,
     coach, student = demo
     offering = Offering.objects.filter(coach=coach).first()
     unscheduled = Session.objects.filter(student=student, status=Status.UNSCHEDULED).first()
+    rescheduling = Session.objects.filter(student=student, status=Status.RESCHEDULING).first()
 
     anonymous = scan(
         page, ["/", "/accounts/login/", "/accounts/signup/", "/accounts/password/reset/"]
     )
     log_in(page, student, DEMO_PASSWORD)
+    confirm_step = confirm_step_of(page, f"/sessions/{unscheduled.pk}/book/")
     signed_in = scan(
         page,
         [
@@ -74,6 +93,8 @@ def test_student_and_public_pages_have_no_serious_accessibility_violations(page,
             f"/coaches/{coach.pk}/",
             f"/coaches/buy/{offering.pk}/",
             f"/sessions/{unscheduled.pk}/book/",
+            confirm_step,
+            f"/sessions/{rescheduling.pk}/",
             "/profile/",
             "/calendar/week/",
         ],

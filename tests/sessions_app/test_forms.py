@@ -1,8 +1,11 @@
-"""Parsing a refund amount typed by a person: what is read, and what is refused with a reason."""
+"""Parsing what a person sends: a refund amount typed in, and the picker's start times and weeks;
+what is read, and what is refused with a reason."""
+
+from datetime import UTC, date, datetime
 
 import pytest
 
-from sessions_app.forms import parse_money
+from sessions_app.forms import StartChoiceForm, format_start, parse_money, parse_start, parse_week
 
 
 @pytest.mark.parametrize(
@@ -46,3 +49,79 @@ def test_parse_money_refuses_what_it_would_have_to_guess(text, message):
     with pytest.raises(ValueError) as refused:
         parse_money(text)
     assert str(refused.value) == message
+
+
+# --- the picker's start times and weeks -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2026-12-03T11:00:00Z", datetime(2026, 12, 3, 11, 0, tzinfo=UTC)),
+        ("2026-12-03T11:00Z", datetime(2026, 12, 3, 11, 0, tzinfo=UTC)),
+        ("2026-12-03T11:00:00+00:00", datetime(2026, 12, 3, 11, 0, tzinfo=UTC)),
+        ("2026-12-03T12:00:00+01:00", datetime(2026, 12, 3, 11, 0, tzinfo=UTC)),
+        ("2026-12-03T06:00:00-05:00", datetime(2026, 12, 3, 11, 0, tzinfo=UTC)),
+        ("2026-12-03T11:00:00.000000Z", datetime(2026, 12, 3, 11, 0, tzinfo=UTC)),
+    ],
+)
+def test_parse_start_reads_iso_8601_with_an_offset(text, moment):
+    assert parse_start(text) == moment
+    assert parse_start(text).tzinfo == UTC
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        None,
+        "",
+        "2026-12-03",
+        "2026-12-03T11:00:00",  # naive
+        "2026-12-03 11:00:00Z",  # a space for the T
+        "2026-12-03T11:00:00 01:00",  # a '+' lost in a query string
+        "2026-12-03T11:00:00+0100",
+        "2026-12-03T11:00:00+01",
+        "20261203T110000Z",
+        " 2026-12-03T11:00:00Z",
+        "2026-12-03T11:00:00Z\n",
+        "2026-02-30T11:00:00Z",
+        "2026-12-03T24:00:00Z",
+        "2026-12-03T11:00:00+24:00",
+        "9999-12-31T23:00:00-05:00",  # past the last representable moment in UTC
+        "0001-01-01T00:30:00+01:00",
+        "\u0662026-12-03T11:00:00Z",
+        "2026-12-03T11:00:00.1234567Z",
+        "2026-12-03T11:00:00Z" + "0" * 40,
+    ],
+)
+def test_parse_start_refuses_anything_looser(text):
+    with pytest.raises(ValueError) as refused:
+        parse_start(text)
+    assert str(refused.value) == "That is not one of the times listed. Pick one of them."
+
+
+def test_format_start_is_what_parse_start_reads():
+    moment = datetime(2026, 12, 3, 11, 30, tzinfo=UTC)
+    assert format_start(moment) == "2026-12-03T11:30:00Z"
+    assert parse_start(format_start(moment)) == moment
+
+
+def test_start_choice_form_bounds_the_length_before_parsing():
+    form = StartChoiceForm({"start": "2026-12-03T11:00:00Z" + " " * 5000})
+    assert not form.is_valid()
+    assert form.errors["start"] == ["That is not one of the times listed. Pick one of them."]
+
+
+@pytest.mark.parametrize(
+    ("text", "day"), [("2026-12-03", date(2026, 12, 3)), ("2024-02-29", date(2024, 2, 29))]
+)
+def test_parse_week_reads_a_date(text, day):
+    assert parse_week(text) == day
+
+
+@pytest.mark.parametrize(
+    "text", [None, "", "20261203", "2026-12-3", "2026-02-30", "2026-12-03T00:00", "next week"]
+)
+def test_parse_week_refuses_anything_else(text):
+    with pytest.raises(ValueError):
+        parse_week(text)

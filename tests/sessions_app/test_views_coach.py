@@ -1,24 +1,20 @@
-"""The coach's pages: Tasks, Upcoming, Completed, Canceled, session details, the refund drawer."""
+"""The coach's pages: Tasks (with busy-calendar conflicts), Upcoming, Completed, Canceled,
+session details, the pickers from the coach's side, the refund drawer."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.urls import reverse
 
-from calendars.models import TimeSlot
+from calendars.models import BusyTime, SlotStatus, TimeSlot
 from refunds.models import Refund, RefundState
 from sessions_app import services, views
 from sessions_app.models import ProposalStatus, Session, SessionEvent
 from tests.conftest import messages_of
-from tests.factories import (
-    CoachFactory,
-    StudentFactory,
-    TimeSlotFactory,
-    make_package,
-    make_session,
-)
-from tests.sessions_app.test_views_helpers import db_state, slot_at, unknown_session_pk
+from tests.factories import CoachFactory, StudentFactory, make_package, make_session
+from tests.sessions_app.test_views_helpers import db_state, iso, open_at, unknown_session_pk
 
 NOW = datetime(2030, 1, 10, 12, 0, tzinfo=UTC)
 pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=False)]
@@ -30,14 +26,20 @@ def coach():
 
 
 def booked(coach, start, status="REQUESTED", student=None):
-    """A session of `coach` requested (or confirmed) for a slot at `start`."""
+    """A session of `coach` requested (or confirmed) for the hour from `start`."""
     package = make_package(student=student, coach=coach)
     session = package.sessions.order_by("number").first()
-    services.session_book(session=session, slot=slot_at(coach, start), actor=package.student)
+    services.session_book(session=session, start=open_at(coach, start), actor=package.student)
     if status == "CONFIRMED":
         services.session_accept(session=session, actor=coach)
     session.refresh_from_db()
     return session
+
+
+def proposed(session, start, actor):
+    return services.session_propose_reschedule(
+        session=session, start=open_at(session.coach, start), actor=actor
+    )
 
 
 def post(client, name, session, **data):
@@ -59,8 +61,8 @@ def test_tasks_lists_requests_oldest_expiry_first_in_the_coachs_timezone(client,
     assert response.status_code == 200
     assert [s.pk for s in response.context["tasks"].requests] == [sooner.pk, later.pk]
     html = response.content.decode()
-    assert "Fri 11 Jan 2030, 09:00 CET" in html  # 08:00 UTC start of `sooner`, in Berlin
-    assert "Sat 12 Jan 2030, 13:00 CET" in html  # `later` expires now + 48 h
+    assert "Fri 11 Jan, 09:00\u201310:00 CET" in html  # 08:00 UTC start of `sooner`, in Berlin
+    assert "Sat 12 Jan, 13:00 CET" in html  # `later` expires now + 48 h
     assert sooner.student.name in html
     assert sooner.package.title in html
     assert html.count(">Accept</button>") == 2
@@ -70,24 +72,102 @@ def test_tasks_lists_requests_oldest_expiry_first_in_the_coachs_timezone(client,
 
 def test_tasks_lists_proposals_awaiting_the_coach_but_not_the_coachs_own(client, coach):
     from_student = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
-    services.session_propose_reschedule(
-        session=from_student,
-        slot=slot_at(coach, NOW + timedelta(days=3)),
-        actor=from_student.student,
-    )
+    proposed(from_student, NOW + timedelta(days=3), from_student.student)
     from_coach = booked(coach, NOW + timedelta(days=4), status="CONFIRMED")
-    services.session_propose_reschedule(
-        session=from_coach, slot=slot_at(coach, NOW + timedelta(days=6)), actor=coach
-    )
+    proposed(from_coach, NOW + timedelta(days=6), coach)
     client.force_login(coach)
 
     response = client.get(reverse("sessions:tasks"))
 
     assert [s.pk for s in response.context["tasks"].proposals] == [from_student.pk]
     html = response.content.decode()
-    assert "Sun 13 Jan 2030, 13:00 CET" in html  # the proposed time
-    assert ">Confirm</button>" in html
+    assert "Sun 13 Jan, 13:00\u201314:00 CET" in html  # the proposed time
+    assert 'Sat 12 Jan, 13:00\u201314:00 CET</time> <span class="muted">(stays until' in html
+    assert ">Confirm the new time</button>" in html
     assert ">Propose another time</a>" in html
+    assert ">Keep the current time</button>" in html
+
+
+def busy(coach, start, minutes=30):
+    """A busy time from one of the coach's external calendars (as the sync stores it)."""
+    return BusyTime.objects.create(coach=coach, start=start, end=start + timedelta(minutes=minutes))
+
+
+def test_tasks_list_agreed_times_a_busy_time_in_the_coachs_calendar_overlaps(client, coach):
+    clash = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    busy(coach, NOW + timedelta(days=2, minutes=30))
+    booked(coach, NOW + timedelta(days=3), status="CONFIRMED")  # no clash
+    busy(coach, NOW + timedelta(days=3, hours=1))  # right after it: no clash
+    client.force_login(coach)
+
+    response = client.get(reverse("sessions:tasks"))
+
+    assert [s.pk for s in response.context["tasks"].conflicts] == [clash.pk]
+    html = response.content.decode()
+    text = " ".join(re.sub(r"<[^>]+>", "", html).split())
+    assert (
+        f"Busy in your calendar: {clash.package.title} (1 of 3) with {clash.student.name} at "
+        "Sat 12 Jan, 13:00\u201314:00 CET"
+    ) in text
+    reschedule = reverse("sessions:reschedule", args=[clash.pk])
+    assert f'href="{reschedule}?next=/sessions/tasks/">Reschedule<span' in html
+    assert f'action="{reverse("sessions:keep_time", args=[clash.pk])}"' in html
+    assert ">Keep this time<span" in html
+    assert '<span class="count" aria-label="1 waiting">1</span>' in html
+
+
+def test_keep_this_time_takes_the_conflict_off_tasks_until_a_new_busy_time(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    busy(coach, NOW + timedelta(days=2, minutes=30))
+    client.force_login(coach)
+
+    response = post(
+        client,
+        "sessions:keep_time",
+        session,
+        seen_slot=session.slot_id,
+        next=reverse("sessions:tasks"),
+    )
+
+    assert response.url == reverse("sessions:tasks")
+    session.refresh_from_db()
+    assert (session.status, session.slot.status) == ("CONFIRMED", SlotStatus.BOOKED)
+    assert session.slot.conflict_kept_at == NOW
+    assert messages_of(response) == [
+        f"Kept Sat 12 Jan, 13:00\u201314:00 CET with {session.student.name}. It leaves Tasks "
+        "unless another busy time in your calendar overlaps it."
+    ]
+    assert client.get(reverse("sessions:tasks")).context["tasks"].conflicts == []
+    with time_machine.travel(NOW + timedelta(hours=1), tick=False):
+        busy(coach, NOW + timedelta(days=2, minutes=45), minutes=10)  # seen later
+        tasks = client.get(reverse("sessions:tasks")).context["tasks"]
+    assert [s.pk for s in tasks.conflicts] == [session.pk]
+
+
+def test_keep_this_time_from_a_stale_page_or_by_the_student_changes_nothing(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    busy(coach, NOW + timedelta(days=2, minutes=30))
+    before = db_state()
+
+    client.force_login(session.student)
+    by_student = post(client, "sessions:keep_time", session)
+    client.force_login(coach)
+    stale = post(client, "sessions:keep_time", session, seen_slot=session.slot_id + 1)
+    client.force_login(CoachFactory())
+    outsider = post(client, "sessions:keep_time", session)
+
+    assert db_state() == before
+    # (Each message joins the ones not shown yet; the newest is last.)
+    assert messages_of(by_student)[-1] == (
+        "Only the coach can keep a time that their own calendar overlaps."
+    )
+    assert messages_of(stale)[-1] == (
+        "This session's time changed since the page was loaded. "
+        "Nothing was done; check the new time."
+    )
+    assert outsider.status_code == 404
+    client.force_login(coach)
+    assert client.get(reverse("sessions:keep_time", args=[session.pk])).status_code == 405
 
 
 def test_tasks_leave_out_requests_past_their_expiry(client, coach):
@@ -129,7 +209,7 @@ def test_accept_from_tasks_confirms_the_session_and_returns_to_tasks(client, coa
     assert (event.action, event.actor, event.to_status) == ("accept", coach, "CONFIRMED")
     assert messages_of(response) == [
         f"Accepted: {session.student.name}, {session.package.title} (1 of 3), "
-        "Sat 12 Jan 2030, 13:00 CET."
+        "Sat 12 Jan, 13:00\u201314:00 CET."
     ]
 
 
@@ -172,7 +252,7 @@ def test_decline_gives_the_credit_back_reopens_the_slot_and_keeps_the_reason(cli
 
     session.refresh_from_db()
     slot.refresh_from_db()
-    assert (session.status, session.slot_id, slot.status) == ("UNSCHEDULED", None, "OPEN")
+    assert (session.status, session.slot_id, slot.status) == ("UNSCHEDULED", None, "RELEASED")
     assert session.events.get(action="decline").details["reason"] == "I am travelling"
     assert messages_of(response) == [
         f"Declined: {session.student.name} keeps the credit to book another time."
@@ -236,32 +316,30 @@ def test_next_pointing_to_another_site_is_ignored(client, coach):
 
 def test_coach_confirms_the_new_time_the_student_proposed(client, coach):
     session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
-    new_slot = slot_at(coach, NOW + timedelta(days=3))
-    proposal = services.session_propose_reschedule(
-        session=session, slot=new_slot, actor=session.student
-    )
+    agreed = session.slot
+    proposal = proposed(session, NOW + timedelta(days=3), session.student)
     client.force_login(coach)
 
     response = post(client, "sessions:confirm_reschedule", session, seen_proposal=proposal.pk)
 
     session.refresh_from_db()
     proposal.refresh_from_db()
-    assert (session.status, session.slot_id) == ("CONFIRMED", new_slot.pk)
+    agreed.refresh_from_db()
+    assert (session.status, session.slot_id) == ("CONFIRMED", proposal.slot_id)
     assert proposal.status == ProposalStatus.ACCEPTED
-    assert messages_of(response) == ["New time confirmed: Sun 13 Jan 2030, 13:00 CET."]
+    assert agreed.status == SlotStatus.RELEASED
+    assert messages_of(response) == ["New time confirmed: Sun 13 Jan, 13:00\u201314:00 CET."]
 
 
 def test_confirming_a_proposal_that_was_replaced_meanwhile_changes_nothing(client, coach):
     session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
     student = session.student
-    first = services.session_propose_reschedule(
-        session=session, slot=slot_at(coach, NOW + timedelta(days=3)), actor=student
+    first = proposed(session, NOW + timedelta(days=3), student)
+    services.session_counter_propose(
+        session=session, start=open_at(coach, NOW + timedelta(days=4)), actor=coach
     )
     services.session_counter_propose(
-        session=session, slot=slot_at(coach, NOW + timedelta(days=4)), actor=coach
-    )
-    services.session_counter_propose(
-        session=session, slot=slot_at(coach, NOW + timedelta(days=5)), actor=student
+        session=session, start=open_at(coach, NOW + timedelta(days=5)), actor=student
     )
     client.force_login(coach)
     before = db_state()
@@ -276,105 +354,160 @@ def test_confirming_a_proposal_that_was_replaced_meanwhile_changes_nothing(clien
     ]
 
 
-def test_coach_cannot_confirm_their_own_proposal(client, coach):
+def test_coach_cannot_confirm_or_keep_against_their_own_proposal(client, coach):
     session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
-    services.session_propose_reschedule(
-        session=session, slot=slot_at(coach, NOW + timedelta(days=3)), actor=coach
-    )
+    proposed(session, NOW + timedelta(days=3), coach)
     client.force_login(coach)
     before = db_state()
-    response = client.post(reverse("sessions:confirm_reschedule", args=[session.pk]))
+    confirm = client.post(reverse("sessions:confirm_reschedule", args=[session.pk]))
+    keep = client.post(reverse("sessions:decline_reschedule", args=[session.pk]))
     assert db_state() == before
-    assert messages_of(response) == ["You proposed this time; the other side answers it."]
+    assert messages_of(confirm) == ["You proposed this time; the other side answers it."]
+    assert messages_of(keep)[-1] == "You proposed this time; the other side answers it."
 
 
-def test_coach_proposes_another_time_from_the_chooser(client, coach):
+def test_coach_proposes_another_time_from_the_picker(client, coach):
     session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
-    services.session_propose_reschedule(
-        session=session, slot=slot_at(coach, NOW + timedelta(days=3)), actor=session.student
-    )
-    other = slot_at(coach, NOW + timedelta(days=4))
+    first = proposed(session, NOW + timedelta(days=3), session.student)
+    other = open_at(coach, NOW + timedelta(days=3, hours=3))
     client.force_login(coach)
 
     page = client.get(reverse("sessions:counter_propose", args=[session.pk]))
-    # The last agreed time is open again and offered back; the pending proposal's is held.
-    assert [slot.pk for slot in page.context["page_obj"]] == [session.slot_id, other.pk]
-    response = post(client, "sessions:counter_propose", session, slot=other.pk)
+    # Neither the agreed time (kept by "Keep the current time") nor the proposed one.
+    assert [item["start"] for _, items in page.context["days"] for item in items] == [other]
+    html = page.content.decode()
+    assert 'aria-label="Propose Sun 13 Jan, 16:00\u201317:00 CET"' in html
+    response = post(
+        client, "sessions:counter_propose", session, start=iso(other), seen_proposal=first.pk
+    )
 
     proposal = session.proposals.get(status=ProposalStatus.PENDING)
-    assert (proposal.slot_id, proposal.proposed_by_id) == (other.pk, coach.pk)
+    assert (proposal.slot.start, proposal.proposed_by_id) == (other, coach.pk)
     assert messages_of(response) == [
-        "Proposed Mon 14 Jan 2030, 13:00 CET. The other side confirms it or not."
+        "Proposed Sun 13 Jan, 16:00\u201317:00 CET. Until it is answered, the session stays at "
+        "Sat 12 Jan, 13:00\u201314:00 CET."
+    ]
+
+
+def test_coach_keeps_the_current_time_from_tasks(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    agreed = session.slot_id
+    proposal = proposed(session, NOW + timedelta(days=3), session.student)
+    client.force_login(coach)
+
+    response = post(
+        client,
+        "sessions:decline_reschedule",
+        session,
+        seen_proposal=proposal.pk,
+        seen_slot=agreed,
+        next=reverse("sessions:tasks"),
+    )
+
+    assert response.url == reverse("sessions:tasks")
+    session.refresh_from_db()
+    assert (session.status, session.slot_id) == ("CONFIRMED", agreed)
+    assert session.proposals.get().status == ProposalStatus.DECLINED
+    assert messages_of(response) == [
+        "Kept the current time: Sat 12 Jan, 13:00\u201314:00 CET. The proposed time was declined."
+    ]
+
+
+def test_coach_withdraws_their_proposal_from_upcoming(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    proposal = proposed(session, NOW + timedelta(days=3), coach)
+    client.force_login(coach)
+    page = client.get(reverse("sessions:upcoming")).content.decode()
+    assert ">Withdraw my proposal</button>" in page
+
+    response = post(
+        client,
+        "sessions:withdraw_proposal",
+        session,
+        seen_proposal=proposal.pk,
+        next=reverse("sessions:upcoming"),
+    )
+
+    session.refresh_from_db()
+    proposal.refresh_from_db()
+    assert (session.status, proposal.status) == ("CONFIRMED", ProposalStatus.WITHDRAWN)
+    assert TimeSlot.objects.get(pk=proposal.slot_id).status == SlotStatus.RELEASED
+    assert messages_of(response) == [
+        "Proposal withdrawn. The session stays at Sat 12 Jan, 13:00\u201314:00 CET."
     ]
 
 
 # --- Reschedule ----------------------------------------------------------------------------------
 
 
-def test_reschedule_chooser_lists_only_the_coachs_open_future_slots_grouped_by_day(client, coach):
+def test_reschedule_picker_lists_the_coachs_open_times_grouped_by_the_coachs_day(client, coach):
     session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
-    day_one_a = slot_at(coach, NOW + timedelta(days=3))
-    day_one_b = slot_at(coach, NOW + timedelta(days=3, hours=2))
-    day_two = slot_at(coach, NOW + timedelta(days=4))
-    slot_at(coach, NOW - timedelta(days=1))  # past
-    slot_at(coach, NOW + timedelta(days=5), status="BLOCKED")
-    TimeSlotFactory(start=NOW + timedelta(days=3, hours=5))  # another coach's
+    day_one_a = open_at(coach, NOW + timedelta(days=3))
+    day_one_b = open_at(coach, NOW + timedelta(days=3, hours=2))
+    late = open_at(coach, datetime(2030, 1, 13, 23, 30, tzinfo=UTC))  # Mon 14 Jan in Berlin
+    open_at(coach, NOW - timedelta(minutes=30))  # too little left of it
+    open_at(CoachFactory(), NOW + timedelta(days=3, hours=5))  # another coach's
     client.force_login(coach)
 
     response = client.get(reverse("sessions:reschedule", args=[session.pk]))
 
     days = response.context["days"]
-    assert [(str(day), [s.pk for s in slots]) for day, slots in days] == [
-        ("2030-01-13", [day_one_a.pk, day_one_b.pk]),
-        ("2030-01-14", [day_two.pk]),
+    assert [(str(day), [item["start"] for item in items]) for day, items in days] == [
+        ("2030-01-13", [day_one_a, day_one_b]),
     ]
     html = response.content.decode()
-    assert "Propose Sun 13 Jan 2030, </span>13:00\u201314:00 CET" in html
+    assert 'aria-label="Propose Sun 13 Jan, 13:00\u201314:00 CET"' in html
+    assert "Agreed time: <strong><time" in html
+    # Berlin's week ends at Sunday midnight there: 23:30 UTC on the 13th is next week.
+    following = client.get(response.context["following_url"])
+    assert [item["start"] for item in following.context["days"][0][1]] == [late]
 
 
-def test_reschedule_moves_the_session_to_rescheduling_and_reopens_the_old_slot(client, coach):
+def test_reschedule_keeps_the_agreed_time_booked_and_holds_the_new_one(client, coach):
     session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
-    old_slot, new_slot = session.slot, slot_at(coach, NOW + timedelta(days=3))
+    old_slot, new_start = session.slot, open_at(coach, NOW + timedelta(days=3))
     client.force_login(coach)
 
-    response = post(client, "sessions:reschedule", session, slot=new_slot.pk)
+    response = post(client, "sessions:reschedule", session, start=iso(new_start))
 
     assert response.url == reverse("sessions:detail", args=[session.pk])
     session.refresh_from_db()
     old_slot.refresh_from_db()
-    new_slot.refresh_from_db()
-    assert (session.status, old_slot.status, new_slot.status) == ("RESCHEDULING", "OPEN", "HELD")
+    new_slot = session.proposals.get().slot
+    assert (session.status, session.slot_id) == ("RESCHEDULING", old_slot.pk)
+    assert (old_slot.status, new_slot.status) == (SlotStatus.BOOKED, SlotStatus.HELD)
+    assert (new_slot.start, new_slot.end) == (new_start, new_start + timedelta(hours=1))
 
 
 @pytest.mark.parametrize(
-    ("slot_value", "message"),
+    ("case", "message"),
     [
         ("past", "That time is too soon; pick a later one."),
-        ("held", "That time was just taken. Pick another."),
-        ("other_coach", "That time is not one of the coach's open times. Pick another."),
-        ("abc", "That time is not one of the coach's open times. Pick another."),
-        ("", "That time is not one of the coach's open times. Pick another."),
-        ("-4", "That time is not one of the coach's open times. Pick another."),
+        ("held", "That time is not free any more. Pick another."),
+        ("agreed", "That is the time already agreed; pick a different one."),
+        ("other_coach", "That time is not free any more. Pick another."),
+        ("abc", "That is not one of the times listed. Pick one of them."),
+        ("", "That is not one of the times listed. Pick one of them."),
+        ("-4", "That is not one of the times listed. Pick one of them."),
     ],
 )
-def test_reschedule_to_a_bad_slot_is_refused_and_changes_nothing(
-    client, coach, slot_value, message
-):
+def test_reschedule_to_a_bad_time_is_refused_and_changes_nothing(client, coach, case, message):
     session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
-    slots = {
-        "past": lambda: slot_at(coach, NOW - timedelta(hours=2)).pk,
-        "held": lambda: booked(coach, NOW + timedelta(days=4)).slot_id,
-        "other_coach": lambda: TimeSlotFactory(start=NOW + timedelta(days=3)).pk,
+    starts = {
+        "past": lambda: iso(NOW - timedelta(hours=2)),
+        "held": lambda: iso(booked(coach, NOW + timedelta(days=4)).slot.start),
+        "agreed": lambda: iso(session.slot.start),
+        "other_coach": lambda: iso(open_at(CoachFactory(), NOW + timedelta(days=3))),
     }
-    value = slots[slot_value]() if slot_value in slots else slot_value
+    value = starts[case]() if case in starts else case
     client.force_login(coach)
     before = db_state()
 
-    response = post(client, "sessions:reschedule", session, slot=value)
+    response = post(client, "sessions:reschedule", session, start=value)
 
     assert db_state() == before
     assert messages_of(response) == [message]
-    assert response.url == reverse("sessions:reschedule", args=[session.pk])
+    assert response.url.startswith(reverse("sessions:reschedule", args=[session.pk]))
 
 
 def test_reschedule_of_a_requested_session_is_refused(client, coach):
@@ -393,9 +526,7 @@ def test_upcoming_groups_confirmed_and_rescheduling_sessions_by_local_day(client
     late = booked(coach, datetime(2030, 1, 11, 23, 30, tzinfo=UTC), status="CONFIRMED")
     first = booked(coach, datetime(2030, 1, 11, 9, 0, tzinfo=UTC), status="CONFIRMED")
     moving = booked(coach, datetime(2030, 1, 12, 9, 0, tzinfo=UTC), status="CONFIRMED")
-    services.session_propose_reschedule(
-        session=moving, slot=slot_at(coach, NOW + timedelta(days=6)), actor=coach
-    )
+    proposed(moving, NOW + timedelta(days=6), coach)
     booked(coach, NOW + timedelta(days=1))  # requested: a task, not upcoming
     client.force_login(coach)
 
@@ -404,8 +535,13 @@ def test_upcoming_groups_confirmed_and_rescheduling_sessions_by_local_day(client
     groups = [(str(day), [s.pk for s in sessions]) for day, sessions in response.context["days"]]
     assert groups == [("2030-01-11", [first.pk]), ("2030-01-12", [late.pk, moving.pk])]
     html = response.content.decode()
-    assert "Saturday 12 January 2030" in html
-    assert "New time proposed:" in html
+    assert "Saturday 12 January" in html
+    text = " ".join(re.sub(r"<[^>]+>", "", html).split())
+    # The agreed time stays labelled as agreed while the new one waits for the student.
+    assert (
+        "Agreed: Sat 12 Jan, 10:00\u201311:00 CET Proposed: Wed 16 Jan, 13:00\u201314:00 CET "
+        f"(waiting for {moving.student.name})"
+    ) in text
 
 
 def test_upcoming_is_paginated(client, coach, monkeypatch):
@@ -452,7 +588,7 @@ def test_canceled_tab_shows_what_was_refunded(client, coach):
         ("UNSCHEDULED", ["Cancel Session"]),
         ("REQUESTED", ["Accept", "Decline", "Cancel Session"]),
         ("CONFIRMED", ["Reschedule", "Cancel Session"]),
-        ("RESCHEDULING", ["Cancel Session"]),  # the coach proposed; the student answers
+        ("RESCHEDULING", ["Withdraw my proposal", "Cancel Session"]),  # the coach proposed
         ("COMPLETED", ["Cancel Session"]),
         ("CANCELED", []),
     ],
@@ -465,11 +601,12 @@ def test_details_show_the_coach_only_the_actions_allowed_now(client, status, sho
     labels = {
         "Accept": ">Accept</button>",
         "Decline": ">Decline</button>",
+        "Confirm the new time": ">Confirm the new time</button>",
+        "Withdraw my proposal": ">Withdraw my proposal</button>",
         "Reschedule": ">Reschedule</a>",
         "Cancel Session": ">Cancel Session</a>",
         "Withdraw": ">Withdraw</button>",
         "Book": ">Book</a>",
-        "Confirm new time": ">Confirm new time</button>",
     }
     assert [label for label, marker in labels.items() if marker in html] == shown
     assert f"badge--{status.lower()}" in html
@@ -486,7 +623,7 @@ def test_details_show_times_money_refunds_and_the_timeline(client, coach):
 
     html = client.get(reverse("sessions:detail", args=[session.pk])).content.decode()
 
-    assert "Sat 12 Jan 2030, 13:00 CET" in html
+    assert "Sat 12 Jan, 13:00\u201314:00 CET" in html
     assert "$100.00" in html  # price share: 300.00 over 3 sessions
     assert "$19.99" in html
     assert "Partial refund" in html
@@ -542,7 +679,7 @@ def test_cancel_with_full_refund_refunds_the_share_and_reopens_the_slot(client, 
     assert response.url == reverse("sessions:detail", args=[session.pk])
     session.refresh_from_db()
     assert session.status == "CANCELED"
-    assert TimeSlot.objects.get(pk=session.slot_id).status == "OPEN"
+    assert TimeSlot.objects.get(pk=session.slot_id).status == SlotStatus.RELEASED
     refund = Refund.objects.get(session=session)
     assert (refund.kind, refund.amount_cents, refund.reason) == ("full", 10000, "Sick")
     assert messages_of(response) == ["Session canceled with a full refund of $100.00."]
@@ -661,3 +798,34 @@ def test_details_do_not_count_a_failed_refund_as_refunded(client, coach):
     html = client.get(reverse("sessions:detail", args=[session.pk])).content.decode()
 
     assert "<dt>Refunded so far</dt><dd>Nothing</dd>" in html
+
+
+def test_details_while_rescheduling_tell_the_proposer_what_stands(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    proposed(session, NOW + timedelta(days=3), coach)
+    client.force_login(coach)
+
+    html = client.get(reverse("sessions:detail", args=[session.pk])).content.decode()
+
+    text = " ".join(re.sub(r"<[^>]+>", "", html).split())
+    assert "Agreed time Sat 12 Jan, 13:00\u201314:00 CET (stays until a new time is agreed)" in text
+    assert (
+        f"Proposed time Sun 13 Jan, 13:00\u201314:00 CET (waiting for {session.student.name})"
+    ) in text
+    assert "You proposed a new time" in text
+    assert f"Waiting for {session.student.name} to answer, until Sat 12 Jan, 13:00 CET." in text
+    assert "withdraw your proposal and then reschedule again" in text
+    assert ">Propose another time</a>" not in html
+
+
+def test_cancel_while_rescheduling_frees_the_agreed_and_the_proposed_time(client, coach):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    proposal = proposed(session, NOW + timedelta(days=3), session.student)
+    client.force_login(coach)
+
+    post(client, "sessions:cancel", session, refund="none")
+
+    session.refresh_from_db()
+    assert session.status == "CANCELED"
+    statuses = {TimeSlot.objects.get(pk=pk).status for pk in (session.slot_id, proposal.slot_id)}
+    assert statuses == {SlotStatus.RELEASED}

@@ -1,7 +1,7 @@
-"""Each list page costs the same number of queries with 5 rows as with 200."""
+"""Each list page, and each picker, costs the same number of queries with 5 rows as with 200."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -10,24 +10,41 @@ from django.db.models import Max
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from calendars.models import TimeSlot
+from calendars.models import BusyTime, TimeSlot
 from sessions_app import services
-from sessions_app.views import LIST_PAGE_SIZE, SLOT_PAGE_SIZE
-from tests.factories import CoachFactory, StudentFactory, TimeSlotFactory, make_package
+from sessions_app.forms import format_start
+from sessions_app.views import LIST_PAGE_SIZE
+from tests.factories import (
+    AvailabilityWindowFactory,
+    CoachFactory,
+    StudentFactory,
+    make_package,
+    next_free_start,
+)
 
-pytestmark = pytest.mark.django_db
+# A Monday night: the pickers show the whole week ahead.
+NOW = datetime(2030, 1, 7, 0, 30, tzinfo=UTC)
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=False)]
 
-# The most queries each page may run, whatever the number of rows (sessions, events).
+# The most queries each page may run, whatever the number of rows (sessions, events, times).
 BUDGETS = {
-    # auth session + user, coach profile (is_coach), the Tasks count, then the page's own reads
-    "tasks": 7,
+    # auth session + user, coach profile (is_coach), the Tasks count, then the page's own reads:
+    # requests, proposals (+ their pending proposals), conflicts
+    "tasks": 8,
     "upcoming": 7,
     "completed": 6,
     "canceled": 6,
     "my_sessions": 7,
     # + events, refunds, proposals (read once), refundable (2), cancellation rate
     "detail": 11,
-    "book": 6,
+    # the pickers: auth session + user, the session, the coach's schedule (rules, windows, time
+    # off, reservations, busy times, the student's reservations), is_coach for the navigation
+    "book": 10,
+    "book_confirm": 10,
+    # + the Tasks count for a coach
+    "reschedule": 11,
+    # + the pending proposal (for the roles, and again for the times it excludes)
+    "counter": 12,
 }
 
 
@@ -44,8 +61,8 @@ def credits(coach, count, student=None):
 
 
 def book(session):
-    slot = TimeSlotFactory(coach=session.coach)
-    services.session_book(session=session, slot=slot, actor=session.student)
+    start = next_free_start(session.coach, session.package.duration_minutes)
+    services.session_book(session=session, start=start, actor=session.student)
     return session
 
 
@@ -56,18 +73,44 @@ def confirm(session):
 
 
 def propose(session, actor):
-    services.session_propose_reschedule(
-        session=session, slot=TimeSlotFactory(coach=session.coach), actor=actor
-    )
+    start = next_free_start(session.coach, session.package.duration_minutes)
+    services.session_propose_reschedule(session=session, start=start, actor=actor)
     return session
 
 
 def complete_all(coach):
     """Complete every confirmed session of `coach`: travel past the end of the coach's last
-    slot (the slot factory's sequence pushes slots further out the later a test runs)."""
+    reservation."""
     last_end = TimeSlot.objects.filter(coach=coach).aggregate(last=Max("end"))["last"]
     with time_machine.travel(last_end + timedelta(hours=1)):
         services.sessions_complete_past()
+
+
+# The picker's times: `rows` half-hour windows this week, 40 minutes apart from Monday 01:00
+# (200 of them end on Saturday), each holding exactly one start for a half-hour session.
+FIRST_TIME = datetime(2030, 1, 7, 1, 0, tzinfo=UTC)
+
+
+def open_week(coach, rows):
+    AvailabilityWindowFactory.create_batch(
+        rows,
+        coach=coach,
+        start=factory_iter(FIRST_TIME + index * timedelta(minutes=40) for index in range(rows)),
+        end=factory_iter(
+            FIRST_TIME + index * timedelta(minutes=40) + timedelta(minutes=30)
+            for index in range(rows)
+        ),
+    )
+
+
+def factory_iter(values):
+    import factory
+
+    return factory.Iterator(list(values), cycle=False)
+
+
+def half_hour_credit(coach, student=None):
+    return make_package(coach=coach, student=student, duration_minutes=30).sessions.first()
 
 
 def build(page, rows):
@@ -77,8 +120,11 @@ def build(page, rows):
         half = max(1, rows // 2)
         for session in credits(coach, half):
             book(session)
-        for session in credits(coach, rows - half):
+        for index, session in enumerate(credits(coach, rows - half)):
             propose(confirm(session), session.student)
+            if index % 2 == 0:  # an external busy time lands on the agreed time
+                session.refresh_from_db()
+                BusyTime.objects.create(coach=coach, start=session.slot.start, end=session.slot.end)
         return coach, reverse("sessions:tasks")
     if page == "upcoming":
         for index, session in enumerate(credits(coach, rows)):
@@ -126,14 +172,34 @@ def build(page, rows):
         for index in range(max(0, rows - 4)):
             actor = session.student if index % 2 == 0 else coach
             services.session_counter_propose(
-                session=session, slot=TimeSlotFactory(coach=coach), actor=actor
+                session=session,
+                start=next_free_start(coach, session.package.duration_minutes),
+                actor=actor,
             )
         return coach, reverse("sessions:detail", args=[session.pk])
-    if page == "book":
-        (session,) = credits(coach, 1)
-        for _ in range(rows):
-            TimeSlotFactory(coach=coach)
-        return session.student, reverse("sessions:book", args=[session.pk])
+    if page in ("book", "book_confirm"):
+        session = half_hour_credit(coach)
+        open_week(coach, rows)
+        # Other students' requests and the student's own elsewhere: reservations to subtract.
+        for index in range(0, rows, 10):
+            taken = half_hour_credit(coach)
+            start = FIRST_TIME + index * timedelta(minutes=40)
+            services.session_book(session=taken, start=start, actor=taken.student)
+        url = reverse("sessions:book", args=[session.pk])
+        if page == "book_confirm":
+            return (
+                session.student,
+                f"{url}?start={format_start(FIRST_TIME + timedelta(minutes=40))}",
+            )
+        return session.student, url
+    if page in ("reschedule", "counter"):
+        session = half_hour_credit(coach)
+        confirm(session)
+        open_week(coach, rows)
+        if page == "counter":
+            propose(session, coach)
+            return session.student, reverse("sessions:counter_propose", args=[session.pk])
+        return coach, reverse("sessions:reschedule", args=[session.pk])
     raise ValueError(page)
 
 
@@ -142,9 +208,11 @@ def rows_shown(page, html):
     if page == "detail":
         (timeline,) = re.findall(r'<ol class="timeline">(.*?)</ol>', html, flags=re.S)
         return timeline.count("<li>")
-    if page == "book":
-        return len(re.findall(r'<input type="hidden" name="slot" value="\d+">', html))
-    return len(re.findall(r'<tr id="session-\d+">', html))
+    if page in ("book", "reschedule", "counter"):
+        return len(re.findall(r'aria-label="(?:Book|Propose) ', html))
+    if page == "book_confirm":
+        return html.count('<input type="hidden" name="start"')
+    return len(re.findall(r'<(?:tr|div) id="(?:session|conflict)-\d+"', html))
 
 
 def expected_rows(page, rows):
@@ -160,26 +228,19 @@ def expected_rows(page, rows):
         # purchased, booked, accepted, proposed, then one counter-proposal per row beyond four.
         return 4 + max(0, rows - 4)
     if page == "book":
-        return min(rows, SLOT_PAGE_SIZE)
-    return rows  # tasks: requests and proposals, unpaginated
-
-
-@pytest.fixture
-def slots_far_out():
-    """Start the slot factory's sequence where a full run leaves it (months ahead), so these
-    pages are checked the way they are late in a full run; restored afterwards."""
-    counter = TimeSlotFactory._meta._counter
-    saved = counter.seq if counter is not None else None
-    TimeSlotFactory.reset_sequence(24 * 90)
-    yield
-    if saved is not None:
-        TimeSlotFactory.reset_sequence(saved)
+        return rows - len(range(0, rows, 10))  # every tenth is taken
+    if page == "book_confirm":
+        return 1
+    if page in ("reschedule", "counter"):
+        return rows
+    # tasks (unpaginated): requests, proposals, and a conflict for every other proposal
+    return rows + len(range(0, rows - max(1, rows // 2), 2))
 
 
 @pytest.mark.parametrize("rows", [5, 200])
 @pytest.mark.parametrize("page", list(BUDGETS))
 def test_page_query_count_does_not_grow_with_rows(
-    client, django_assert_max_num_queries, slots_far_out, page, rows
+    client, django_assert_max_num_queries, page, rows
 ):
     viewer, url = build(page, rows)
     client.force_login(viewer)

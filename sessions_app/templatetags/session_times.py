@@ -1,0 +1,51 @@
+"""Template filters for session times, in the viewer's timezone (`sessions_app.times`).
+
+{% load session_times %}
+{{ session.slot|span }}            -> "Thu 3 Dec, 11:00-12:30 GMT"
+{{ proposal.expires_at|moment }}   -> "Tue 1 Dec, 23:30 GMT"
+{{ day|day_label }}                -> "Thursday 3 December"
+"""
+
+from datetime import date, datetime
+
+from django import template
+
+from sessions_app import times
+
+register = template.Library()
+
+
+@register.filter
+def span(slot) -> str:
+    """A reservation (with `start` and `end`) as its start-end; "" for none."""
+    if not slot or getattr(slot, "start", None) is None:
+        return ""
+    return times.slot_label(slot)
+
+
+@register.filter
+def moment(value) -> str:
+    """One moment as "Thu 3 Dec, 11:00 GMT"; "" for anything that is not a datetime."""
+    return times.moment_label(value) if isinstance(value, datetime) else ""
+
+
+@register.filter
+def day_label(value) -> str:
+    """A day heading: "Thursday 3 December" (with the year when not this year)."""
+    if not isinstance(value, date):
+        return ""
+    return times.day_label(value, long=True)
+
+
+@register.filter
+def iso_span(details) -> str:
+    """An event's stored "start"/"end" (ISO 8601 strings) as a range; "" when absent."""
+    try:
+        start = datetime.fromisoformat(str(details.get("start")))
+    except (AttributeError, TypeError, ValueError):
+        return ""
+    try:
+        end = datetime.fromisoformat(str(details.get("end")))
+    except (TypeError, ValueError):
+        end = None
+    return times.range_label(start, end)
