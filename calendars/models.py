@@ -213,8 +213,12 @@ class TimeSlot(models.Model):
     class Meta:
         ordering = ["start"]
         indexes = [
-            models.Index(fields=["coach", "status", "reserved_start"]),
-            models.Index(fields=["student", "status", "start"]),
+            # Availability reads ask for active reservations ending after a moment: history
+            # (ended long ago) stays out of the scanned range.
+            models.Index(
+                fields=["coach", "status", "reserved_end"], name="timeslot_coach_active_end"
+            ),
+            models.Index(fields=["student", "status", "end"], name="timeslot_student_active_end"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -45,14 +45,11 @@ def _intervals(queryset, begin: str = "start", finish: str = "end") -> list[Inte
     return list(queryset.values_list(begin, finish))
 
 
-def coach_schedule(
-    *, coach, start: datetime, end: datetime, student=None, session=None
-) -> Schedule:
-    """The coach's availability, time off, reservations and busy times overlapping
-    [start, end), plus the student's reservations: five or six queries, whatever the data.
-
-    `session`'s own reservations are left out (a reschedule may overlap its current time).
-    """
+def _availability(
+    *, coach, start: datetime, end: datetime
+) -> tuple[list[Interval], list[Interval]]:
+    """(each availability window, sorted; availability minus time off, merged) overlapping
+    [start, end): three queries."""
     tz = coach.tzinfo
     rules = list(AvailabilityRule.objects.filter(coach=coach))
     first = timezone.localtime(start, tz).date() - timedelta(days=1)
@@ -62,9 +59,22 @@ def coach_schedule(
         AvailabilityWindow.objects.filter(coach=coach, end__gt=start, start__lt=end)
     )
     time_off = _intervals(TimeOff.objects.filter(coach=coach, end__gt=start, start__lt=end))
-    free = intervals.subtract(intervals.merge(windows), intervals.merge(time_off))
+    return sorted(windows), intervals.subtract(intervals.merge(windows), intervals.merge(time_off))
+
+
+def coach_schedule(
+    *, coach, start: datetime, end: datetime, student=None, session=None
+) -> Schedule:
+    """The coach's availability, time off, reservations and busy times overlapping
+    [start, end), plus the student's reservations: five or six queries, whatever the data.
+
+    `session`'s own reservations are left out (a reschedule may overlap its current time).
+    """
+    windows, free = _availability(coach=coach, start=start, end=end)
+    # A coach who also takes lessons is busy during those too (and a student who also
+    # coaches during their own sessions): both roles of one person count.
     reservations = TimeSlot.objects.filter(
-        coach=coach,
+        Q(coach=coach) | Q(student=coach),
         status__in=ACTIVE_SLOT_STATUSES,
         reserved_end__gt=start,
         reserved_start__lt=end,
@@ -76,13 +86,16 @@ def coach_schedule(
     student_taken: list[Interval] = []
     if student is not None:
         mine = TimeSlot.objects.filter(
-            student=student, status__in=ACTIVE_SLOT_STATUSES, end__gt=start, start__lt=end
+            Q(student=student) | Q(coach=student),
+            status__in=ACTIVE_SLOT_STATUSES,
+            end__gt=start,
+            start__lt=end,
         )
         if session is not None:
             mine = mine.exclude(session=session)
         student_taken = _intervals(mine)
     return Schedule(
-        windows=sorted(windows),
+        windows=windows,
         free=free,
         taken=intervals.merge(taken),
         student_taken=intervals.merge(student_taken),
@@ -112,6 +125,17 @@ def booking_bounds(*, coach, now: datetime | None = None) -> BookingBounds:
         before=timedelta(minutes=terms.buffer_before_minutes),
         after=timedelta(minutes=terms.buffer_after_minutes),
     )
+
+
+def start_refusal(*, coach, start: datetime, now: datetime | None = None) -> str:
+    """Why `start` is not one of the coach's bookable starts now, in words a student
+    understands (the booking pages and `reservation_hold` say the same)."""
+    bounds = booking_bounds(coach=coach, now=now)
+    if start < bounds.earliest:
+        return "That time is too soon; pick a later one."
+    if start > bounds.latest:
+        return "That time is too far ahead; pick an earlier one."
+    return "That time is not free any more. Pick another."
 
 
 def bookable_starts(
@@ -183,7 +207,7 @@ def next_bookable_starts(
     stop = min(bounds.latest, bounds.earliest + timedelta(weeks=NEXT_STARTS_WEEKS))
     found: list[datetime] = []
     cursor = bounds.earliest
-    while cursor <= stop and len(found) < limit:
+    while cursor < stop and len(found) < limit:
         chunk_end = cursor + timedelta(weeks=4)
         found += bookable_starts(
             coach=coach,
@@ -232,6 +256,48 @@ def coach_time_off(*, coach, pk) -> TimeOff | None:
     return TimeOff.objects.filter(coach=coach, pk=pk).first()
 
 
+def coach_active_reservations(
+    *, coach, start: datetime, end: datetime | None = None
+) -> list[TimeSlot]:
+    """The coach's held and booked reservations overlapping [start, end) (without `end`: every
+    one that ends after `start`), soonest first: one query."""
+    reservations = TimeSlot.objects.filter(
+        coach=coach, status__in=ACTIVE_SLOT_STATUSES, end__gt=start
+    )
+    if end is not None:
+        reservations = reservations.filter(start__lt=end)
+    return list(reservations.order_by("start", "pk"))
+
+
+def coach_reservations_outside_week(*, coach, week, now: datetime | None = None) -> list[TimeSlot]:
+    """The coach's held and booked reservations that have not ended and would not lie inside
+    their availability if their undated weekly windows were `week` ({weekday: [(start, end)]},
+    as `availability_week_set` takes it). Dated weekly windows and one-off windows count as
+    they are; time off is left out (it does not change with the week). At most three queries."""
+    now = now or timezone.now()
+    reservations = coach_active_reservations(coach=coach, start=now)
+    if not reservations:
+        return []
+    tz = coach.tzinfo
+    rules = [rule for rule in coach_rules(coach=coach) if rule.valid_from or rule.valid_until]
+    rules += [
+        AvailabilityRule(weekday=weekday, start_time=begin, end_time=finish)  # never saved
+        for weekday, windows in week.items()
+        for begin, finish in windows
+    ]
+    one_off = _intervals(AvailabilityWindow.objects.filter(coach=coach, end__gt=now))
+    outside = []
+    for reservation in reservations:
+        begin, finish = reservation.start, reservation.end
+        first = timezone.localtime(begin, tz).date() - timedelta(days=1)
+        last = timezone.localtime(finish, tz).date()
+        near = [(a, b) for a, b in one_off if b >= begin and a <= finish]
+        free = intervals.merge(intervals.rule_occurrences(rules, first, last, tz) + near)
+        if not intervals.contains(free, begin, finish):
+            outside.append(reservation)
+    return outside
+
+
 def coach_external_calendars(*, coach) -> list[ExternalCalendar]:
     """The coach's external calendars (active and paused), oldest first: one query."""
     return list(ExternalCalendar.objects.filter(coach=coach).order_by("created_at", "pk"))
@@ -259,8 +325,8 @@ def coach_time_off_between(*, coach, start: datetime, end: datetime) -> list[Tim
 def coach_availability_between(*, coach, start: datetime, end: datetime) -> list[Interval]:
     """The coach's availability (weekly rules and one-off windows, minus time off) within
     [start, end), merged and clipped: three queries."""
-    schedule_free = coach_schedule(coach=coach, start=start, end=end).free
-    return [(max(a, start), min(b, end)) for a, b in schedule_free if b > start and a < end]
+    _, free = _availability(coach=coach, start=start, end=end)
+    return [(max(a, start), min(b, end)) for a, b in free if b > start and a < end]
 
 
 # --- for sessions_app (conflicts with external busy times) --------------------------------------

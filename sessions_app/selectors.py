@@ -273,7 +273,9 @@ class CoachTasks:
     conflicts: list[Session]  # agreed times an external busy time overlaps
 
     def __len__(self) -> int:
-        return len(self.requests) + len(self.proposals) + len(self.conflicts)
+        """How many sessions wait on the coach (a session both awaiting an answer and in
+        conflict counts once, as in the navigation badge)."""
+        return len({session.pk for session in (*self.requests, *self.proposals, *self.conflicts)})
 
 
 def coach_tasks(*, coach, now: datetime | None = None) -> CoachTasks:
@@ -484,13 +486,14 @@ def sessions_for_calendar_feed(*, user, now: datetime | None = None) -> list[Ses
 
 
 def sessions_for_calendar_week(*, user, start: datetime, end: datetime) -> list[Session]:
-    """`user`'s sessions (as coach and as student) in WEEK_STATUSES whose slot starts in
-    [start, end), with slot, people and package: one query."""
+    """`user`'s sessions (as coach and as student) in WEEK_STATUSES whose slot overlaps
+    [start, end) (one that started the night before is shown too), with slot, people and
+    package: one query."""
     return list(
         Session.objects.filter(
             Q(coach=user) | Q(student=user),
             status__in=WEEK_STATUSES,
-            slot__start__gte=start,
+            slot__end__gt=start,
             slot__start__lt=end,
         ).select_related("slot", "coach", "student", "package")
     )
@@ -499,13 +502,13 @@ def sessions_for_calendar_week(*, user, start: datetime, end: datetime) -> list[
 def proposals_for_calendar_week(
     *, user, start: datetime, end: datetime
 ) -> list[RescheduleProposal]:
-    """Pending reschedule proposals of `user`'s sessions whose proposed slot starts in
+    """Pending reschedule proposals of `user`'s sessions whose proposed slot overlaps
     [start, end), with slot and session details: one query."""
     return list(
         RescheduleProposal.objects.filter(
             Q(session__coach=user) | Q(session__student=user),
             status=ProposalStatus.PENDING,
-            slot__start__gte=start,
+            slot__end__gt=start,
             slot__start__lt=end,
         ).select_related("slot", "session__coach", "session__student", "session__package")
     )

@@ -17,12 +17,12 @@ from accounts.selectors import coach_windows
 from calendars import services as calendar_services
 from calendars.models import TimeSlot
 from calendars.services import SlotUnavailable
+from catalog import services as catalog_services
+from catalog.models import Offering
 from refunds import services as refund_services
 from refunds.services import RefundNotAllowed
 from sessions_app.lifecycle import (
-    HOLDING_STATUSES,
     Action,
-    DomainError,
     PermissionDenied,
     Role,
     Status,
@@ -31,7 +31,6 @@ from sessions_app.lifecycle import (
     transition_for,
 )
 from sessions_app.models import (
-    Offering,
     Package,
     ProposalStatus,
     RescheduleProposal,
@@ -166,7 +165,7 @@ def package_purchase(*, student, offering: Offering, purchase_token: str | None 
         raise PermissionDenied("You cannot buy your own offering.")
     now = timezone.now()
     with transaction.atomic():
-        offering = Offering.objects.select_for_update().get(pk=offering.pk)
+        offering = catalog_services.offering_lock(offering=offering)
         if purchase_token:
             # The offering lock serialises purchases of it, so a concurrent twin waits here.
             existing = Package.objects.filter(purchase_token=purchase_token).first()
@@ -427,6 +426,7 @@ def session_counter_propose(*, session: Session, start: datetime, actor) -> Resc
             details={
                 "proposal_id": proposal.pk,
                 "superseded_proposal_id": previous.pk,
+                "agreed_slot_id": session.slot_id,
                 **_slot_details(proposal.slot),
             },
         )
@@ -495,7 +495,9 @@ def session_cancel(
     with transaction.atomic():
         session = _lock(session)
         row = _authorize(session, Action.CANCEL, actor)
-        release = [session.slot_id] if session.status in HOLDING_STATUSES else []
+        # Every active reservation of the session is released, as the table says: its time (a
+        # completed session's too) and its pending proposal's.
+        release = [session.slot_id]
         proposal = session_pending_proposal(session=session)
         if proposal is not None:
             RescheduleProposal.objects.filter(pk=proposal.pk).update(
@@ -567,7 +569,12 @@ def sessions_expire_stale(*, now: datetime | None = None) -> int:
         changed = Session.objects.filter(pk__in=[pk for pk, _ in rows]).update(
             status=Status.UNSCHEDULED, slot=None, request_expires_at=None, updated_at=now
         )
-        _bulk_events(rows, Action.EXPIRE, Status.REQUESTED, now)
+        _bulk_events(
+            [(pk, {"slot_id": slot} if slot else {}) for pk, slot in rows],
+            Action.EXPIRE,
+            Status.REQUESTED,
+            now,
+        )
         calendar_services.reservations_release(slot_ids=[slot for _, slot in rows], now=now)
         return changed
 
@@ -575,22 +582,33 @@ def sessions_expire_stale(*, now: datetime | None = None) -> int:
         rows = list(
             RescheduleProposal.objects.filter(
                 pk__in=ids, status=ProposalStatus.PENDING
-            ).values_list("pk", "session_id", "slot_id")
+            ).values_list("pk", "session_id", "slot_id", "slot__start", "session__slot_id")
         )
-        RescheduleProposal.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
+        RescheduleProposal.objects.filter(pk__in=[row[0] for row in rows]).update(
             status=ProposalStatus.EXPIRED, decided_at=now
         )
-        session_ids = [session_id for _, session_id, _ in rows]
+        session_ids = [row[1] for row in rows]
         changed = Session.objects.filter(pk__in=session_ids, status=Status.RESCHEDULING).update(
             status=Status.CONFIRMED, updated_at=now
         )
+        # Like a kept or withdrawn proposal: `slot_id` names the agreed time that stands.
         _bulk_events(
-            [(session_id, slot_id) for _, session_id, slot_id in rows],
+            [
+                (
+                    session_id,
+                    {
+                        "proposal_id": proposal_id,
+                        "proposed_start": proposed_start.isoformat(),
+                        "slot_id": agreed_slot_id,
+                    },
+                )
+                for proposal_id, session_id, _, proposed_start, agreed_slot_id in rows
+            ],
             Action.EXPIRE_RESCHEDULE,
             Status.RESCHEDULING,
             now,
         )
-        calendar_services.reservations_release(slot_ids=[slot for _, _, slot in rows], now=now)
+        calendar_services.reservations_release(slot_ids=[row[2] for row in rows], now=now)
         return changed
 
     return _sweep(stale_requests, expire_requests) + _sweep(stale_proposals, expire_proposals)
@@ -608,14 +626,16 @@ def sessions_complete_past(*, now: datetime | None = None) -> int:
         changed = Session.objects.filter(pk__in=[pk for pk, _ in rows]).update(
             status=Status.COMPLETED, updated_at=now
         )
-        _bulk_events(rows, Action.COMPLETE, Status.CONFIRMED, now)
+        _bulk_events(
+            [(pk, {"slot_id": slot}) for pk, slot in rows], Action.COMPLETE, Status.CONFIRMED, now
+        )
         return changed
 
     return _sweep(past, complete)
 
 
 def _bulk_events(rows, action: Action, source: Status, now: datetime) -> list[SessionEvent]:
-    """One event per (session id, slot id) row, for a sweep applying `action` from `source`."""
+    """One event per (session id, details) row, for a sweep applying `action` from `source`."""
     target = transition_for(source, action).target
     events = SessionEvent.objects.bulk_create(
         SessionEvent(
@@ -624,10 +644,10 @@ def _bulk_events(rows, action: Action, source: Status, now: datetime) -> list[Se
             action=action,
             from_status=source,
             to_status=target,
-            details={"slot_id": slot_id} if slot_id else {},
+            details=details,
             created_at=now,
         )
-        for session_id, slot_id in rows
+        for session_id, details in rows
     )
     _notify_on_commit([event.pk for event in events])
     return events
@@ -690,130 +710,3 @@ def sessions_send_reminders(*, now: datetime | None = None) -> int:
                 else:
                     reminded += 1
     return reminded
-
-
-# --- offerings (what a coach sells) ------------------------------------------------------------
-
-
-class OfferingInvalid(DomainError):
-    default_message = "That offering is not valid."
-
-
-# ISO 4217 codes the offering form offers; all have two minor units (cents).
-OFFERING_CURRENCIES = ("USD", "EUR", "GBP", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK")
-MAX_OFFERING_PRICE_CENTS = 10_000_000  # 100,000.00
-
-
-def _whole(value, low: int, high: int, message: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise OfferingInvalid(message)
-    return value
-
-
-def _offering_terms(
-    *,
-    title: str,
-    description: str,
-    session_count: int,
-    duration_minutes: int,
-    price_cents: int,
-    currency: str,
-) -> dict:
-    """The offering's terms, checked and tidied, or `OfferingInvalid` with the reason."""
-    title = (title or "").strip()
-    if not title:
-        raise OfferingInvalid("Give the offering a title.")
-    if len(title) > 120:
-        raise OfferingInvalid("A title has at most 120 characters.")
-    currency = (currency or "").strip().upper()
-    if currency not in OFFERING_CURRENCIES:
-        raise OfferingInvalid(f"Choose one of these currencies: {', '.join(OFFERING_CURRENCIES)}.")
-    return {
-        "title": title,
-        "description": (description or "").strip(),
-        "session_count": _whole(session_count, 1, 100, "A package has 1 to 100 sessions."),
-        "duration_minutes": _whole(duration_minutes, 5, 600, "A session lasts 5 to 600 minutes."),
-        "price_cents": _whole(
-            price_cents,
-            0,
-            MAX_OFFERING_PRICE_CENTS,
-            f"The price must be between 0.00 and {MAX_OFFERING_PRICE_CENTS // 100:,}.00.",
-        ),
-        "currency": currency,
-    }
-
-
-def _lock_own_offering(offering: Offering, coach) -> Offering:
-    locked = Offering.objects.select_for_update().filter(pk=offering.pk, coach=coach).first()
-    if locked is None:
-        raise PermissionDenied("That offering is not yours.")
-    return locked
-
-
-def offering_create(
-    *,
-    coach,
-    title: str,
-    session_count: int,
-    duration_minutes: int,
-    price_cents: int,
-    currency: str = "USD",
-    description: str = "",
-) -> Offering:
-    """A coach puts a new package on sale: `session_count` sessions of `duration_minutes`."""
-    if not getattr(coach, "is_coach", False):
-        raise PermissionDenied("Only coaches sell offerings. Become a coach on your profile.")
-    terms = _offering_terms(
-        title=title,
-        description=description,
-        session_count=session_count,
-        duration_minutes=duration_minutes,
-        price_cents=price_cents,
-        currency=currency,
-    )
-    with transaction.atomic():
-        return Offering.objects.create(coach=coach, **terms)
-
-
-def offering_update(
-    *,
-    offering: Offering,
-    coach,
-    title: str,
-    session_count: int,
-    duration_minutes: int,
-    price_cents: int,
-    currency: str,
-    description: str = "",
-) -> Offering:
-    """Change an offering's terms for future buyers.
-
-    Packages already bought keep the terms they were bought with (each `Package` copied them).
-    """
-    terms = _offering_terms(
-        title=title,
-        description=description,
-        session_count=session_count,
-        duration_minutes=duration_minutes,
-        price_cents=price_cents,
-        currency=currency,
-    )
-    with transaction.atomic():
-        locked = _lock_own_offering(offering, coach)
-        for field, value in terms.items():
-            setattr(locked, field, value)
-        locked.save(update_fields=list(terms))
-    return locked
-
-
-def offering_set_active(*, offering: Offering, coach, is_active: bool) -> Offering:
-    """Take an offering off sale (students can no longer buy it) or put it back on sale.
-
-    Packages already bought are not affected. Setting the state it already has is a no-op.
-    """
-    with transaction.atomic():
-        locked = _lock_own_offering(offering, coach)
-        if locked.is_active != bool(is_active):
-            locked.is_active = bool(is_active)
-            locked.save(update_fields=["is_active"])
-    return locked

@@ -7,6 +7,7 @@ A test that needs a component this machine lacks (PostgreSQL, redis-server, Chro
 
 import os
 import shutil
+import threading
 
 import pytest
 from django.contrib.messages import get_messages
@@ -66,6 +67,33 @@ def _celery_memory_broker():
 
 
 # --- shared helpers and fixtures ---------------------------------------------------------------
+
+
+def race(count: int, act) -> list:
+    """Run act(index) in `count` threads released at once; each result or raised exception.
+
+    Each thread closes its own database connection; a thread still running after a minute
+    fails the test.
+    """
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = act(index)
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
+    return results
 
 
 def messages_of(response) -> list[str]:

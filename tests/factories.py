@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import CoachProfile, User
 from calendars.models import AvailabilityWindow
-from sessions_app.models import Offering
+from catalog.models import Offering
 
 PASSWORD = "a-long-test-password-1"
 

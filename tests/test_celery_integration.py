@@ -20,11 +20,12 @@ from django.db import connection
 from django.utils import timezone
 
 from calendars.models import SlotStatus
+from calendars.services import availability_window_add
 from scripts.pgcluster import free_port
 from sessions_app import services
 from sessions_app.lifecycle import Action, Status
 from tests.conftest import require_component
-from tests.factories import CoachFactory, OfferingFactory, StudentFactory, TimeSlotFactory
+from tests.factories import CoachFactory, OfferingFactory, StudentFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_SECONDS = 60
@@ -138,9 +139,12 @@ def test_worker_with_beat_expires_a_stale_request_and_emails_both_sides(worker):
     with time_machine.travel(now - timedelta(hours=2)):
         package = services.package_purchase(student=student, offering=OfferingFactory(coach=coach))
         session = package.sessions.order_by("number").first()
-        slot = TimeSlotFactory(coach=coach, start=now + timedelta(days=1))
-        services.session_book(session=session, slot=slot, actor=student)
+        start = now + timedelta(days=1)
+        availability_window_add(coach=coach, start=start, end=start + timedelta(hours=1))
+        services.session_book(session=session, start=start, actor=student)
     session.refresh_from_db()
+    slot = session.slot
+    assert slot.status == SlotStatus.HELD
     assert session.status == Status.REQUESTED
     assert session.request_expires_at < timezone.now()
 
@@ -148,7 +152,7 @@ def test_worker_with_beat_expires_a_stale_request_and_emails_both_sides(worker):
         assert process.poll() is None, "the worker exited"
         session.refresh_from_db()
         slot.refresh_from_db()
-        return session.status == Status.UNSCHEDULED and slot.status == SlotStatus.OPEN
+        return session.status == Status.UNSCHEDULED and slot.status == SlotStatus.RELEASED
 
     _wait_for(expired, "the worker's beat to expire the request")
     event = session.events.get(action=Action.EXPIRE)

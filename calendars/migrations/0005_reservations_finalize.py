@@ -62,11 +62,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='timeslot',
-            index=models.Index(fields=['coach', 'status', 'reserved_start'], name='calendars_t_coach_i_67286a_idx'),
+            index=models.Index(fields=['coach', 'status', 'reserved_end'], name='timeslot_coach_active_end'),
         ),
         migrations.AddIndex(
             model_name='timeslot',
-            index=models.Index(fields=['student', 'status', 'start'], name='calendars_t_student_6fc7af_idx'),
+            index=models.Index(fields=['student', 'status', 'end'], name='timeslot_student_active_end'),
         ),
         migrations.AddConstraint(
             model_name='timeslot',

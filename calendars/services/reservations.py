@@ -10,21 +10,15 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from calendars.models import ACTIVE_SLOT_STATUSES, SlotStatus, TimeSlot
-from calendars.selectors import bookable_starts, booking_bounds
+from calendars.selectors import bookable_starts, booking_bounds, start_refusal
 from calendars.services.errors import SlotInvalid, SlotUnavailable
 from sessions_app.lifecycle import PermissionDenied
 
 logger = logging.getLogger(__name__)
 
-
-def _refusal(*, coach, start: datetime, now: datetime) -> SlotUnavailable:
-    """Why `start` is not bookable, in words a student understands."""
-    bounds = booking_bounds(coach=coach, now=now)
-    if start < bounds.earliest:
-        return SlotUnavailable("That time is too soon; pick a later one.")
-    if start > bounds.latest:
-        return SlotUnavailable("That time is too far ahead; pick an earlier one.")
-    return SlotUnavailable("That time is not free any more. Pick another.")
+# The PostgreSQL exclusion constraint over a student's reservations (migration 0005).
+STUDENT_EXCLUSION = "timeslot_student_no_overlap"
+DEADLOCK_STATES = ("40P01", "40001")  # deadlock detected, serialization failure
 
 
 def reservation_hold(
@@ -50,7 +44,7 @@ def reservation_hold(
         session=session,
     )
     if free != [start]:
-        raise _refusal(coach=coach, start=start, now=now)
+        raise SlotUnavailable(start_refusal(coach=coach, start=start, now=now))
     bounds = booking_bounds(coach=coach, now=now)
     try:
         with transaction.atomic():
@@ -64,9 +58,19 @@ def reservation_hold(
                 reserved_end=start + length + bounds.after,
                 status=SlotStatus.HELD,
             )
-    except (IntegrityError, OperationalError) as exc:
-        # An exclusion constraint (or a deadlock between two overlapping inserts) on PostgreSQL.
+    except IntegrityError as exc:
+        # An exclusion constraint on PostgreSQL: a concurrent booking took an overlapping time
+        # after the availability check above.
         logger.info("reservation refused by the database: %s", exc)
+        if STUDENT_EXCLUSION in str(exc):
+            raise SlotUnavailable("You already have a session at that time.") from exc
+        raise SlotUnavailable() from exc
+    except OperationalError as exc:
+        # Two overlapping inserts can deadlock on the exclusion index; anything else (a lost
+        # connection, a timeout) is not a refusal and propagates.
+        if getattr(getattr(exc, "__cause__", None), "sqlstate", None) not in DEADLOCK_STATES:
+            raise
+        logger.info("reservation refused by the database (deadlock): %s", exc)
         raise SlotUnavailable() from exc
 
 

@@ -87,9 +87,7 @@ def confirmed(coach):
 
 def test_declined_proposal_keeps_the_lesson_at_ten(coach, confirmed):
     agreed = confirmed.slot
-    proposal = services.session_propose_reschedule(
-        session=confirmed, start=_at(14), actor=coach
-    )
+    proposal = services.session_propose_reschedule(session=confirmed, start=_at(14), actor=coach)
     # While the new time is being agreed, 10:00 is still booked: nobody else can take it.
     assert _at(10) not in _starts(coach, 30, student=StudentFactory())
 
@@ -107,9 +105,7 @@ def test_declined_proposal_keeps_the_lesson_at_ten(coach, confirmed):
 
 
 def test_unanswered_proposal_expires_back_to_the_agreed_time(coach, confirmed, clock):
-    proposal = services.session_propose_reschedule(
-        session=confirmed, start=_at(15), actor=coach
-    )
+    proposal = services.session_propose_reschedule(session=confirmed, start=_at(15), actor=coach)
     # The proposal waits until the earliest of the window, its start and the agreed start.
     assert proposal.expires_at == _at(10)
 

@@ -1,19 +1,30 @@
 """Reads the pages rely on, tested without the pages: sections of My sessions, refunded totals."""
 
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 
 from refunds.models import Refund, RefundState
 from refunds.services import refund_issue
 from sessions_app import selectors, services
-from tests.factories import TimeSlotFactory, make_package
+from tests.factories import make_package, next_free_start
 
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def clock():
+    with time_machine.travel(datetime(2026, 3, 2, 9, 0, tzinfo=UTC), tick=False) as traveller:
+        yield traveller
+
+
+def _free(session):
+    return next_free_start(session.coach, session.package.duration_minutes)
+
+
 def _booked(session, *, accept=False):
-    services.session_book(
-        session=session, slot=TimeSlotFactory(coach=session.coach), actor=session.student
-    )
+    services.session_book(session=session, start=_free(session), actor=session.student)
     if accept:
         services.session_accept(session=session, actor=session.coach)
     return session
@@ -25,10 +36,10 @@ def test_student_session_sections_sort_active_sessions_by_what_the_student_can_d
     coach, student = package.coach, package.student
     _booked(requested)
     services.session_propose_reschedule(
-        session=_booked(awaiting, accept=True), slot=TimeSlotFactory(coach=coach), actor=coach
+        session=_booked(awaiting, accept=True), start=_free(awaiting), actor=coach
     )
     services.session_propose_reschedule(
-        session=_booked(mine, accept=True), slot=TimeSlotFactory(coach=coach), actor=student
+        session=_booked(mine, accept=True), start=_free(mine), actor=student
     )
     _booked(confirmed, accept=True)
     services.session_cancel(session=canceled, actor=coach, refund="none")

@@ -2,7 +2,7 @@
 emails they send (once), a second run that does nothing, and the operators' commands."""
 
 import threading
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -13,16 +13,11 @@ from django.db import connection, transaction
 
 from calendars import tasks as calendar_tasks
 from calendars.models import SlotStatus, TimeSlot
+from calendars.services import availability_window_add
 from sessions_app import services, tasks
 from sessions_app.lifecycle import Action, Status
 from sessions_app.models import ProposalStatus, Session, SessionEvent
-from tests.factories import (
-    CoachFactory,
-    OfferingFactory,
-    StudentFactory,
-    TimeSlotFactory,
-    make_pattern,
-)
+from tests.factories import CoachFactory, OfferingFactory, StudentFactory
 
 # Celery tasks run in-process for these unit tests only, with a clean claim cache.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
@@ -37,6 +32,12 @@ def clock():
         yield traveller
 
 
+def _open(coach, start, minutes=60):
+    """Make `start` bookable: a one-off window of the coach's availability there."""
+    availability_window_add(coach=coach, start=start, end=start + timedelta(minutes=minutes))
+    return start
+
+
 def _session(coach=None, student=None):
     coach = coach or CoachFactory()
     package = services.package_purchase(
@@ -47,8 +48,8 @@ def _session(coach=None, student=None):
 
 def _requested(start=START, coach=None, student=None):
     session = _session(coach, student)
-    slot = TimeSlotFactory(coach=session.coach, start=start)
-    services.session_book(session=session, slot=slot, actor=session.student)
+    _open(session.coach, start)
+    services.session_book(session=session, start=start, actor=session.student)
     session.refresh_from_db()
     return session
 
@@ -58,6 +59,20 @@ def _confirmed(start=START, coach=None, student=None):
     services.session_accept(session=session, actor=session.coach)
     session.refresh_from_db()
     return session
+
+
+def _orphan(session, start, status):
+    """A reservation row no session or proposal holds (written past the services)."""
+    return TimeSlot.objects.create(
+        coach=session.coach,
+        student=session.student,
+        session=session,
+        start=start,
+        end=start + timedelta(hours=1),
+        reserved_start=start,
+        reserved_end=start + timedelta(hours=1),
+        status=status,
+    )
 
 
 def _run_task(task, capture, **kwargs):
@@ -72,7 +87,7 @@ def _recipients():
 # --- expire -------------------------------------------------------------------------------------
 
 
-def test_expire_task_expires_request_reopens_slot_logs_event_and_emails_both_sides(
+def test_expire_task_expires_request_releases_its_time_logs_event_and_emails_both_sides(
     clock, django_capture_on_commit_callbacks
 ):
     session = _requested()
@@ -87,7 +102,7 @@ def test_expire_task_expires_request_reopens_slot_logs_event_and_emails_both_sid
         1,
         Status.UNSCHEDULED,
         None,
-        SlotStatus.OPEN,
+        SlotStatus.RELEASED,
     )
     event = session.events.get(action=Action.EXPIRE)
     assert (event.actor, event.from_status, event.to_status) == (None, "REQUESTED", "UNSCHEDULED")
@@ -116,11 +131,14 @@ def test_expire_task_leaves_requests_inside_their_window(clock, django_capture_o
     assert (session.status, mail.outbox) == (Status.REQUESTED, [])
 
 
-def test_expire_task_expires_a_stale_reschedule_proposal(clock, django_capture_on_commit_callbacks):
+def test_expire_task_expires_a_stale_reschedule_proposal_back_to_the_agreed_time(
+    clock, django_capture_on_commit_callbacks
+):
     session = _confirmed()
-    new_slot = TimeSlotFactory(coach=session.coach, start=START + timedelta(days=1))
+    agreed = session.slot
+    proposed = _open(session.coach, START + timedelta(days=1))
     proposal = services.session_propose_reschedule(
-        session=session, slot=new_slot, actor=session.coach
+        session=session, start=proposed, actor=session.coach
     )
     clock.move_to(proposal.expires_at)
 
@@ -128,13 +146,14 @@ def test_expire_task_expires_a_stale_reschedule_proposal(clock, django_capture_o
 
     session.refresh_from_db()
     proposal.refresh_from_db()
-    new_slot.refresh_from_db()
-    assert (expired, session.status, proposal.status, new_slot.status) == (
+    agreed.refresh_from_db()
+    assert (expired, session.status, session.slot, agreed.status) == (
         1,
-        Status.UNSCHEDULED,
-        ProposalStatus.EXPIRED,
-        SlotStatus.OPEN,
+        Status.CONFIRMED,
+        agreed,
+        SlotStatus.BOOKED,
     )
+    assert (proposal.status, proposal.slot.status) == (ProposalStatus.EXPIRED, SlotStatus.RELEASED)
     assert session.events.filter(action=Action.EXPIRE_RESCHEDULE).count() == 1
     assert _recipients() == sorted([session.coach.email, session.student.email])
 
@@ -185,16 +204,14 @@ def test_complete_command_prints_what_it_did(clock):
 # --- reopen -------------------------------------------------------------------------------------
 
 
-def test_reopen_task_reopens_held_slots_without_holder_and_logs_the_count(
+def test_reopen_task_releases_reservations_without_holder_and_logs_the_count(
     clock, caplog, django_capture_on_commit_callbacks
 ):
     held = _requested()
-    orphan_held = TimeSlotFactory(coach=held.coach, start=START + timedelta(days=1), status="HELD")
-    orphan_booked = TimeSlotFactory(
-        coach=held.coach, start=START + timedelta(days=2), status="BOOKED"
-    )
-    past_orphan = TimeSlotFactory(coach=held.coach, start=NOW + timedelta(hours=1), status="HELD")
-    clock.move_to(NOW + timedelta(hours=2))
+    credit = _session(coach=held.coach)
+    orphan_held = _orphan(credit, START + timedelta(days=1), SlotStatus.HELD)
+    orphan_booked = _orphan(credit, START + timedelta(days=2), SlotStatus.BOOKED)
+    past_orphan = _orphan(credit, NOW - timedelta(hours=3), SlotStatus.HELD)
     caplog.set_level("INFO", logger="calendars.tasks")
 
     first = _run_task(calendar_tasks.reopen_freed_slots, django_capture_on_commit_callbacks)
@@ -205,27 +222,27 @@ def test_reopen_task_reopens_held_slots_without_holder_and_logs_the_count(
             pk__in=[held.slot_id, orphan_held.pk, orphan_booked.pk, past_orphan.pk]
         ).values_list("pk", "status")
     )
-    assert (first, second) == (2, 0)
+    assert (first, second) == (3, 0)
     assert statuses == {
-        held.slot_id: "HELD",
-        orphan_held.pk: "OPEN",
-        orphan_booked.pk: "OPEN",
-        past_orphan.pk: "HELD",
+        held.slot_id: SlotStatus.HELD,
+        orphan_held.pk: SlotStatus.RELEASED,
+        orphan_booked.pk: SlotStatus.RELEASED,
+        past_orphan.pk: SlotStatus.RELEASED,
     }
     assert [r.getMessage() for r in caplog.records if r.name == "calendars.tasks"] == [
-        "reopen_freed_slots: 2 slot(s) reopened",
-        "reopen_freed_slots: 0 slot(s) reopened",
+        "reopen_freed_slots: 3 reservation(s) released",
+        "reopen_freed_slots: 0 reservation(s) released",
     ]
     assert mail.outbox == []
 
 
 def test_reopen_command_prints_what_it_did(clock):
-    TimeSlotFactory(status="BOOKED")
+    _orphan(_session(), START, SlotStatus.BOOKED)
     out = StringIO()
 
     call_command("reopen_freed_slots", stdout=out)
 
-    assert out.getvalue() == "Reopened 1 freed slot(s).\n"
+    assert out.getvalue() == "Released 1 reservation(s) with no active holder.\n"
 
 
 # --- reminders ----------------------------------------------------------------------------------
@@ -281,8 +298,8 @@ def test_reminders_skip_sessions_that_are_not_confirmed(clock):
 def test_a_confirmed_new_time_is_reminded_again(clock):
     session = _confirmed(start=NOW + timedelta(hours=20))
     tasks.send_reminders.delay().get()
-    new_slot = TimeSlotFactory(coach=session.coach, start=NOW + timedelta(hours=22))
-    services.session_propose_reschedule(session=session, slot=new_slot, actor=session.coach)
+    new_start = _open(session.coach, NOW + timedelta(hours=22))
+    services.session_propose_reschedule(session=session, start=new_start, actor=session.coach)
     services.session_confirm_reschedule(session=session, actor=session.student)
     mail.outbox.clear()
 
@@ -345,51 +362,6 @@ def test_nothing_is_sent_when_the_sweep_transaction_rolls_back(
     assert (callbacks, mail.outbox, session.status) == ([], [], Status.REQUESTED)
 
 
-# --- materialise --------------------------------------------------------------------------------
-
-
-def _weekly_pattern(clock):
-    """An ongoing Monday 12:00-14:00 UTC pattern made for one week: 2 slots on 3 March."""
-    coach = CoachFactory()
-    pattern = make_pattern(
-        coach=coach,
-        weekday=0,
-        start_time=time(12, 0),
-        end_time=time(14, 0),
-        slot_minutes=60,
-        weeks=1,
-        ongoing=True,
-    )
-    return coach, pattern
-
-
-def test_materialise_task_fills_ongoing_patterns_weeks_ahead_once(clock, settings):
-    settings.AVAILABILITY_WEEKS_AHEAD = 3
-    coach, pattern = _weekly_pattern(clock)
-    before = TimeSlot.objects.filter(pattern=pattern).count()
-
-    created = calendar_tasks.materialise_availability.delay().get()
-    again = calendar_tasks.materialise_availability.delay().get()
-
-    mondays = sorted(
-        {slot.start.date() for slot in TimeSlot.objects.filter(pattern=pattern, coach=coach)}
-    )
-    assert (created, again) == (TimeSlot.objects.filter(pattern=pattern).count() - before, 0)
-    assert created > 0
-    assert mondays[-1] == date(2025, 3, 24)  # three weeks after Monday 3 March
-    assert {day.weekday() for day in mondays} == {0}
-
-
-def test_materialise_command_prints_what_it_did(clock):
-    _, pattern = _weekly_pattern(clock)
-    out = StringIO()
-
-    call_command("materialise_availability", "--weeks", "2", stdout=out)
-
-    made = TimeSlot.objects.filter(pattern=pattern, start__date__gt=date(2025, 3, 3)).count()
-    assert (made, out.getvalue()) == (4, "Materialised 4 slot(s) from weekly availability.\n")
-
-
 # --- concurrency (PostgreSQL) -------------------------------------------------------------------
 
 
@@ -417,9 +389,9 @@ def _concurrently(function, workers=2):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_reminder_runs_send_each_reminder_once():
+def test_concurrent_reminder_runs_send_each_reminder_once(clock):
     coach = CoachFactory()
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = NOW
     for hours in range(12):
         _confirmed(start=now + timedelta(hours=3 + hours), coach=coach)
     mail.outbox.clear()
@@ -433,9 +405,9 @@ def test_concurrent_reminder_runs_send_each_reminder_once():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_expiry_runs_expire_each_request_once():
+def test_concurrent_expiry_runs_expire_each_request_once(clock):
     coach = CoachFactory()
-    now = datetime.now(UTC)
+    now = NOW
     for hours in range(12):
         _requested(start=now + timedelta(days=3, hours=hours), coach=coach)
     later = now + timedelta(days=2, hours=1)  # past the 48 h window, before every start
@@ -444,4 +416,5 @@ def test_concurrent_expiry_runs_expire_each_request_once():
 
     assert sum(results) == 12
     assert SessionEvent.objects.filter(action=Action.EXPIRE).count() == 12
-    assert TimeSlot.objects.filter(status=SlotStatus.OPEN).count() == 12
+    assert TimeSlot.objects.filter(status=SlotStatus.RELEASED).count() == 12
+    assert Session.objects.filter(status=Status.REQUESTED).count() == 0
