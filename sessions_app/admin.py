@@ -1,9 +1,9 @@
-"""Admin pages for offerings, packages, sessions, proposals and the session event timeline.
+"""Admin pages for packages, sessions, proposals and the session event timeline (offerings:
+`catalog.admin`).
 
 Everything here is read-only: statuses change only through the services in
 `sessions_app.services`, so sessions, packages, proposals and events cannot be added, changed
-or deleted in the admin; offerings neither, since their checks (currencies, price cap, bounds)
-live in the offering services that the coach's Offerings page calls. Every cancellation shows
+or deleted in the admin. Every cancellation shows
 its refund choice, taken from the cancel event ("Full refund $30.00", "Partial refund $12.50",
 "Cancel without refund").
 """
@@ -39,7 +39,7 @@ from refunds.models import PaymentState
 from refunds.money import format_money
 from refunds.selectors import refunded_cents_for_session, refunded_cents_subquery
 from sessions_app.lifecycle import Action
-from sessions_app.models import Offering, Package, RescheduleProposal, Session, SessionEvent
+from sessions_app.models import Package, RescheduleProposal, Session, SessionEvent
 
 REFUND_LABELS = {"full": "Full refund", "partial": "Partial refund"}
 
@@ -131,12 +131,17 @@ def event_details_text(event: SessionEvent) -> str:
             continue
         if key.endswith("_cents") and isinstance(value, int):
             key, value = key.removesuffix("_cents"), format_money(value, event.session.currency)
-        elif key in ("start", "end") and isinstance(value, str):
+        elif _is_time_key(key) and isinstance(value, str):
             value = _local_iso(value)
         parts.append(f"{key.replace('_', ' ')}: {value}")
     if reason:
         parts.append(f"reason: {reason}")
     return " · ".join(parts) or "-"
+
+
+def _is_time_key(key: str) -> bool:
+    """Whether a details key holds an ISO time: start, end, proposed_start, previous_start..."""
+    return key in ("start", "end") or key.endswith(("_start", "_end"))
 
 
 def _local_iso(value: str) -> str:
@@ -156,7 +161,8 @@ class RescheduleProposalInline(ReadOnlyAdminMixin, admin.TabularInline):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("slot", "proposed_by")
+        # A reservation names itself in its coach's timezone: its coach comes in the same query.
+        return super().get_queryset(request).select_related("slot__coach", "proposed_by")
 
 
 class PackageSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -169,7 +175,7 @@ class PackageSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return with_cancel_details(super().get_queryset(request).select_related("slot"))
+        return with_cancel_details(super().get_queryset(request).select_related("slot__coach"))
 
     price_share_display = money_column("price_share_cents", "price share", sortable=False)
 
@@ -179,39 +185,6 @@ class PackageSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 # --- model admins ----------------------------------------------------------------------------
-
-
-@admin.register(Offering)
-class OfferingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Read-only: coaches change their offerings on their Offerings page, through
-    `offering_create` / `offering_update` / `offering_set_active`, which check the currency, the
-    price cap and the bounds that a plain model form would skip."""
-
-    list_display = [
-        "title",
-        "coach",
-        "session_count",
-        "duration_minutes",
-        "price_display",
-        "is_active",
-        "created_at",
-    ]
-    list_filter = ["is_active", "currency", CoachFilter]
-    search_fields = ["title", "coach__email"]
-    list_select_related = ["coach"]
-    fields = [
-        "title",
-        "coach",
-        "description",
-        "session_count",
-        "duration_minutes",
-        "price_display",
-        "is_active",
-        "created_at",
-    ]
-    readonly_fields = fields
-
-    price_display = money_column("price_cents", "price")
 
 
 @admin.register(Package)
@@ -296,7 +269,7 @@ class SessionAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
     list_filter = ["status", CoachFilter, "currency"]
     search_fields = ["student__email", "coach__email"]
     search_help_text = "A student's or coach's email, or a session number."
-    list_select_related = ["coach", "student", "slot", "package"]
+    list_select_related = ["coach", "student", "slot__coach", "package"]
     list_per_page = 100
     inlines = [SessionEventInline, RefundInline, RescheduleProposalInline]
     fields = [
@@ -372,7 +345,7 @@ class RescheduleProposalAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin
     search_fields = ["proposed_by__email"]
     number_search_field = "session_id"
     search_help_text = "The proposer's email, or a session number."
-    list_select_related = ["slot", "proposed_by"]
+    list_select_related = ["slot__coach", "proposed_by"]
 
     @admin.display(description="session", ordering="session_id")
     def session_link(self, obj):

@@ -3,10 +3,12 @@
 
 Who hears about an event: the coach when the student acted, the student when the coach acted,
 both when the system acted (expiry, completion) or someone else (an admin). Each email has a
-subject, a plain-text and an HTML body, the time in the recipient's own timezone with its
-abbreviation, and a link to the session. Confirmations (accept, confirm_reschedule) carry an
-.ics invitation and the cancellation of a published session a canceled one, with the same UID
-and SEQUENCE as the calendar feed (`calendars.feeds`).
+subject, a plain-text and an HTML body, the time (start-end, the session's real length) in the
+recipient's own timezone with its abbreviation, and a link to the session. While a new time is
+being agreed the session keeps its agreed time: proposals name both, and a proposal that is
+declined, withdrawn or expires says the session stays at the agreed time. Confirmations
+(accept, confirm_reschedule) carry an .ics invitation and the cancellation of a published
+session a canceled one, with the same UID and SEQUENCE as the calendar feed (`calendars.feeds`).
 
 Emails go out from Celery tasks (`sessions_app.tasks.notify_event(s)`) that the services
 schedule with `transaction.on_commit`, so a rolled-back change never sends anything. Sending
@@ -146,11 +148,27 @@ def event_recipients(*, event: SessionEvent, session: Session) -> list[User]:
     return [person for person in people if person.is_active and person.email]
 
 
+# Events about a proposal while the agreed time stands: their `slot_id` is the proposal's time.
+_PROPOSAL_ACTIONS = (Action.PROPOSE_RESCHEDULE, Action.COUNTER_PROPOSE)
+# Events that end a proposal and keep the agreed time: their `slot_id` is the agreed time.
+_KEPT_ACTIONS = (Action.DECLINE_RESCHEDULE, Action.WITHDRAW_PROPOSAL, Action.EXPIRE_RESCHEDULE)
+# Events whose time is a proposed one, shown beside the agreed time.
+_PROPOSING = (Action.PROPOSE_RESCHEDULE, Action.COUNTER_PROPOSE)
+
+
 def _event_slot(event: SessionEvent, session: Session, slots: dict[int, TimeSlot]):
     slot = slots.get((event.details or {}).get("slot_id"))
     if slot is None and event.action == Action.CANCEL and event.from_status != Status.UNSCHEDULED:
         slot = session.slot
     return slot
+
+
+def _agreed_slot(event: SessionEvent, session: Session, slots: dict[int, TimeSlot]):
+    """The agreed time that a proposal event leaves standing: the one the event names, else the
+    session's (which a proposal never changes), or None for other events."""
+    if event.action not in _PROPOSAL_ACTIONS:
+        return None
+    return slots.get((event.details or {}).get("agreed_slot_id")) or session.slot
 
 
 def _event_text(event: SessionEvent, session: Session, recipient: User, extra: dict):
@@ -199,20 +217,33 @@ def _event_text(event: SessionEvent, session: Session, recipient: User, extra: d
     elif action in (Action.PROPOSE_RESCHEDULE, Action.COUNTER_PROPOSE):
         another = "another" if action == Action.COUNTER_PROPOSE else "a new"
         subject = f"{actor} proposed {another} time{when}"
-        lines.append(f"{actor} would like to move session {session.number} of “{title}”.")
-        answer = "Confirm the new time or propose another one"
+        proposed = f" to {extra['proposed']}" if extra.get("proposed") else ""
+        lines.append(f"{actor} would like to move session {session.number} of “{title}”{proposed}.")
+        answer = "Confirm the new time, propose another one or keep the current time"
         if extra.get("expires_at"):
             answer += f" before {extra['expires_at']}"
-        lines.append(f"{answer}. The previous time has been released.")
+        lines.append(f"{answer}.")
+        if extra.get("agreed"):
+            lines.append(f"Until a new time is agreed, the session stays at {extra['agreed']}.")
     elif action == Action.CONFIRM_RESCHEDULE:
         subject = f"New time confirmed{when}"
         lines.append(f"{actor} confirmed the new time: the session is confirmed again.")
         lines.append("The attached invitation updates your calendar.")
+    elif action == Action.DECLINE_RESCHEDULE:
+        subject = f"{actor} kept the current time{when}"
+        lines.append(f"{actor} kept the current time, {extra.get('agreed', 'as agreed')}.")
+        lines.append("The proposed time was declined and is free again.")
+    elif action == Action.WITHDRAW_PROPOSAL:
+        subject = f"{actor} withdrew the proposed time{when}"
+        lines.append(
+            f"{actor} withdrew the proposed time; the session stays at "
+            f"{extra.get('agreed', 'the agreed time')}."
+        )
     elif action == Action.EXPIRE_RESCHEDULE:
         subject = f"Proposed time expired{when}"
         lines.append(
-            "The proposed new time was not answered in time, so it expired. The session has no "
-            "time now; the student keeps the session credit and can book a new time."
+            "The proposed time expired; the session stays at "
+            f"{extra.get('agreed', 'the agreed time')}."
         )
     elif action == Action.COMPLETE:
         subject = f"Session completed: {title}"
@@ -239,11 +270,18 @@ def _event_text(event: SessionEvent, session: Session, recipient: User, extra: d
 def _event_emails(event: SessionEvent, slots, proposals, now) -> list[Email]:
     session = event.session
     slot = _event_slot(event, session, slots)
+    agreed = _agreed_slot(event, session, slots)
+    if event.action in _KEPT_ACTIONS:
+        agreed = slot
     emails = []
     for recipient in event_recipients(event=event, session=session):
         extra: dict = {}
         if slot is not None:
             extra["short"] = format_short(slot.start, recipient)
+        if agreed is not None:
+            extra["agreed"] = format_when(agreed.start, agreed.end, recipient)
+        if event.action in (Action.PROPOSE_RESCHEDULE, Action.COUNTER_PROPOSE) and slot:
+            extra["proposed"] = format_when(slot.start, slot.end, recipient)
         expires = None
         if event.action == Action.BOOK and session.status == Status.REQUESTED:
             expires = session.request_expires_at
@@ -274,6 +312,8 @@ def _event_emails(event: SessionEvent, slots, proposals, now) -> list[Email]:
             "title": session.package.title,
             "lines": lines,
             "when": format_when(slot.start, slot.end, recipient) if slot else "",
+            "when_label": "Proposed" if event.action in _PROPOSING else "When",
+            "agreed": extra.get("agreed", "") if event.action in _PROPOSING else "",
             "url": session_url(session.pk),
             "status": Status(session.status).label,
             "has_invitation": attachment is not None,
@@ -318,7 +358,9 @@ def events_notify(*, event_ids: Iterable[int]) -> int:
         )
         .order_by("pk")
     )
-    slot_ids = {(event.details or {}).get("slot_id") for event in events} - {None}
+    slot_ids = {
+        (event.details or {}).get(key) for event in events for key in ("slot_id", "agreed_slot_id")
+    } - {None}
     slots = slots_by_id(ids=slot_ids)
     proposal_ids = {(event.details or {}).get("proposal_id") for event in events} - {None}
     proposals = RescheduleProposal.objects.in_bulk(proposal_ids) if proposal_ids else {}

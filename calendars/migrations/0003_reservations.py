@@ -18,6 +18,15 @@ def drop_old_exclusion(apps, schema_editor):
         )
 
 
+def restore_old_exclusion(apps, schema_editor):
+    # Going back: the pre-cut slots' constraint of 0002 (refused if slots overlap).
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(
+            f"ALTER TABLE calendars_timeslot ADD CONSTRAINT {OLD_EXCLUSION} "
+            "EXCLUDE USING gist (coach_id WITH =, tstzrange(start, \"end\", '[)') WITH &&)"
+        )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("calendars", "0002_timeslot_no_overlap_postgres"),
@@ -26,7 +35,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(drop_old_exclusion, migrations.RunPython.noop),
+        migrations.RunPython(drop_old_exclusion, restore_old_exclusion),
         migrations.CreateModel(
             name='AvailabilityRule',
             fields=[

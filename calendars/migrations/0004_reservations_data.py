@@ -1,7 +1,13 @@
 """Availability without pre-cut slots (part 2 of 3): carry the pre-cut slots over.
 
-- Weekly patterns still running become weekly rules (in the coach's timezone).
-- OPEN slots not yet ended become one-off availability windows, adjacent ones merged.
+- Weekly patterns still running become weekly rules, when they were defined in the coach's
+  current timezone (a rule is read in the coach's timezone; one defined elsewhere would move).
+  A rule starts at the pattern's first date only if that is still to come: one already running
+  has no first date, so the coach's weekly-hours grid (which manages undated rules) shows it.
+- Slots not yet ended that were the coach's bookable time (OPEN, HELD, BOOKED) become one-off
+  availability windows, adjacent ones merged, unless a pattern that became a rule made them: so
+  a booked one-off time that is released later is bookable again, as the reopened slot was.
+  (Times the rule covers that the coach had deleted from its slots are bookable again.)
 - HELD/BOOKED slots with an active holder (a session holding it, a pending proposal) stay
   reservations of that session, with its student.
 - The agreed time of a session being rescheduled was reopened by the old design; it is booked
@@ -15,11 +21,24 @@
 Not reversible in data: going back leaves the reservations as they are.
 """
 
+import zoneinfo
+
 from django.db import migrations
 from django.db.models import Q
 from django.utils import timezone
 
 HOLDING = ("REQUESTED", "CONFIRMED")
+# Slot statuses that were the coach's bookable time (open, or taken by a booking).
+BOOKABLE = ("OPEN", "HELD", "BOOKED")
+
+
+def _today(pattern, now):
+    """Today's date where the pattern's wall-clock times are read."""
+    try:
+        tz = zoneinfo.ZoneInfo(pattern.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        tz = zoneinfo.ZoneInfo("UTC")
+    return now.astimezone(tz).date()
 
 
 def _merge(intervals):
@@ -43,19 +62,25 @@ def forward(apps, schema_editor):
     Proposal = apps.get_model("sessions_app", "RescheduleProposal")
     now = timezone.now()
 
+    running = [
+        pattern
+        for pattern in Pattern.objects.filter(is_active=True).select_related("coach").order_by("pk")
+        if pattern.valid_until is None or pattern.valid_until >= _today(pattern, now)
+    ]
+    rules = [pattern for pattern in running if pattern.timezone == pattern.coach.timezone]
     Rule.objects.bulk_create(
         Rule(
             coach_id=pattern.coach_id,
             weekday=pattern.weekday,
             start_time=pattern.start_time,
             end_time=pattern.end_time,
-            valid_from=pattern.valid_from,
+            valid_from=pattern.valid_from if pattern.valid_from > _today(pattern, now) else None,
             valid_until=pattern.valid_until,
         )
-        for pattern in Pattern.objects.filter(is_active=True).filter(
-            Q(valid_until__isnull=True) | Q(valid_until__gte=now.date())
-        )
+        for pattern in rules
     )
+    # Slots these patterns made: the rules cover their times.
+    by_rule = {pattern.pk for pattern in rules}
 
     # Who holds or last held each slot: (session id, student id).
     holder: dict[int, tuple[int, int]] = {}
@@ -75,7 +100,7 @@ def forward(apps, schema_editor):
 
     windows: dict[int, list] = {}
     for slot in TimeSlot.objects.order_by("pk").iterator():
-        if slot.status == "OPEN" and slot.end > now:
+        if slot.status in BOOKABLE and slot.end > now and slot.pattern_id not in by_rule:
             windows.setdefault(slot.coach_id, []).append((slot.start, slot.end))
         elif slot.status == "BLOCKED" and slot.end > now:
             model = BusyTime if slot.block_source == "external" else TimeOff

@@ -11,20 +11,21 @@ from django.utils import timezone
 
 from accounts.admin import CoachProfileAdmin
 from accounts.models import CoachProfile
+from catalog.models import Offering
 from refunds.models import Refund, RefundState
 from sessions_app import services
 from sessions_app.admin import cancellation_text
-from sessions_app.models import Offering, Package, Session, SessionEvent
+from sessions_app.models import Package, Session, SessionEvent
 from sessions_app.selectors import coach_cancellation_rate
 from tests.factories import (
     CoachFactory,
     OfferingFactory,
     StudentFactory,
     SuperuserFactory,
-    TimeSlotFactory,
     make_canceled_session,
     make_package,
     make_session,
+    next_free_start,
 )
 
 pytestmark = pytest.mark.django_db
@@ -329,6 +330,24 @@ def test_event_list_renders_within_a_fixed_query_budget(
     assert response.status_code == 200
 
 
+def test_lists_with_agreed_and_proposed_times_stay_within_their_budgets(
+    admin_client, django_assert_max_num_queries
+):
+    # Each time names itself in its coach's timezone: the coach must not cost a query per row.
+    for status in ("REQUESTED", "CONFIRMED", "RESCHEDULING") * 4:
+        make_session(status)
+
+    with django_assert_max_num_queries(7):
+        sessions = admin_client.get(SESSIONS)
+    with django_assert_max_num_queries(5):
+        proposals = admin_client.get(reverse("admin:sessions_app_rescheduleproposal_changelist"))
+
+    assert len(sessions.context_data["cl"].result_list) == 36
+    assert len(proposals.context_data["cl"].result_list) == 4
+    assert "(Booked)" in sessions.content.decode()
+    assert "(Held)" in proposals.content.decode()
+
+
 # --- offerings ---------------------------------------------------------------------------------
 
 
@@ -337,9 +356,9 @@ def test_offering_admin_is_read_only_so_the_offering_services_checks_cannot_be_s
 ):
     offering = OfferingFactory(price_cents=45000)
     title = offering.title
-    change = reverse("admin:sessions_app_offering_change", args=[offering.pk])
-    add = reverse("admin:sessions_app_offering_add")
-    delete = reverse("admin:sessions_app_offering_delete", args=[offering.pk])
+    change = reverse("admin:catalog_offering_change", args=[offering.pk])
+    add = reverse("admin:catalog_offering_add")
+    delete = reverse("admin:catalog_offering_delete", args=[offering.pk])
     forged = {
         "title": "Edited",
         "session_count": 3,
@@ -349,7 +368,7 @@ def test_offering_admin_is_read_only_so_the_offering_services_checks_cannot_be_s
         "is_active": "on",
     }
 
-    listing = admin_client.get(reverse("admin:sessions_app_offering_changelist"))
+    listing = admin_client.get(reverse("admin:catalog_offering_changelist"))
     page = admin_client.get(change)
 
     assert "$450.00" in listing.content.decode()
@@ -384,9 +403,8 @@ def test_coach_profile_admin_is_read_only_and_cannot_delete_a_profile(admin_clie
 
 
 def _book_and_accept(session, *, accept=True):
-    services.session_book(
-        session=session, slot=TimeSlotFactory(coach=session.coach), actor=session.student
-    )
+    start = next_free_start(session.coach, session.package.duration_minutes)
+    services.session_book(session=session, start=start, actor=session.student)
     if accept:
         services.session_accept(session=session, actor=session.coach)
 
@@ -483,3 +501,27 @@ def test_timeline_details_show_money_local_times_and_the_reason_last(client):
     start = session.slot.start.astimezone(ZoneInfo("America/New_York"))
     assert f"start: {start:%Y-%m-%d %H:%M:%S %Z}" in html
     assert f"Partial refund $12.50 · refund id: {refund.pk} · reason: Ill" in html
+
+
+# --- the agreed time stands while a new one is being agreed ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "label"),
+    [("decline", "Current time kept"), ("withdraw", "Proposal withdrawn")],
+)
+def test_timeline_shows_a_kept_time_with_the_proposed_start_in_local_time(client, answer, label):
+    session = make_session("RESCHEDULING")
+    proposal = session.proposals.get()
+    if answer == "decline":
+        services.session_decline_reschedule(session=session, actor=session.student)
+    else:
+        services.session_withdraw_proposal(session=session, actor=session.coach)
+    client.force_login(SuperuserFactory(timezone="America/New_York"))
+
+    html = _session_page(client, session)
+
+    zone = ZoneInfo("America/New_York")
+    assert label in html
+    assert f"proposed start: {proposal.slot.start.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}" in html
+    assert f"start: {session.slot.start.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}" in html

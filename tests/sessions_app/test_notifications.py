@@ -13,13 +13,24 @@ from django.db import transaction
 from sessions_app import notifications, services
 from sessions_app.lifecycle import Action, PermissionDenied
 from sessions_app.models import Session, SessionEvent
-from tests.factories import CoachFactory, OfferingFactory, StudentFactory, TimeSlotFactory
+from tests.factories import (
+    AvailabilityWindowFactory,
+    CoachFactory,
+    OfferingFactory,
+    StudentFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)  # a Monday
 START = datetime(2025, 1, 8, 13, 0, tzinfo=UTC)  # Wednesday 14:00 CET, 08:00 EST
 SITE = "https://coachbook.example"
+
+
+def _open(coach, start, minutes=60):
+    """Make `start` bookable for a session of `minutes` with `coach` (a one-off window)."""
+    AvailabilityWindowFactory(coach=coach, start=start, end=start + timedelta(minutes=minutes))
+    return start
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +52,7 @@ def people(clock):
     offering = OfferingFactory(coach=coach, title="Chess basics", price_cents=30000)
     package = services.package_purchase(student=student, offering=offering)
     session = package.sessions.order_by("number").first()
-    slot = TimeSlotFactory(coach=coach, start=START)
-    return coach, student, session, slot
+    return coach, student, session, _open(coach, START)
 
 
 def _run(django_capture_on_commit_callbacks, action, **kwargs):
@@ -57,8 +67,8 @@ def _fresh(session):
 
 
 def _requested(people, capture):
-    _coach, student, session, slot = people
-    _run(capture, services.session_book, session=session, slot=slot, actor=student)
+    _coach, student, session, start = people
+    _run(capture, services.session_book, session=session, start=start, actor=student)
     mail.outbox.clear()
     return _fresh(session)
 
@@ -85,13 +95,13 @@ def _html(message):
 def test_book_emails_only_the_coach_in_the_coachs_timezone_with_a_link(
     people, django_capture_on_commit_callbacks
 ):
-    coach, student, session, slot = people
+    coach, student, session, start = people
 
     _run(
         django_capture_on_commit_callbacks,
         services.session_book,
         session=session,
-        slot=slot,
+        start=start,
         actor=student,
     )
 
@@ -139,12 +149,12 @@ def test_confirmed_reschedule_invitation_carries_the_raised_sequence_to_the_prop
 ):
     coach, student, _, _ = people
     session = _confirmed(people, django_capture_on_commit_callbacks)
-    new_slot = TimeSlotFactory(coach=coach, start=START + timedelta(days=1))
+    new_start = _open(coach, START + timedelta(days=1))
     _run(
         django_capture_on_commit_callbacks,
         services.session_propose_reschedule,
         session=session,
-        slot=new_slot,
+        start=new_start,
         actor=coach,
     )
     [proposal_email] = mail.outbox
@@ -159,7 +169,10 @@ def test_confirmed_reschedule_invitation_carries_the_raised_sequence_to_the_prop
 
     assert proposal_email.to == [student.email]
     assert proposal_email.subject == "Carla Coach proposed a new time, Thu 9 Jan, 08:00 EST"
-    assert "Confirm the new time or propose another one before" in proposal_email.body
+    assert (
+        "Confirm the new time, propose another one or keep the current time before"
+        in proposal_email.body
+    )
     [message] = mail.outbox
     assert message.to == [coach.email]
     assert message.subject == "New time confirmed, Thu 9 Jan, 14:00 CET"
@@ -180,17 +193,19 @@ def _decline(people, capture):
 
 def _propose_by_student(people, capture):
     session = _confirmed(people, capture)
-    slot = TimeSlotFactory(coach=people[0], start=START + timedelta(days=1))
-    return lambda: services.session_propose_reschedule(session=session, slot=slot, actor=people[1])
+    proposed = _open(people[0], START + timedelta(days=1))
+    return lambda: services.session_propose_reschedule(
+        session=session, start=proposed, actor=people[1]
+    )
 
 
 def _counter_by_coach(people, capture):
     session = _confirmed(people, capture)
-    first = TimeSlotFactory(coach=people[0], start=START + timedelta(days=1))
-    services.session_propose_reschedule(session=session, slot=first, actor=people[1])
-    second = TimeSlotFactory(coach=people[0], start=START + timedelta(days=2))
+    first = _open(people[0], START + timedelta(days=1))
+    services.session_propose_reschedule(session=session, start=first, actor=people[1])
+    second = _open(people[0], START + timedelta(days=2))
     return lambda: services.session_counter_propose(
-        session=_fresh(session), slot=second, actor=people[0]
+        session=_fresh(session), start=second, actor=people[0]
     )
 
 
@@ -206,11 +221,30 @@ def _expire(people, capture):
     return lambda: services.sessions_expire_stale(now=NOW + timedelta(days=3))
 
 
-def _expire_reschedule(people, capture):
+def _proposed_by_coach(people, capture):
     session = _confirmed(people, capture)
-    slot = TimeSlotFactory(coach=people[0], start=START + timedelta(days=1))
-    services.session_propose_reschedule(session=session, slot=slot, actor=people[0])
-    return lambda: services.sessions_expire_stale(now=NOW + timedelta(days=3))
+    proposed = _open(people[0], START + timedelta(days=1))
+    services.session_propose_reschedule(session=session, start=proposed, actor=people[0])
+    return _fresh(session)
+
+
+def _decline_reschedule(people, capture):
+    session = _proposed_by_coach(people, capture)
+    return lambda: services.session_decline_reschedule(session=session, actor=people[1])
+
+
+def _withdraw_proposal(people, capture):
+    session = _proposed_by_coach(people, capture)
+    return lambda: services.session_withdraw_proposal(session=session, actor=people[0])
+
+
+# Past the proposal's deadline (NOW + the 48 h window), before the agreed start.
+PROPOSAL_EXPIRED = NOW + timedelta(hours=49)
+
+
+def _expire_reschedule(people, capture):
+    _proposed_by_coach(people, capture)
+    return lambda: services.sessions_expire_stale(now=PROPOSAL_EXPIRED)
 
 
 def _complete(people, capture):
@@ -226,16 +260,25 @@ def _complete(people, capture):
         (_decline, ["student"], "Carla Coach declined your request, Wed 8 Jan, 08:00 EST",
          "Their note: Away"),
         (_propose_by_student, ["coach"], "Sam Student proposed a new time, Thu 9 Jan, 14:00 CET",
-         "The previous time has been released."),
+         "Until a new time is agreed, the session stays at "
+         "Wed 8 Jan 2025, 14:00\u201315:00 CET (Europe/Berlin)."),
         (_counter_by_coach, ["student"],
          "Carla Coach proposed another time, Fri 10 Jan, 08:00 EST",
-         "Confirm the new time or propose another one"),
+         "Confirm the new time, propose another one or keep the current time"),
+        (_decline_reschedule, ["coach"], "Sam Student kept the current time, Wed 8 Jan, 14:00 CET",
+         "Sam Student kept the current time, "
+         "Wed 8 Jan 2025, 14:00\u201315:00 CET (Europe/Berlin)."),
+        (_withdraw_proposal, ["student"],
+         "Carla Coach withdrew the proposed time, Wed 8 Jan, 08:00 EST",
+         "Carla Coach withdrew the proposed time; the session stays at "
+         "Wed 8 Jan 2025, 08:00\u201309:00 EST (America/New_York)."),
         (_cancel_with_full_refund, ["student"],
          "Session canceled: Chess basics, Wed 8 Jan, 08:00 EST", "Full refund: $100.00."),
         (_expire, ["coach", "student"], "Request expired, Wed 8 Jan, 14:00 CET",
          "The request from Sam Student expired before it was answered."),
-        (_expire_reschedule, ["coach", "student"], "Proposed time expired, Thu 9 Jan, 14:00 CET",
-         "the student keeps the session credit"),
+        (_expire_reschedule, ["coach", "student"], "Proposed time expired, Wed 8 Jan, 14:00 CET",
+         "The proposed time expired; the session stays at "
+         "Wed 8 Jan 2025, 14:00\u201315:00 CET (Europe/Berlin)."),
         (_complete, ["coach", "student"], "Session completed: Chess basics",
          "Your session with Sam Student is marked as completed."),
     ],
@@ -255,6 +298,105 @@ def test_each_transition_tells_the_other_side_and_system_ones_tell_both(
     assert first.subject == subject
     assert says in first.body
     assert says in _html(first)
+
+
+@pytest.mark.parametrize("arrange", [_decline_reschedule, _withdraw_proposal, _expire_reschedule])
+def test_a_kept_time_is_told_as_confirmed_at_the_agreed_time_without_a_new_invitation(
+    people, django_capture_on_commit_callbacks, arrange
+):
+    act = arrange(people, django_capture_on_commit_callbacks)
+    mail.outbox.clear()
+
+    _run(django_capture_on_commit_callbacks, act)
+
+    for message in mail.outbox:
+        assert message.attachments == []
+        assert "Status:       Confirmed" in message.body
+        assert "When:" in message.body
+        assert "Thu 9 Jan" not in message.body  # the proposed time is gone
+
+
+def test_the_expired_proposal_tells_the_student_in_their_own_zone(
+    people, django_capture_on_commit_callbacks
+):
+    student = people[1]
+    act = _expire_reschedule(people, django_capture_on_commit_callbacks)
+    mail.outbox.clear()
+
+    _run(django_capture_on_commit_callbacks, act)
+
+    to_student = next(message for message in mail.outbox if message.to == [student.email])
+    assert to_student.subject == "Proposed time expired, Wed 8 Jan, 08:00 EST"
+    assert (
+        "The proposed time expired; the session stays at "
+        "Wed 8 Jan 2025, 08:00\u201309:00 EST (America/New_York)."
+    ) in to_student.body
+
+
+@pytest.fixture
+def long_session(clock):
+    """A confirmed 90-minute session of Carla's at START."""
+    coach = CoachFactory(timezone="Europe/Berlin", display_name="Carla Coach")
+    student = StudentFactory(timezone="America/New_York", display_name="Sam Student")
+    offering = OfferingFactory(coach=coach, title="Deep dive", duration_minutes=90)
+    session = services.package_purchase(student=student, offering=offering).sessions.first()
+    services.session_book(session=session, start=_open(coach, START, 90), actor=student)
+    services.session_accept(session=session, actor=coach)
+    return _fresh(session)
+
+
+def test_a_proposal_shows_the_proposed_and_the_agreed_time_with_their_real_length(
+    long_session, django_capture_on_commit_callbacks
+):
+    coach = long_session.coach
+    proposed = _open(coach, START + timedelta(days=1), 90)
+
+    _run(
+        django_capture_on_commit_callbacks,
+        services.session_propose_reschedule,
+        session=long_session,
+        start=proposed,
+        actor=coach,
+    )
+
+    [message] = mail.outbox
+    assert message.subject == "Carla Coach proposed a new time, Thu 9 Jan, 08:00 EST"
+    assert (
+        "Carla Coach would like to move session 1 of \u201cDeep dive\u201d to "
+        "Thu 9 Jan 2025, 08:00\u201309:30 EST (America/New_York)."
+    ) in message.body
+    assert "Proposed:     Thu 9 Jan 2025, 08:00\u201309:30 EST (America/New_York)" in message.body
+    assert "Agreed time:  Wed 8 Jan 2025, 08:00\u201309:30 EST (America/New_York)" in message.body
+    assert "Status:       Rescheduling" in message.body
+    html = _html(message)
+    assert ">Proposed</th>" in html and ">Agreed time</th>" in html
+    assert message.attachments == []
+
+
+def test_a_confirmed_new_time_invites_with_the_sessions_real_length(
+    long_session, django_capture_on_commit_callbacks
+):
+    coach, student = long_session.coach, long_session.student
+    proposed = _open(coach, START + timedelta(days=1), 90)
+    services.session_propose_reschedule(session=long_session, start=proposed, actor=student)
+
+    _run(
+        django_capture_on_commit_callbacks,
+        services.session_confirm_reschedule,
+        session=_fresh(long_session),
+        actor=coach,
+    )
+
+    [message] = mail.outbox
+    assert message.to == [student.email]
+    assert "When:         Thu 9 Jan 2025, 08:00\u201309:30 EST (America/New_York)" in message.body
+    assert "Agreed time:" not in message.body
+    event = _ics(message)
+    assert (event.decoded("DTSTART"), event.decoded("DTEND")) == (
+        proposed,
+        proposed + timedelta(minutes=90),
+    )
+    assert event["SEQUENCE"] == 1
 
 
 def test_student_hears_their_own_side_of_an_expired_request(
@@ -307,14 +449,14 @@ def test_purchase_sends_no_email(clock, django_capture_on_commit_callbacks):
 
 
 def test_nothing_is_sent_for_a_rolled_back_change(people, django_capture_on_commit_callbacks):
-    _coach, student, session, slot = people
+    _coach, student, session, start = people
 
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
         pytest.raises(RuntimeError),
         transaction.atomic(),
     ):
-        services.session_book(session=session, slot=slot, actor=student)
+        services.session_book(session=session, start=start, actor=student)
         raise RuntimeError("the request failed after the booking")
 
     assert (callbacks, mail.outbox) == ([], [])
@@ -334,8 +476,8 @@ def test_a_refused_action_sends_nothing(people, django_capture_on_commit_callbac
 
 
 def _booked_without_notifying(people):
-    _coach, student, session, slot = people
-    services.session_book(session=session, slot=slot, actor=student)  # on_commit never runs
+    _coach, student, session, start = people
+    services.session_book(session=session, start=start, actor=student)  # on_commit never runs
 
 
 def test_notifying_the_same_event_twice_sends_once(people):
@@ -379,8 +521,8 @@ def test_a_sweep_notifies_in_chunks_of_events(
         package = services.package_purchase(
             student=StudentFactory(), offering=OfferingFactory(coach=coach)
         )
-        slot = TimeSlotFactory(coach=coach, start=START + timedelta(hours=hours))
-        services.session_book(session=package.sessions.first(), slot=slot, actor=package.student)
+        start = _open(coach, START + timedelta(hours=hours))
+        services.session_book(session=package.sessions.first(), start=start, actor=package.student)
 
     _, callbacks = _run(
         django_capture_on_commit_callbacks,
@@ -430,7 +572,7 @@ def test_a_broker_outage_never_fails_the_committed_change(
 
 
 def test_a_stored_name_with_a_newline_still_gives_a_one_line_subject(people):
-    _coach, student, _session, _slot = people
+    _coach, student, _session, _start = people
     # Stored before names were checked (or by another path): the email must still go.
     type(student).objects.filter(pk=student.pk).update(display_name="Sam\nBcc: x@evil.example")
     _booked_without_notifying(people)
@@ -446,8 +588,8 @@ def test_a_stored_name_with_a_newline_still_gives_a_one_line_subject(people):
 def test_an_email_that_cannot_be_sent_is_logged_and_skipped_and_the_chunk_goes_on(
     people, monkeypatch, caplog
 ):
-    coach, student, session, slot = people
-    services.session_book(session=session, slot=slot, actor=student)
+    coach, student, session, start = people
+    services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
     events = list(SessionEvent.objects.exclude(action=Action.CREATE).order_by("pk"))
     original = notifications.EmailMultiAlternatives.send
@@ -468,8 +610,8 @@ def test_an_email_that_cannot_be_sent_is_logged_and_skipped_and_the_chunk_goes_o
 
 
 def test_a_failed_reminder_to_one_side_is_resent_only_to_that_side(people, monkeypatch):
-    coach, student, session, slot = people
-    services.session_book(session=session, slot=slot, actor=student)
+    coach, student, session, start = people
+    services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
     mail.outbox.clear()
     original = notifications.EmailMultiAlternatives.send
@@ -515,8 +657,8 @@ def _build_fails_for(monkeypatch, user):
 def test_an_email_that_cannot_be_built_is_skipped_its_claim_released_and_the_chunk_goes_on(
     people, monkeypatch, caplog
 ):
-    coach, student, session, slot = people
-    services.session_book(session=session, slot=slot, actor=student)
+    coach, student, session, start = people
+    services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
     book, accept = SessionEvent.objects.exclude(action=Action.CREATE).order_by("pk")
     original = _build_fails_for(monkeypatch, coach)
@@ -533,8 +675,8 @@ def test_an_email_that_cannot_be_built_is_skipped_its_claim_released_and_the_chu
 
 
 def test_a_reminder_that_cannot_be_built_is_retried_for_that_side_only(people, monkeypatch):
-    coach, student, session, slot = people
-    services.session_book(session=session, slot=slot, actor=student)
+    coach, student, session, start = people
+    services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
     mail.outbox.clear()
 
@@ -553,8 +695,8 @@ def test_a_reminder_that_cannot_be_built_is_retried_for_that_side_only(people, m
 def test_an_event_whose_emails_cannot_be_built_is_skipped_and_the_chunk_goes_on(
     people, monkeypatch, caplog
 ):
-    coach, student, session, slot = people
-    services.session_book(session=session, slot=slot, actor=student)
+    coach, student, session, start = people
+    services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
     book, accept = SessionEvent.objects.exclude(action=Action.CREATE).order_by("pk")
 
@@ -589,7 +731,7 @@ def _time_limit_on_send(monkeypatch, user):
 def test_the_soft_time_limit_stops_event_emails_and_releases_the_claim(people, monkeypatch):
     from celery.exceptions import SoftTimeLimitExceeded
 
-    coach, _student, _session, _slot = people
+    coach, _student, _session, _start = people
     _booked_without_notifying(people)
     event = SessionEvent.objects.get(action=Action.BOOK)
     original = _time_limit_on_send(monkeypatch, coach)
@@ -607,16 +749,16 @@ def test_the_soft_time_limit_stops_reminders_and_hands_the_chunk_to_the_next_run
 ):
     from celery.exceptions import SoftTimeLimitExceeded
 
-    coach, student, session, slot = people
-    services.session_book(session=session, slot=slot, actor=student)
+    coach, student, session, start = people
+    services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
     other_coach, other_student = CoachFactory(), StudentFactory()
     package = services.package_purchase(
         student=other_student, offering=OfferingFactory(coach=other_coach)
     )
     other = package.sessions.order_by("number").first()
-    later = TimeSlotFactory(coach=other_coach, start=START + timedelta(minutes=5))
-    services.session_book(session=other, slot=later, actor=other_student)
+    later = _open(other_coach, START + timedelta(minutes=5))
+    services.session_book(session=other, start=later, actor=other_student)
     services.session_accept(session=other, actor=other_coach)
     mail.outbox.clear()
 

@@ -1,56 +1,210 @@
+"""The demo seed: every status, only times the coach's weekly hours allow, at any hour of any
+day (late evenings, weekends, both DST Sundays), and idempotent; always on a fixed clock."""
+
+import sys
 from collections import Counter
+from datetime import UTC, datetime, time, timedelta
+from io import StringIO
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.management import call_command
 
 from accounts.models import User
-from calendars.models import SlotStatus, TimeSlot
+from calendars import services as calendar_services
+from calendars.models import AvailabilityRule, SlotStatus, TimeSlot
+from catalog import services as catalog_services
+from catalog.models import Offering
 from refunds.models import Refund
-from sessions_app import services
 from sessions_app.lifecycle import Status
-from sessions_app.models import Offering, Session, SessionEvent
+from sessions_app.models import RescheduleProposal, Session, SessionEvent
 
 pytestmark = pytest.mark.django_db
 
+LONDON = ZoneInfo("Europe/London")
+DEMO_LOGINS = ("coach@example.com", "student@example.com", "sam@example.com", "admin@example.com")
+EXPECTED_STATUSES = {
+    Status.UNSCHEDULED: 5,  # credits still to book
+    Status.REQUESTED: 3,
+    Status.CONFIRMED: 2,
+    Status.RESCHEDULING: 1,
+    Status.COMPLETED: 1,
+    Status.CANCELED: 1,
+}
 
-def test_seed_demo_creates_every_status_and_is_idempotent(client):
-    call_command("seed_demo")
-    counts = (Session.objects.count(), TimeSlot.objects.count(), SessionEvent.objects.count())
+MOMENTS = {
+    "Tuesday 23:30 GMT": datetime(2026, 12, 1, 23, 30, tzinfo=LONDON),
+    "Sunday 23:30 BST": datetime(2026, 7, 5, 23, 30, tzinfo=LONDON),
+    "spring-forward Sunday 00:30 GMT": datetime(2026, 3, 29, 0, 30, tzinfo=LONDON),
+    "spring-forward Sunday 23:30 BST": datetime(2026, 3, 29, 23, 30, tzinfo=LONDON),
+    "fall-back Sunday 00:30 BST": datetime(2026, 10, 25, 0, 30, tzinfo=LONDON),
+    "fall-back Sunday first 01:30 BST": datetime(2026, 10, 25, 1, 30, tzinfo=LONDON),
+    "fall-back Sunday second 01:30 GMT": datetime(2026, 10, 25, 1, 30, fold=1, tzinfo=LONDON),
+    "fall-back Sunday 23:30 GMT": datetime(2026, 10, 25, 23, 30, tzinfo=LONDON),
+}
 
-    call_command("seed_demo")
 
-    assert (
-        Session.objects.count(),
-        TimeSlot.objects.count(),
-        SessionEvent.objects.count(),
-    ) == counts
-    statuses = Counter(Session.objects.values_list("status", flat=True))
-    assert set(statuses) == set(Status.values)
-    coach = User.objects.get(email="coach@example.com")
+def _seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def _demo_coach() -> User:
+    return User.objects.get(email="coach@example.com")
+
+
+def _assert_within_weekly_hours(slot: TimeSlot) -> None:
+    start, end = slot.start.astimezone(LONDON), slot.end.astimezone(LONDON)
+    assert (start.date(), start.weekday() < 5) == (end.date(), True), slot
+    assert time(9) <= start.time() and end.time() <= time(17), slot
+
+
+@pytest.mark.parametrize("moment", MOMENTS.values(), ids=MOMENTS.keys())
+def test_seed_books_only_times_the_coachs_weekly_hours_allow_at_any_moment(moment):
+    with time_machine.travel(moment, tick=False):
+        _seed()
+        now = datetime.now(UTC)
+
+    assert Counter(Session.objects.values_list("status", flat=True)) == EXPECTED_STATUSES
+    coach = _demo_coach()
+    notice = timedelta(hours=coach.coach_profile.minimum_notice_hours)
+    slots = list(TimeSlot.objects.select_related("session__package").order_by("start"))
+    assert {slot.coach_id for slot in slots} == {coach.pk}
+    for slot in slots:
+        _assert_within_weekly_hours(slot)
+        assert slot.end - slot.start == timedelta(minutes=slot.session.package.duration_minutes)
+    # The completed lesson lies in the past; every other time was bookable when it was booked.
+    completed = Session.objects.get(status=Status.COMPLETED)
+    assert completed.slot.end < now
+    upcoming = [slot for slot in slots if slot.pk != completed.slot_id]
+    assert all(slot.start >= now + notice for slot in upcoming)
+    assert sorted(slot.session.package.duration_minutes for slot in upcoming) == [
+        60,
+        60,
+        60,
+        60,
+        60,
+        60,
+        60,
+        90,
+    ]
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(MOMENTS["Tuesday 23:30 GMT"], tick=False) as traveller:
+        yield traveller
+
+
+def test_seed_gives_the_coach_weekday_hours_and_offerings_of_30_60_and_90_minutes(clock):
+    _seed()
+
+    coach = _demo_coach()
     assert coach.is_coach
-    assert Session.objects.filter(coach=coach, status=Status.REQUESTED).count() >= 1
-    assert Session.objects.filter(
-        student__email="student@example.com", status=Status.UNSCHEDULED
-    ).exists()
-    assert list(Refund.objects.values_list("kind", "amount_cents")) == [("partial", 2500)]
-    assert TimeSlot.objects.filter(coach=coach, status=SlotStatus.OPEN).count() >= 60
+    assert list(
+        AvailabilityRule.objects.filter(coach=coach)
+        .order_by("weekday")
+        .values_list("weekday", "start_time", "end_time", "valid_from", "valid_until")
+    ) == [(weekday, time(9), time(17), None, None) for weekday in range(5)]
+    assert sorted(
+        Offering.objects.filter(coach=coach).values_list("duration_minutes", flat=True)
+    ) == [
+        30,
+        60,
+        90,
+    ]
+
+
+def test_seed_covers_a_pending_proposal_a_partial_refund_and_credits_to_book(clock):
+    _seed()
+
+    rescheduling = Session.objects.get(status=Status.RESCHEDULING)
+    proposal = RescheduleProposal.objects.get(status="PENDING")
+    assert proposal.session == rescheduling
+    assert (rescheduling.slot.status, proposal.slot.status) == (SlotStatus.BOOKED, SlotStatus.HELD)
+    assert proposal.slot.start > rescheduling.slot.start
+    assert list(Refund.objects.values_list("kind", "amount_cents", "session__status")) == [
+        ("partial", 2500, Status.CANCELED)
+    ]
+    canceled = Session.objects.get(status=Status.CANCELED)
+    assert canceled.student.email == "sam@example.com"
+    assert canceled.slot.status == SlotStatus.RELEASED
+    credits = Counter(
+        Session.objects.filter(status=Status.UNSCHEDULED).values_list("student__email", flat=True)
+    )
+    assert credits == {"student@example.com": 2, "sam@example.com": 3}
+    requested = Session.objects.filter(status=Status.REQUESTED).select_related("slot")
+    assert {session.slot.status for session in requested} == {SlotStatus.HELD}
+
+
+def test_every_status_change_of_the_seed_wrote_its_event(clock):
+    _seed()
+
+    for session in Session.objects.all():
+        last = session.events.order_by("created_at", "pk").last()
+        assert last.to_status == session.status, session
+
+
+def test_seed_is_idempotent_and_the_demo_logins_work(clock, client):
+    first = _seed()
+    counts = [
+        model.objects.count()
+        for model in (User, Session, TimeSlot, SessionEvent, AvailabilityRule, Offering, Refund)
+    ]
+
+    second = _seed()
+
+    assert counts == [
+        model.objects.count()
+        for model in (User, Session, TimeSlot, SessionEvent, AvailabilityRule, Offering, Refund)
+    ]
+    assert "Demo data ready." in first
+    assert second == "Demo data already present; nothing to do.\n"
     assert User.objects.get(email="admin@example.com").is_superuser
-    for email in ("coach@example.com", "student@example.com", "admin@example.com"):
-        assert client.login(email=email, password="coachbook-demo")
+    for email in DEMO_LOGINS:
+        assert client.login(email=email, password="coachbook-demo"), email
 
 
-def test_seed_demo_creates_its_offerings_through_the_offering_service(monkeypatch):
-    made = []
-    real = services.offering_create
+def test_seed_works_while_the_clock_ticks():
+    """As the repository's before-stop hook runs it: 23:30 UTC, the clock moving."""
+    with time_machine.travel(datetime(2026, 12, 1, 23, 30, tzinfo=UTC), tick=True):
+        _seed()
 
-    def spy(**kwargs):
-        offering = real(**kwargs)
-        made.append(offering.pk)
+    assert Counter(Session.objects.values_list("status", flat=True)) == EXPECTED_STATUSES
+
+
+def test_seed_makes_its_availability_and_offerings_through_the_services(clock, monkeypatch):
+    offerings, weeks = [], []
+    real_offering_create = catalog_services.offering_create
+    real_week_set = calendar_services.availability_week_set
+
+    def offering_spy(**kwargs):
+        offering = real_offering_create(**kwargs)
+        offerings.append(offering.pk)
         return offering
 
-    monkeypatch.setattr(services, "offering_create", spy)
+    def week_spy(**kwargs):
+        weeks.append(kwargs["week"])
+        return real_week_set(**kwargs)
 
-    call_command("seed_demo")
+    monkeypatch.setattr(catalog_services, "offering_create", offering_spy)
+    monkeypatch.setattr(calendar_services, "availability_week_set", week_spy)
 
-    assert sorted(made) == sorted(Offering.objects.values_list("pk", flat=True))
-    assert len(made) == 2
+    _seed()
+
+    assert sorted(offerings) == sorted(Offering.objects.values_list("pk", flat=True))
+    assert len(offerings) == 3
+    assert weeks == [{weekday: [(time(9), time(17))] for weekday in range(5)}]
+
+
+def test_without_time_machine_the_seed_skips_only_the_completed_session(clock, monkeypatch):
+    monkeypatch.setitem(sys.modules, "time_machine", None)  # `import time_machine` fails
+
+    out = _seed()
+
+    assert "time-machine is not installed: skipping the completed session." in out
+    expected = Counter(EXPECTED_STATUSES)
+    del expected[Status.COMPLETED]
+    assert Counter(Session.objects.values_list("status", flat=True)) == expected
