@@ -1,6 +1,13 @@
-"""Benchmark: expire 100,000 stale booking requests on PostgreSQL with the set-based, chunked
-sweep (`sessions_app.services.sessions_expire_stale`), next to a naive per-object loop over
-5,000 (lock, save, event, slot save, one notification per object) for the per-item ratio.
+"""Benchmark: expire 100,000 stale items on PostgreSQL with the set-based, chunked sweep
+(`sessions_app.services.sessions_expire_stale`), next to a naive per-object loop over 5,000
+(lock, save, event, reservation release, one notification per object) for the per-item ratio.
+
+Nine items in ten are booking requests past their window (REQUESTED, holding a HELD
+reservation: they go back to UNSCHEDULED and the reservation is RELEASED); one in ten is a
+reschedule proposal past its deadline (the session RESCHEDULING, its agreed time BOOKED, the
+proposal holding a HELD reservation: the proposal expires, its reservation is RELEASED and the
+session goes back to CONFIRMED at the agreed time, still BOOKED). Afterwards the database is
+checked item by item: statuses, events and reservations.
 
     python bench/expire_stale.py                 # starts a throwaway PostgreSQL on loopback
     DATABASE_URL=postgres://... python bench/expire_stale.py   # a scratch database: rows stay
@@ -48,16 +55,33 @@ def _reset_peak_rss() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
+PROPOSAL_EVERY = 10  # one stale item in ten is a reschedule proposal, the rest requests
+
+
+def _is_proposal(index: int) -> bool:
+    return index % PROPOSAL_EVERY == PROPOSAL_EVERY - 1
+
+
+def split(count: int) -> tuple[int, int]:
+    """(stale requests, stale proposals) among `count` seeded items."""
+    proposals = sum(1 for index in range(count) if _is_proposal(index))
+    return count - proposals, proposals
+
+
 def seed(count: int, label: str) -> None:
-    """`count` REQUESTED sessions past their window, each holding its own future HELD slot."""
+    """`count` stale items, each a session of its own with its own future reservations: most
+    are REQUESTED past their window, holding a HELD reservation; one in PROPOSAL_EVERY is
+    RESCHEDULING with its agreed time BOOKED and a pending proposal past its deadline holding
+    a HELD reservation of its own (SESSIONS_PER_COACH hours later, so none overlap)."""
     from django.db import transaction
     from django.utils import timezone
 
     from accounts.models import CoachProfile, User
     from calendars.models import SlotStatus, TimeSlot
     from sessions_app.lifecycle import Status
-    from sessions_app.models import Offering, Package, Session
+    from sessions_app.models import Package, RescheduleProposal, Session
 
+    Offering = Package._meta.get_field("offering").related_model  # catalog.Offering
     now = timezone.now()
     first_start = (now + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
     coaches_needed = -(-count // SESSIONS_PER_COACH)
@@ -100,49 +124,175 @@ def seed(count: int, label: str) -> None:
             ),
             batch_size=BATCH,
         )
-        for start in range(0, count, BATCH):
-            indexes = range(start, min(start + BATCH, count))
-            slots = TimeSlot.objects.bulk_create(
-                TimeSlot(
-                    coach=coaches[i // SESSIONS_PER_COACH],
-                    start=first_start + timedelta(hours=i % SESSIONS_PER_COACH),
-                    end=first_start + timedelta(hours=i % SESSIONS_PER_COACH, minutes=60),
-                    status=SlotStatus.HELD,
-                )
-                for i in indexes
+
+        coach_ids = [coach.pk for coach in coaches]
+        student_ids = [student.pk for student in students]
+        package_ids = [package.pk for package in packages]
+
+        def reservation(i: int, slot_id: int, session_id: int, *, later=False, booked=False):
+            hour = i % SESSIONS_PER_COACH + (SESSIONS_PER_COACH if later else 0)
+            start = first_start + timedelta(hours=hour)
+            return {
+                "id": slot_id,
+                "coach_id": coach_ids[i // SESSIONS_PER_COACH],
+                "student_id": student_ids[i // 100],
+                "session_id": session_id,
+                "start": start,
+                "end": start + timedelta(minutes=60),
+                "reserved_start": start,
+                "reserved_end": start + timedelta(minutes=60),
+                "status": SlotStatus.BOOKED if booked else SlotStatus.HELD,
+            }
+
+        for begin in range(0, count, BATCH):
+            indexes = range(begin, min(begin + BATCH, count))
+            rescheduling = [i for i in indexes if _is_proposal(i)]
+            # An active reservation must name its session and a session holding its time its
+            # reservation (check constraints, row by row): every id is drawn first, the
+            # reservations go in naming their sessions (foreign keys are checked at commit),
+            # then the sessions naming their reservations. COPY, not bulk_create: the seeding
+            # is not what is measured, and it would otherwise take longer than the sweep.
+            session_ids = dict(zip(indexes, _next_ids(Session, len(indexes)), strict=True))
+            slot_ids = dict(zip(indexes, _next_ids(TimeSlot, len(indexes)), strict=True))
+            proposed_ids = dict(
+                zip(rescheduling, _next_ids(TimeSlot, len(rescheduling)), strict=True)
             )
-            Session.objects.bulk_create(
-                Session(
-                    package=packages[i // 100],
-                    coach=coaches[i // SESSIONS_PER_COACH],
-                    student=students[i // 100],
-                    number=i % 100 + 1,
-                    status=Status.REQUESTED,
-                    slot=slot,
-                    price_share_cents=100,
-                    currency="USD",
-                    request_expires_at=now - timedelta(minutes=5),
-                )
-                for i, slot in zip(indexes, slots, strict=True)
+            _copy(
+                TimeSlot,
+                [
+                    reservation(i, slot_ids[i], session_ids[i], booked=_is_proposal(i))
+                    for i in indexes
+                ]
+                + [
+                    reservation(i, proposed_ids[i], session_ids[i], later=True)
+                    for i in rescheduling
+                ],
+                now=now,
+            )
+            _copy(
+                Session,
+                (
+                    {
+                        "id": session_ids[i],
+                        "package_id": package_ids[i // 100],
+                        "coach_id": coach_ids[i // SESSIONS_PER_COACH],
+                        "student_id": student_ids[i // 100],
+                        "number": i % 100 + 1,
+                        "status": Status.RESCHEDULING if _is_proposal(i) else Status.REQUESTED,
+                        "slot_id": slot_ids[i],
+                        "price_share_cents": 100,
+                        "currency": "USD",
+                        "request_expires_at": (
+                            None if _is_proposal(i) else now - timedelta(minutes=5)
+                        ),
+                    }
+                    for i in indexes
+                ),
+                now=now,
+            )
+            _copy(
+                RescheduleProposal,
+                (
+                    {
+                        "id": proposal_id,
+                        "session_id": session_ids[i],
+                        "slot_id": proposed_ids[i],
+                        "proposed_by_id": student_ids[i // 100],
+                        "expires_at": now - timedelta(minutes=5),
+                    }
+                    for i, proposal_id in zip(
+                        rescheduling,
+                        _next_ids(RescheduleProposal, len(rescheduling)),
+                        strict=True,
+                    )
+                ),
+                now=now,
+            )
+
+
+def _next_ids(model, count: int) -> list[int]:
+    """`count` fresh primary keys from `model`'s identity sequence (PostgreSQL)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _copy(model, rows, *, now) -> None:
+    """COPY `rows` (dicts of column attname -> value, each with its id) into `model`'s table.
+
+    A field a row leaves out takes its default (auto_now and auto_now_add: `now`; else the
+    field's default, or null), so a field added to the model later needs no change here. Given
+    values go to psycopg as they are (ints, strings, aware datetimes), except JSON."""
+    from django.db import connection
+
+    fields = model._meta.concrete_fields
+
+    def default(field):
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            return now
+        if field.has_default() or not field.null:
+            return field.get_default()
+        return None
+
+    defaults = [field.get_db_prep_save(default(field), connection) for field in fields]
+    json = {field.attname for field in fields if field.get_internal_type() == "JSONField"}
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    (
+                        fallback
+                        if field.attname not in row
+                        else field.get_db_prep_save(row[field.attname], connection)
+                        if field.attname in json
+                        else row[field.attname]
+                    )
+                    for field, fallback in zip(fields, defaults, strict=True)
+                ]
             )
 
 
 def naive_expire(now) -> int:
-    """The loop the sweep replaces: one transaction, lock and save per stale request."""
+    """The loop the sweep replaces: one transaction, lock and save per stale item (request or
+    proposal), one notification each."""
     from django.db import transaction
 
-    from calendars.models import SlotStatus, TimeSlot
+    from calendars.models import ACTIVE_SLOT_STATUSES, SlotStatus, TimeSlot
     from sessions_app.lifecycle import Action, Status
-    from sessions_app.models import Session, SessionEvent
+    from sessions_app.models import ProposalStatus, RescheduleProposal, Session, SessionEvent
     from sessions_app.tasks import notify_event
 
-    ids = list(
+    def release(slot_id: int) -> None:
+        slot = TimeSlot.objects.select_for_update().get(pk=slot_id)
+        if slot.status in ACTIVE_SLOT_STATUSES:
+            slot.status, slot.released_at = SlotStatus.RELEASED, now
+            slot.save(update_fields=["status", "released_at"])
+
+    def event(session, action, source, target, slot_id) -> None:
+        created = SessionEvent.objects.create(
+            session=session,
+            action=action,
+            from_status=source,
+            to_status=target,
+            details={"slot_id": slot_id},
+            created_at=now,
+        )
+        transaction.on_commit(lambda: notify_event.delay(event_id=created.pk))
+
+    expired = 0
+    request_ids = list(
         Session.objects.filter(status=Status.REQUESTED, request_expires_at__lte=now)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    expired = 0
-    for pk in ids:
+    for pk in request_ids:
         with transaction.atomic():
             session = Session.objects.select_for_update().get(pk=pk)
             if session.status != Status.REQUESTED:
@@ -154,19 +304,32 @@ def naive_expire(now) -> int:
                 None,
             )
             session.save(update_fields=["status", "slot", "request_expires_at", "updated_at"])
-            event = SessionEvent.objects.create(
-                session=session,
-                action=Action.EXPIRE,
-                from_status=Status.REQUESTED,
-                to_status=Status.UNSCHEDULED,
-                details={"slot_id": slot_id},
-                created_at=now,
+            event(session, Action.EXPIRE, Status.REQUESTED, Status.UNSCHEDULED, slot_id)
+            release(slot_id)
+            expired += 1
+    proposal_ids = list(
+        RescheduleProposal.objects.filter(status=ProposalStatus.PENDING, expires_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for pk in proposal_ids:
+        with transaction.atomic():
+            proposal = RescheduleProposal.objects.select_for_update().get(pk=pk)
+            session = Session.objects.select_for_update().get(pk=proposal.session_id)
+            if proposal.status != ProposalStatus.PENDING or session.status != Status.RESCHEDULING:
+                continue
+            proposal.status, proposal.decided_at = ProposalStatus.EXPIRED, now
+            proposal.save(update_fields=["status", "decided_at"])
+            session.status = Status.CONFIRMED
+            session.save(update_fields=["status", "updated_at"])
+            event(
+                session,
+                Action.EXPIRE_RESCHEDULE,
+                Status.RESCHEDULING,
+                Status.CONFIRMED,
+                proposal.slot_id,
             )
-            slot = TimeSlot.objects.select_for_update().get(pk=slot_id)
-            if slot.status in (SlotStatus.HELD, SlotStatus.BOOKED) and slot.start > now:
-                slot.status = SlotStatus.OPEN
-                slot.save(update_fields=["status"])
-            transaction.on_commit(lambda event_id=event.pk: notify_event.delay(event_id=event_id))
+            release(proposal.slot_id)
             expired += 1
     return expired
 
@@ -197,15 +360,41 @@ def measure(mode: str) -> dict:
 
 
 def check(count: int, label: str) -> None:
+    """Every stale request is an unscheduled credit again, every stale proposal expired with
+    its session back at the agreed time (still BOOKED), each with one event; every request's
+    and proposal's reservation RELEASED."""
     from calendars.models import SlotStatus, TimeSlot
     from sessions_app.lifecycle import Action, Status
-    from sessions_app.models import Session, SessionEvent
+    from sessions_app.models import ProposalStatus, RescheduleProposal, Session, SessionEvent
 
+    requests, proposals = split(count)
     sessions = Session.objects.filter(coach__email__startswith=f"{label}-")
-    assert sessions.filter(status=Status.UNSCHEDULED, slot=None).count() == count
-    assert SessionEvent.objects.filter(action=Action.EXPIRE, session__in=sessions).count() == count
+    events = SessionEvent.objects.filter(session__in=sessions)
     slots = TimeSlot.objects.filter(coach__email__startswith=f"{label}-")
-    assert slots.filter(status=SlotStatus.OPEN).count() == count
+    found = {
+        "unscheduled credits": sessions.filter(status=Status.UNSCHEDULED, slot=None).count(),
+        "expire events": events.filter(action=Action.EXPIRE).count(),
+        "confirmed at the agreed time": sessions.filter(
+            status=Status.CONFIRMED, slot__status=SlotStatus.BOOKED
+        ).count(),
+        "expire_reschedule events": events.filter(action=Action.EXPIRE_RESCHEDULE).count(),
+        "expired proposals": RescheduleProposal.objects.filter(
+            session__in=sessions, status=ProposalStatus.EXPIRED
+        ).count(),
+        "released reservations": slots.filter(status=SlotStatus.RELEASED).count(),
+        "booked reservations": slots.filter(status=SlotStatus.BOOKED).count(),
+    }
+    wanted = {
+        "unscheduled credits": requests,
+        "expire events": requests,
+        "confirmed at the agreed time": proposals,
+        "expire_reschedule events": proposals,
+        "expired proposals": proposals,
+        "released reservations": count,
+        "booked reservations": proposals,
+    }
+    wrong = {key: (found[key], wanted[key]) for key in wanted if found[key] != wanted[key]}
+    assert not wrong, f"{label}: (found, wanted) {wrong}"
 
 
 def run_child(mode: str) -> dict:
@@ -233,7 +422,11 @@ def bench() -> None:
     started = time.perf_counter()
     run = f"{int(time.time())}"
     seed(SWEEP_N, f"sweep{run}")
-    print(f"seeded {SWEEP_N:,} stale requests in {time.perf_counter() - started:.1f}s")
+    requests, proposals = split(SWEEP_N)
+    print(
+        f"seeded {SWEEP_N:,} stale items ({requests:,} requests, {proposals:,} reschedule "
+        f"proposals) in {time.perf_counter() - started:.1f}s"
+    )
     connection.close()
     sweep = run_child("sweep")
     check(SWEEP_N, f"sweep{run}")
@@ -254,7 +447,7 @@ def bench() -> None:
             f"{row['peak_mb']:>9.0f}MB{row['peak_mb'] - row['baseline_mb']:>18.0f}MB"
         )
     ratio = (naive["seconds"] / naive["count"]) / (sweep["seconds"] / sweep["count"])
-    print(f"per-item ratio: the naive loop takes {ratio:.1f}x as long per request")
+    print(f"per-item ratio: the naive loop takes {ratio:.1f}x as long per item")
     print(
         f"naive loop extrapolated to {SWEEP_N:,}: "
         f"{naive['seconds'] / naive['count'] * SWEEP_N:.0f}s vs {sweep['seconds']:.1f}s"
