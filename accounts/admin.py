@@ -5,7 +5,7 @@ from django.db.models import Case, F, FloatField, OuterRef, Value, When
 from django.db.models.functions import Cast
 
 from accounts.models import CoachProfile, User
-from refunds.admin_utils import ReadOnlyAdminMixin
+from core.admin import ReadOnlyAdminMixin
 from sessions_app.selectors import coach_cancellation_counts_annotation
 
 

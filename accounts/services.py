@@ -12,7 +12,7 @@ from accounts.models import (
     User,
     new_calendar_token,
 )
-from sessions_app.lifecycle import DomainError, PermissionDenied
+from core.errors import DomainError, PermissionDenied
 
 
 @transaction.atomic

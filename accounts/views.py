@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import services
 from accounts.forms import CoachProfileForm, ProfileForm
-from sessions_app.lifecycle import DomainError
+from core.errors import DomainError
 
 
 def _profile_form(user, data=None) -> ProfileForm:

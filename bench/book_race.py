@@ -345,7 +345,7 @@ def race_service(students: list[dict]) -> list[str]:
     """The fallback: `session_book` itself from as many threads (one connection each)."""
     from django.db import connections
 
-    from sessions_app.lifecycle import DomainError
+    from core.errors import DomainError
     from sessions_app.models import Session
 
     sessions = {

@@ -15,8 +15,9 @@ checked item by item: statuses, events and reservations.
 
 Each measured run happens in a fresh child process whose peak RSS (VmHWM, reset after Django
 set-up) is its own, not the seeding's; it is printed next to that baseline.
-Both runs schedule their notifications on commit as in production; the broker is Celery's
-in-memory transport, so the figures are the database work, not a broker's latency. The
+Both runs write their outbox deliveries and queue them on commit as in production; the
+broker is Celery's in-memory transport, so the figures are the database work, not a broker's
+latency. The
 throwaway cluster runs with fsync off, which flatters the naive loop's 5,000 commits.
 """
 
@@ -265,9 +266,9 @@ def naive_expire(now) -> int:
     from django.db import transaction
 
     from calendars.models import ACTIVE_SLOT_STATUSES, SlotStatus, TimeSlot
+    from notifications.services import deliveries_for_event
     from sessions_app.lifecycle import Action, Status
     from sessions_app.models import ProposalStatus, RescheduleProposal, Session, SessionEvent
-    from sessions_app.tasks import notify_event
 
     def release(slot_id: int) -> None:
         slot = TimeSlot.objects.select_for_update().get(pk=slot_id)
@@ -284,7 +285,7 @@ def naive_expire(now) -> int:
             details={"slot_id": slot_id},
             created_at=now,
         )
-        transaction.on_commit(lambda: notify_event.delay(event_id=created.pk))
+        deliveries_for_event(event=created)  # its outbox rows, sent on commit
 
     expired = 0
     request_ids = list(

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from accounts.models import User
 from calendars.models import AvailabilityRule, AvailabilityWindow, BusyTime, TimeOff, TimeSlot
-from refunds.admin_utils import CoachListFilter, NumberOrTextSearchMixin, ReadOnlyAdminMixin
+from core.admin import CoachListFilter, NumberOrTextSearchMixin, ReadOnlyAdminMixin
 
 
 class CoachFilter(CoachListFilter):

@@ -13,7 +13,8 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.services import calendar_token_regenerate
@@ -21,32 +22,40 @@ from calendars import feeds
 from calendars import selectors as calendar_selectors
 from calendars import services as calendar_services
 from calendars import week as calendar_week
-from sessions_app.lifecycle import DomainError
+from core.errors import DomainError
+from core.guards import safe_next_url
 
 # --- the subscription feed ----------------------------------------------------------------------
 
 
 @require_safe
 def feed(request, token: str):
-    """The user's sessions as an iCalendar feed; the token in the URL is the only credential."""
+    """The user's sessions as an iCalendar feed; the token in the URL is the only credential.
+
+    Conditional GETs: a strong ETag (a hash of the bytes) and Last-Modified (the latest change
+    of a session in it); a matching If-None-Match (or, without one, If-Modified-Since) gets a
+    304 with no body, in the same two queries. The token is checked first: an unknown token
+    is a 404 whatever validators it sends.
+    """
     user = feeds.user_by_calendar_token(token=token)
     if user is None:
         raise Http404("No calendar feed at this address.")
-    response = HttpResponse(feeds.feed_ics(user=user), content_type="text/calendar; charset=utf-8")
+    document = feeds.feed_document(user=user)
+    response = HttpResponse(document.body, content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="coachbook.ics"'
     response["Cache-Control"] = "private, max-age=300"
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Referrer-Policy"] = "no-referrer"
-    return response
+    response["ETag"] = document.etag
+    last_modified = int(document.last_modified.timestamp())
+    response["Last-Modified"] = http_date(last_modified)
+    return get_conditional_response(
+        request, etag=document.etag, last_modified=last_modified, response=response
+    )
 
 
 def _back(request, default: str):
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(target)
-    return redirect(default)
+    return redirect(safe_next_url(request, default))
 
 
 @login_required

@@ -178,7 +178,7 @@ class TimeSlot(models.Model):
     `reserved_start`/`reserved_end` add the coach's buffers. Active (HELD or BOOKED) reservations
     never overlap, neither a coach's (buffers included) nor a student's, except those of one and
     the same session (a proposal may overlap the agreed time it would replace). On PostgreSQL two
-    exclusion constraints (migration 0004, btree_gist) enforce it; on SQLite
+    exclusion constraints (migration 0005, btree_gist) enforce it; on SQLite
     `calendars.services.reservation_hold` checks inside an IMMEDIATE transaction.
     """
 

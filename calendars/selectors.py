@@ -81,7 +81,14 @@ def coach_schedule(
     )
     if session is not None:
         reservations = reservations.exclude(session=session)
-    taken = _intervals(reservations, "reserved_start", "reserved_end")
+    # The coach's own reservations carry the coach's buffers; the lessons the coach takes
+    # elsewhere take only their own time (their buffers are the other coach's).
+    taken = [
+        (reserved_start, reserved_end) if coach_id == coach.pk else (begin, finish)
+        for coach_id, begin, finish, reserved_start, reserved_end in reservations.values_list(
+            "coach_id", "start", "end", "reserved_start", "reserved_end"
+        )
+    ]
     taken += _intervals(BusyTime.objects.filter(coach=coach, end__gt=start, start__lt=end))
     student_taken: list[Interval] = []
     if student is not None:
@@ -348,6 +355,33 @@ def coach_conflicting_slot_ids(*, coach, now: datetime | None = None) -> QuerySe
         )
         .values("pk")
     )
+
+
+def coach_conflicts_newest_busy(*, coach, now: datetime | None = None) -> dict[int, BusyTime]:
+    """For each of the coach's conflicting reservations (as `coach_conflicting_slot_ids` counts
+    them), the overlapping busy time first seen most recently (after the coach chose to keep
+    the time, if they did): {reservation id: BusyTime}. Two queries; none when nothing
+    conflicts."""
+    slots = list(
+        TimeSlot.objects.filter(pk__in=coach_conflicting_slot_ids(coach=coach, now=now)).only(
+            "pk", "start", "end", "conflict_kept_at"
+        )
+    )
+    if not slots:
+        return {}
+    busy = BusyTime.objects.filter(
+        coach=coach,
+        start__lt=max(slot.end for slot in slots),
+        end__gt=min(slot.start for slot in slots),
+    ).order_by("-created_at", "-pk")
+    newest: dict[int, BusyTime] = {}
+    for each in busy:
+        for slot in slots:
+            if slot.pk in newest or not (each.start < slot.end and each.end > slot.start):
+                continue
+            if slot.conflict_kept_at is None or each.created_at > slot.conflict_kept_at:
+                newest[slot.pk] = each
+    return newest
 
 
 def slots_by_id(*, ids) -> dict[int, TimeSlot]:

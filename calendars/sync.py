@@ -17,6 +17,7 @@ network is guarded:
 
 import http.client
 import ipaddress
+import itertools
 import logging
 import socket
 import ssl
@@ -38,7 +39,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from calendars.intervals import Interval, merge, overlaps  # noqa: F401 (re-exported)
-from sessions_app.lifecycle import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -299,6 +300,10 @@ def _as_utc(value: date | datetime, tz: ZoneInfo) -> datetime:
     return value.astimezone(UTC)
 
 
+# The most events one calendar may contribute within a coach's booking horizon.
+MAX_BUSY_TIMES = 2000
+
+
 def busy_intervals(data: bytes, *, start: datetime, end: datetime, tz: ZoneInfo) -> list[Interval]:
     """The busy times in an iCalendar file that overlap `start`..`end`, in UTC, sorted.
 
@@ -317,12 +322,28 @@ def busy_intervals(data: bytes, *, start: datetime, end: datetime, tz: ZoneInfo)
         )
     try:
         calendar = icalendar.Calendar.from_ical(data)
-        occurrences = recurring_ical_events.of(calendar, skip_bad_series=True).between(start, end)
+        # Expanded lazily in time order, and at most one past the cap: a rule repeating every
+        # minute for years must not be expanded whole (`between` would build the full list).
+        query = recurring_ical_events.of(calendar, skip_bad_series=True)
+        occurrences = list(
+            itertools.islice(
+                itertools.takewhile(
+                    lambda event: _as_utc(event["DTSTART"].dt, tz) < end, query.after(start)
+                ),
+                MAX_BUSY_TIMES + 1,
+            )
+        )
     except SoftTimeLimitExceeded:
         raise  # the task's time limit (an Exception too) is not a bad calendar
     except Exception as exc:  # icalendar and the expander raise many kinds for bad input
         logger.info("unreadable calendar file: %r", exc)
         raise CalendarFetchError(f"The calendar file could not be read ({exc}).") from exc
+    if len(occurrences) > MAX_BUSY_TIMES:
+        raise CalendarFetchError(
+            f"This calendar has more than {MAX_BUSY_TIMES:,} events in the time students can "
+            "book; Coachbook reads at most that many. Share a calendar with fewer events (for "
+            "example without frequent repeating reminders). Its previous busy times still count."
+        )
     busy: set[Interval] = set()
     for event in occurrences:
         if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":

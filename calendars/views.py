@@ -25,20 +25,18 @@ from calendars.forms import TimeOffForm, WeekForm, WindowForm, and_list, local_t
 from calendars.intervals import MIDNIGHT, local_time_exists, wall_window
 from calendars.models import SlotStatus
 from calendars.services import WEEKDAY_NAMES, Week, wall_label, week_hours
-from sessions_app.lifecycle import DomainError
+from core.errors import DomainError
+from core.guards import coach_required
 
 PAGE = "calendars:availability"
 LISTED_RESERVATIONS = 10  # a preview names this many affected sessions, then counts the rest
 CLOCK_CHANGE_LOOKAHEAD_DAYS = 366
 
 
-def _coach_only(request):
-    if not request.user.is_coach:
-        messages.info(
-            request, "Availability is for coaches. Become a coach on your profile page first."
-        )
-        return redirect("accounts:profile")
-    return None
+coach_only = coach_required(
+    message="Availability is for coaches. Become a coach on your profile page first.",
+    redirect_to="accounts:profile",
+)
 
 
 def _back(section: str):
@@ -328,18 +326,18 @@ def _page(
 
 @login_required
 @require_GET
+@coach_only
 def availability(request):
     """The coach's weekly hours, one-off windows, time off and external calendars."""
-    return _coach_only(request) or _page(request)
+    return _page(request)
 
 
 @login_required
 @require_POST
+@coach_only
 def week_update(request):
     """The weekly-hours grid: "preview" shows what would change, "copy" copies one day's hours
     to other days (not saved), "save" replaces the coach's weekly hours."""
-    if refusal := _coach_only(request):
-        return refusal
     coach = request.user
     action = request.POST.get("action")
     form = WeekForm(request.POST, copying=action == "copy")
@@ -387,10 +385,9 @@ def _outside_words(count: int) -> str:
 
 @login_required
 @require_POST
+@coach_only
 def rule_remove(request, pk: int):
     """Remove one dated weekly window (another coach's or an unknown one is a 404)."""
-    if refusal := _coach_only(request):
-        return refusal
     rule = selectors.coach_rule(coach=request.user, pk=pk)
     if rule is None:
         raise Http404("No such weekly window.")
@@ -410,10 +407,9 @@ def rule_remove(request, pk: int):
 
 @login_required
 @require_POST
+@coach_only
 def window_add(request):
     """Add a one-off window, entered in the coach's timezone."""
-    if refusal := _coach_only(request):
-        return refusal
     coach = request.user
     form = WindowForm(request.POST, tz=coach.tzinfo)
     if form.is_valid():
@@ -432,10 +428,9 @@ def window_add(request):
 
 @login_required
 @require_POST
+@coach_only
 def window_remove(request, pk: int):
     """Remove one one-off window (another coach's or an unknown one is a 404)."""
-    if refusal := _coach_only(request):
-        return refusal
     window = selectors.coach_window(coach=request.user, pk=pk)
     if window is None:
         raise Http404("No such window.")
@@ -453,10 +448,9 @@ def window_remove(request, pk: int):
 
 @login_required
 @require_POST
+@coach_only
 def time_off_add(request):
     """Add whole days of time off; "preview" first lists the sessions booked in them."""
-    if refusal := _coach_only(request):
-        return refusal
     coach = request.user
     tz = coach.tzinfo
     form = TimeOffForm(request.POST, tz=tz)
@@ -500,10 +494,9 @@ def time_off_add(request):
 
 @login_required
 @require_POST
+@coach_only
 def time_off_remove(request, pk: int):
     """Remove one period of time off (another coach's or an unknown one is a 404)."""
-    if refusal := _coach_only(request):
-        return refusal
     off = selectors.coach_time_off(coach=request.user, pk=pk)
     if off is None:
         raise Http404("No such time off.")

@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from accounts.models import User
 from catalog.models import Offering
-from refunds.admin_utils import CoachListFilter, ReadOnlyAdminMixin, money_column
+from core.admin import CoachListFilter, ReadOnlyAdminMixin, money_column
 
 
 class CoachFilter(CoachListFilter):

@@ -1,12 +1,14 @@
-"""Forms for offerings and buying. Money is entered as units (150.00) and kept in cents."""
+"""Forms for offerings and buying. Money is entered as units (150.00) and kept in cents, read
+by `core.money.parse_money` like every money field."""
 
 import secrets
-from decimal import Decimal
 
 from django import forms
 from django.core import signing
 
 from catalog.services import MAX_OFFERING_PRICE_CENTS, OFFERING_CURRENCIES
+from core.forms import MoneyField
+from core.money import format_amount
 
 PURCHASE_TOKEN_SALT = "coachbook.catalog.purchase"
 PURCHASE_TOKEN_MAX_AGE = 3600  # seconds a confirmation page stays valid
@@ -26,14 +28,19 @@ class OfferingForm(forms.Form):
     duration_minutes = forms.IntegerField(
         label="Minutes per session", min_value=5, max_value=600, initial=60
     )
-    price = forms.DecimalField(
+    price = MoneyField(
         label="Price for the whole package",
-        min_value=Decimal("0.00"),
-        max_value=Decimal(MAX_OFFERING_PRICE_CENTS) / 100,
-        max_digits=9,
-        decimal_places=2,
+        min_cents=0,
+        max_cents=MAX_OFFERING_PRICE_CENTS,
         help_text="For example 150.00. It is split evenly across the sessions for refunds.",
-        error_messages={"invalid": "Enter the price as a number, like 150.00."},
+        error_messages={
+            "required": "Enter the price, like 150.00 (0 for free sessions).",
+            "invalid": "Enter the price as a number, like 150.00.",
+            "negative": "The price cannot be negative.",
+            "max_value": "The price can be at most %(limit)s.",
+            "too_large": "The price can be at most "
+            f"{format_amount(MAX_OFFERING_PRICE_CENTS, grouping=True)}.",
+        },
     )
     currency = forms.ChoiceField(choices=[(code, code) for code in OFFERING_CURRENCIES])
 
@@ -44,7 +51,7 @@ class OfferingForm(forms.Form):
             "description": offering.description,
             "session_count": offering.session_count,
             "duration_minutes": offering.duration_minutes,
-            "price": (Decimal(offering.price_cents) / 100).quantize(Decimal("0.01")),
+            "price": offering.price_cents,
             "currency": offering.currency,
         }
         return cls(data=data, initial=initial)
@@ -56,7 +63,7 @@ class OfferingForm(forms.Form):
             "description": data["description"],
             "session_count": data["session_count"],
             "duration_minutes": data["duration_minutes"],
-            "price_cents": int(data["price"] * 100),
+            "price_cents": data["price"],
             "currency": data["currency"],
         }
 

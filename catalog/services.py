@@ -4,7 +4,7 @@ offering, and raises a `DomainError` whose message is fit to show a person."""
 from django.db import transaction
 
 from catalog.models import Offering
-from sessions_app.lifecycle import DomainError, PermissionDenied
+from core.errors import DomainError, PermissionDenied
 
 
 class OfferingInvalid(DomainError):

@@ -20,20 +20,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from catalog import selectors, services
 from catalog.forms import OfferingForm, PurchaseForm, purchase_token_issue
+from core.errors import DomainError
+from core.guards import coach_required
 from sessions_app import services as sessions_services
-from sessions_app.lifecycle import DomainError
 
 COACHES_PER_PAGE = 20
 OFFERINGS_PER_PAGE = 50
 
 
-def _coach_only(request):
-    if not request.user.is_coach:
-        messages.info(
-            request, "Offerings are for coaches. Become a coach on your profile page first."
-        )
-        return redirect("accounts:profile")
-    return None
+coach_only = coach_required(
+    message="Offerings are for coaches. Become a coach on your profile page first.",
+    redirect_to="accounts:profile",
+)
 
 
 # --- the directory and buying --------------------------------------------------------------
@@ -116,10 +114,9 @@ def offering_buy(request, pk: int):
 
 @login_required
 @require_GET
+@coach_only
 def offerings(request):
     """The coach's offerings, on sale first, with edit and deactivate/reactivate."""
-    if refusal := _coach_only(request):
-        return refusal
     page = Paginator(selectors.coach_offerings(coach=request.user), OFFERINGS_PER_PAGE).get_page(
         request.GET.get("page")
     )
@@ -128,10 +125,9 @@ def offerings(request):
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@coach_only
 def offering_create(request):
     """A new offering; bad input shows the form again and creates nothing."""
-    if refusal := _coach_only(request):
-        return refusal
     form = OfferingForm(_posted(request), initial={"currency": "USD"})
     if request.method == "POST" and form.is_valid():
         try:
@@ -158,10 +154,9 @@ def _own_offering(request, pk: int):
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@coach_only
 def offering_edit(request, pk: int):
     """Change an offering for future buyers; packages already bought keep their terms."""
-    if refusal := _coach_only(request):
-        return refusal
     offering = _own_offering(request, pk)
     form = OfferingForm.for_offering(offering, data=_posted(request))
     if request.method == "POST" and form.is_valid():
@@ -181,10 +176,9 @@ def offering_edit(request, pk: int):
 
 @login_required
 @require_POST
+@coach_only
 def offering_set_active(request, pk: int):
     """Take an offering off sale (`active=0`) or put it back on sale (`active=1`)."""
-    if refusal := _coach_only(request):
-        return refusal
     offering = _own_offering(request, pk)
     choice = request.POST.get("active")
     if choice not in ("0", "1"):

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "catalog",
     "refunds",
     "sessions_app",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -142,13 +143,27 @@ STORAGES = {
 # --- Email ----------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Coachbook <no-reply@coachbook.local>")
+# A mail server that stops answering gives up well inside a delivery's claim lease.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+
+# --- Notifications (the outbox, docs/operations.md) --------------------------------------------
+# How long a worker holds a delivery it is sending; one left claimed longer (the worker was
+# killed) is sent again by the sweep. Longer than any send (EMAIL_TIMEOUT, the task time limit).
+NOTIFICATIONS_CLAIM_LEASE_SECONDS = env.int("NOTIFICATIONS_CLAIM_LEASE_SECONDS", default=600)
+# Attempts before a delivery that keeps failing is given up (FAILED; the admin can send again).
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=8)
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.int("NOTIFICATIONS_RETRY_BASE_SECONDS", default=60)
+NOTIFICATIONS_RETRY_MAX_SECONDS = env.int("NOTIFICATIONS_RETRY_MAX_SECONDS", default=3600)
+# How long before a request's or a proposal's deadline the side that must answer is warned.
+NOTIFICATIONS_EXPIRY_WARNING_HOURS = env.int("NOTIFICATIONS_EXPIRY_WARNING_HOURS", default=6)
 
 # --- Cache, Celery --------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    # Fails open: with Redis down, logging in still works (allauth's rate limits are skipped,
+    # with a warning in the log) and nothing answers a 500. Without REDIS_URL (`make run`):
+    # Django's local-memory cache.
+    CACHES = {"default": {"BACKEND": "core.cache.FailOpenRedisCache", "LOCATION": REDIS_URL}}
 
 # Celery (config/celery.py reads every CELERY_* setting). Broker: Redis when REDIS_URL is set,
 # else kombu's filesystem transport under .celery/ (no server; `make run` uses it). Results
@@ -185,6 +200,8 @@ _every = {
     "reopen": env.int("JOBS_REOPEN_EVERY_SECONDS", default=300),
     "complete": env.int("JOBS_COMPLETE_EVERY_SECONDS", default=300),
     "reminders": env.int("JOBS_REMINDERS_EVERY_SECONDS", default=300),
+    "deliveries": env.int("JOBS_DELIVERIES_EVERY_SECONDS", default=60),
+    "warnings": env.int("JOBS_WARNINGS_EVERY_SECONDS", default=300),
 }
 # How often external busy calendars are fetched (also said in the calendar pages' messages).
 CALENDAR_SYNC_EVERY_SECONDS = env.int("CALENDAR_SYNC_EVERY_SECONDS", default=15 * 60)
@@ -213,6 +230,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "calendars.sync_external_calendars",
         "schedule": CALENDAR_SYNC_EVERY_SECONDS,
         "options": {"expires": CALENDAR_SYNC_EVERY_SECONDS},
+    },
+    # The outbox sweep: sends pending deliveries a dead broker or killed worker left behind,
+    # and retries failed sends with backoff.
+    "send-due-deliveries": {
+        "task": "notifications.send_due",
+        "schedule": _every["deliveries"],
+        "options": {"expires": _every["deliveries"]},
+    },
+    "warn-expiring": {
+        "task": "notifications.warn_expiring",
+        "schedule": _every["warnings"],
+        "options": {"expires": _every["warnings"]},
     },
     # Re-queues refunds an asynchronous gateway left pending after their own task gave up.
     "settle-pending-refunds": {

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from accounts.models import User
-from refunds.admin_utils import (
+from core.admin import (
     CoachListFilter,
     NumberOrTextSearchMixin,
     ReadOnlyAdminMixin,
@@ -29,8 +29,8 @@ from refunds.admin_utils import (
     email_column,
     money_column,
 )
+from core.money import format_amount, format_money
 from refunds.models import Payment, Refund, RefundState
-from refunds.money import format_amount, format_money
 from refunds.selectors import refunded_cents_subquery
 
 

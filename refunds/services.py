@@ -11,11 +11,12 @@ reaches the gateway.
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.errors import DomainError
+from core.money import format_money
+from core.transactions import on_commit
 from refunds.gateways import get_gateway
 from refunds.models import Payment, PaymentState, Refund, RefundKind, RefundState
-from refunds.money import format_money
 from refunds.selectors import session_refundable_cents
-from sessions_app.lifecycle import DomainError
 
 
 class RefundNotAllowed(DomainError):
@@ -110,7 +111,7 @@ def _schedule_settlement(refund: Refund) -> None:
     from refunds.tasks import settle_refund  # the task module imports this one
 
     refund_id = refund.pk
-    transaction.on_commit(lambda: settle_refund.delay(refund_id=refund_id))
+    on_commit(lambda: settle_refund.delay(refund_id=refund_id))
 
 
 def refund_settle(*, refund: Refund) -> Refund:

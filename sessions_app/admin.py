@@ -26,8 +26,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
-from refunds.admin import RefundInline
-from refunds.admin_utils import (
+from core.admin import (
     CoachListFilter,
     NumberOrTextSearchMixin,
     ReadOnlyAdminMixin,
@@ -35,8 +34,9 @@ from refunds.admin_utils import (
     money_column,
     user_label,
 )
+from core.money import format_money
+from refunds.admin import RefundInline
 from refunds.models import PaymentState
-from refunds.money import format_money
 from refunds.selectors import refunded_cents_for_session, refunded_cents_subquery
 from sessions_app.lifecycle import Action
 from sessions_app.models import Package, RescheduleProposal, Session, SessionEvent

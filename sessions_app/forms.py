@@ -2,11 +2,10 @@
 
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
 
 from django import forms
 
-from refunds.money import format_money
+from core.money import MoneyInvalid, format_money, parse_money
 
 REFUND_CHOICES = [
     ("full", "Full refund"),
@@ -16,43 +15,24 @@ REFUND_CHOICES = [
 MAX_REASON = 500
 
 
-# Digits only (ASCII), at most nine before the decimal mark: no exponents ("1e30"), no
-# underscores, no signs, no thousands separators; Decimal would accept several of those.
-MAX_INTEGER_DIGITS = 9
-_AMOUNT = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
-_DECIMAL_COMMA = re.compile(r"[0-9]+,[0-9]{1,2}", re.ASCII)
-_NEGATIVE = re.compile(r"-\s*[0-9]*(?:[.,][0-9]*)?", re.ASCII)
+# How the refund drawer words the parser's refusals (`core.money.parse_money`, the parser of
+# every money field); the other codes keep the parser's own words.
+REFUND_AT_LEAST = "A partial refund must be at least 0.01."
+REFUND_AMOUNT_MESSAGES = {
+    "required": "Enter the amount to refund, for example 12.50.",
+    "negative": REFUND_AT_LEAST,
+    "too_large": "That amount is far larger than anything that can be refunded.",
+}
 
 
-def parse_money(text: str) -> int:
-    """'12.50' (or '12,50', '12') -> 1250 cents; ValueError with a message for anything else.
-
-    A dot is the decimal mark. A comma is read as one only in "12,5" or "12,50" (one or two
-    digits after it and no dot); "1,000" or "1,000.00" is refused rather than guessed at.
-    """
-    cleaned = (text or "").strip()
-    if not cleaned:
-        raise ValueError("Enter the amount to refund, for example 12.50.")
-    if "," in cleaned:
-        if not _DECIMAL_COMMA.fullmatch(cleaned):
-            raise ValueError("Use a dot for decimals and no thousands separator, e.g. 1000.00.")
-        cleaned = cleaned.replace(",", ".")
-    if _NEGATIVE.fullmatch(cleaned):
-        raise ValueError("A partial refund must be at least 0.01.")
-    match = _AMOUNT.fullmatch(cleaned)
-    if match is None or not (match.group(1) or match.group(2)):
-        raise ValueError("Enter the amount as a number, for example 12.50.")
-    whole, fraction = match.group(1), (match.group(2) or "").rstrip("0")
-    if len(whole.lstrip("0")) > MAX_INTEGER_DIGITS:
-        raise ValueError("That amount is far larger than anything that can be refunded.")
-    if len(fraction) > 2:
-        raise ValueError("Use at most two decimal places, for example 12.50.")
+def parse_refund_amount(text: str | None) -> int:
+    """A partial refund's amount as cents (at least 1); ValueError with a message otherwise."""
     try:
-        cents = int((Decimal(cleaned) * 100).to_integral_exact())
-    except (InvalidOperation, ValueError):  # pragma: no cover - the pattern rules these out
-        raise ValueError("Enter the amount as a number, for example 12.50.") from None
+        cents = parse_money(text)
+    except MoneyInvalid as exc:
+        raise ValueError(REFUND_AMOUNT_MESSAGES.get(exc.code, exc.message)) from None
     if cents < 1:
-        raise ValueError("A partial refund must be at least 0.01.")
+        raise ValueError(REFUND_AT_LEAST)
     return cents
 
 
@@ -68,6 +48,10 @@ _WEEK = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 START_REFUSAL = "That is not one of the times listed. Pick one of them."
 
 
+START_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+START_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_start(text: str | None) -> datetime:
     """'2026-12-03T11:00:00Z' -> an aware datetime in UTC; ValueError for anything else (no
     naive times, no dates alone, no spaces for a lost '+', at most MAX_START_LENGTH characters)."""
@@ -75,9 +59,14 @@ def parse_start(text: str | None) -> datetime:
     if not cleaned or len(cleaned) > MAX_START_LENGTH or not _START.fullmatch(cleaned):
         raise ValueError(START_REFUSAL)
     try:
-        return datetime.fromisoformat(cleaned).astimezone(UTC)
+        start = datetime.fromisoformat(cleaned).astimezone(UTC)
     except (ValueError, OverflowError):  # 25:00, 30 February, an offset past year 9999
         raise ValueError(START_REFUSAL) from None
+    # Far from datetime.min/max, so adding a session's length or a day of padding, or showing
+    # it in any timezone, never overflows; no booking lies outside anyway.
+    if not START_EARLIEST <= start < START_LATEST:
+        raise ValueError(START_REFUSAL)
+    return start
 
 
 def format_start(value: datetime) -> str:
@@ -155,7 +144,7 @@ class CancelForm(forms.Form):
             )
         if refund == "partial":
             try:
-                cents = parse_money(data.get("amount", ""))
+                cents = parse_refund_amount(data.get("amount", ""))
             except ValueError as exc:
                 self.add_error("amount", str(exc))
                 return data

@@ -7,26 +7,15 @@ tasks and other apps can import it freely.
 
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import models
 
-
-class DomainError(Exception):
-    """A refusal whose message is fit to show a person."""
-
-    default_message = "That is not possible."
-
-    def __init__(self, message: str | None = None):
-        self.message = message or self.default_message
-        super().__init__(self.message)
+# The refusals live in the shared kernel; re-exported here for code that imported them from
+# the lifecycle before `core` existed. New code imports them from `core.errors`.
+from core.errors import DomainError, PermissionDenied  # noqa: F401
 
 
 class TransitionNotAllowed(DomainError):
     default_message = "This session cannot do that in its current state."
-
-
-class PermissionDenied(DomainError, DjangoPermissionDenied):
-    default_message = "You are not allowed to do that with this session."
 
 
 class Status(models.TextChoices):

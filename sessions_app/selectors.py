@@ -512,3 +512,53 @@ def proposals_for_calendar_week(
             slot__start__lt=end,
         ).select_related("slot", "session__coach", "session__student", "session__package")
     )
+
+
+# --- for notifications: the facts of events, and the warnings before a deadline -------------------
+
+
+def sessions_by_id(*, ids) -> dict[int, Session]:
+    """The sessions with these ids, with slot, package and both people, by id: one query (none
+    for no ids)."""
+    ids = {pk for pk in ids if pk is not None}
+    return _list_base().in_bulk(ids) if ids else {}
+
+
+def requests_expiring(*, now: datetime, lead: timedelta) -> list[Session]:
+    """Requests still waiting for the coach whose deadline falls within `lead` of `now` and that
+    were made before that warning time (a request made closer to its deadline than `lead` has
+    just been told about), with slot, package and people: one query."""
+    return list(
+        _list_base()
+        .filter(
+            status=Status.REQUESTED,
+            request_expires_at__gt=now,
+            request_expires_at__lte=now + lead,
+            slot__created_at__lte=F("request_expires_at") - lead,
+        )
+        .order_by("request_expires_at", "pk")
+    )
+
+
+def proposals_expiring(*, now: datetime, lead: timedelta) -> list[RescheduleProposal]:
+    """Pending reschedule proposals whose deadline falls within `lead` of `now` and that were
+    made before that warning time, with their time, proposer and session (slot, package,
+    people): one query."""
+    return list(
+        RescheduleProposal.objects.filter(
+            status=ProposalStatus.PENDING,
+            session__status=Status.RESCHEDULING,
+            expires_at__gt=now,
+            expires_at__lte=now + lead,
+            created_at__lte=F("expires_at") - lead,
+        )
+        .select_related(
+            "slot",
+            "proposed_by",
+            "session__slot",
+            "session__package",
+            "session__coach",
+            "session__student",
+        )
+        .order_by("expires_at", "pk")
+    )

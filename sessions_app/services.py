@@ -6,7 +6,6 @@ change. Refusals raise a `DomainError` whose message is fit to show a person.
 import logging
 from datetime import datetime, timedelta
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.db.models import Value
 from django.db.models.functions import Coalesce
@@ -15,15 +14,16 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.selectors import coach_windows
 from calendars import services as calendar_services
-from calendars.models import TimeSlot
+from calendars.models import SlotStatus, TimeSlot
 from calendars.services import SlotUnavailable
 from catalog import services as catalog_services
 from catalog.models import Offering
+from core.errors import PermissionDenied
+from notifications import services as notification_services
 from refunds import services as refund_services
 from refunds.services import RefundNotAllowed
 from sessions_app.lifecycle import (
     Action,
-    PermissionDenied,
     Role,
     Status,
     Transition,
@@ -97,29 +97,9 @@ def _transition(
         details=details or {},
         created_at=now,
     )
-    _notify_on_commit([event.pk])
+    # The outbox: its emails are written with the event, and sent once the change commits.
+    notification_services.deliveries_for_event(event=event)
     return event
-
-
-NOTIFY_CHUNK = 100
-
-
-def _notify_on_commit(event_ids: list[int]) -> None:
-    """Email the people concerned once the transaction commits (never for a rolled-back change).
-
-    One task per event, or per NOTIFY_CHUNK events for a sweep, so 100k expiries make 1,000
-    small tasks rather than 100k messages or one task that never finishes. `robust`: a broker
-    outage is logged and never turns the committed change into an error page.
-    """
-    from sessions_app.tasks import notify_event, notify_events
-
-    if len(event_ids) == 1:
-        event_id = event_ids[0]
-        transaction.on_commit(lambda: notify_event.delay(event_id=event_id), robust=True)
-        return
-    for start in range(0, len(event_ids), NOTIFY_CHUNK):
-        chunk = event_ids[start : start + NOTIFY_CHUNK]
-        transaction.on_commit(lambda chunk=chunk: notify_events.delay(event_ids=chunk), robust=True)
 
 
 def _slot_details(slot: TimeSlot) -> dict:
@@ -129,10 +109,17 @@ def _slot_details(slot: TimeSlot) -> dict:
 def _reserve(session: Session, start: datetime, now: datetime) -> TimeSlot:
     """Hold [start, start + the session's length) for `session`, or `SlotUnavailable`.
 
-    The student's row is locked first, so two of their bookings with different coaches cannot
-    both pass the availability check concurrently on a database without exclusion constraints.
+    Both people's rows are locked first (in id order, so two bookings never wait on each
+    other), so that bookings which the exclusion constraints cannot compare (a coach who is
+    also a student elsewhere) are checked one after the other on PostgreSQL; on SQLite the
+    IMMEDIATE transaction serialises every booking anyway.
     """
-    User.objects.select_for_update().filter(pk=session.student_id).first()
+    list(
+        User.objects.select_for_update()
+        .filter(pk__in=[session.coach_id, session.student_id])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     return calendar_services.reservation_hold(
         coach=session.coach,
         student=session.student,
@@ -201,7 +188,7 @@ def package_purchase(*, student, offering: Offering, purchase_token: str | None 
             )
             for number, share in enumerate(shares, start=1)
         )
-        SessionEvent.objects.bulk_create(
+        events = SessionEvent.objects.bulk_create(
             SessionEvent(
                 session=session,
                 actor=student,
@@ -212,6 +199,10 @@ def package_purchase(*, student, offering: Offering, purchase_token: str | None 
                 created_at=now,
             )
             for session in sessions
+        )
+        # The receipt to the student and the "package sold" notice to the coach.
+        notification_services.deliveries_for_purchase(
+            package=package, sessions=sessions, events=events
         )
     return package
 
@@ -283,15 +274,12 @@ def session_accept(*, session: Session, actor) -> Session:
             raise TransitionNotAllowed("This request has expired; the student can book again.")
         calendar_services.reservation_book(slot=session.slot)
         session.request_expires_at = None
-        if session.events.filter(action=Action.ACCEPT).exists():
-            # It was on calendars before (then its request expired and it was booked again).
-            session.sequence += 1
         _transition(
             session,
             row,
             actor,
             now=now,
-            fields=("request_expires_at", "sequence"),
+            fields=("request_expires_at",),
             details=_slot_details(session.slot),
         )
     return session
@@ -440,6 +428,13 @@ def _end_proposal(session: Session, action: Action, actor, outcome: ProposalStat
     with transaction.atomic():
         session = _lock(session)
         proposal, row = _live_proposal(session, action, actor, now)
+        if session.slot.status != SlotStatus.BOOKED:
+            # Only a session carried over from before the agreed time was kept booked can lose
+            # it (decision 22): keeping a time it no longer holds would double-book the coach.
+            raise TransitionNotAllowed(
+                "The agreed time of this session is no longer held for it; confirm the "
+                "proposed time or propose another."
+            )
         RescheduleProposal.objects.filter(pk=proposal.pk).update(status=outcome, decided_at=now)
         _transition(
             session,
@@ -558,8 +553,13 @@ def sessions_expire_stale(*, now: datetime | None = None) -> int:
     stale_requests = Session.objects.filter(
         status=Status.REQUESTED, request_expires_at__lte=now
     ).order_by("pk")
+    # A session whose agreed time is no longer held (carried over from before it was kept
+    # booked, decision 22) is left for its people to settle: going back to it would double-book.
     stale_proposals = RescheduleProposal.objects.filter(
-        status=ProposalStatus.PENDING, expires_at__lte=now, session__status=Status.RESCHEDULING
+        status=ProposalStatus.PENDING,
+        expires_at__lte=now,
+        session__status=Status.RESCHEDULING,
+        session__slot__status=SlotStatus.BOOKED,
     ).order_by("pk")
 
     def expire_requests(ids: list[int]) -> int:
@@ -649,7 +649,7 @@ def _bulk_events(rows, action: Action, source: Status, now: datetime) -> list[Se
         )
         for session_id, details in rows
     )
-    _notify_on_commit([event.pk for event in events])
+    notification_services.deliveries_for_events(events=events)
     return events
 
 
@@ -657,21 +657,20 @@ def sessions_send_reminders(*, now: datetime | None = None) -> int:
     """Send the 1 h and 24 h reminders of confirmed sessions, each once per agreed time.
 
     Rows are claimed in locked chunks with a conditional UPDATE (the reminder field still empty)
-    and the emails go after the claim commits, so concurrent runs never send one twice. A session
-    already within its last hour gets only the 1 h reminder (the 24 h one is claimed silently). A
-    failed send releases the session's claim for the next run, which sends only to the recipient
-    whose email failed (`reminder_send` claims each recipient too). Celery's
-    `SoftTimeLimitExceeded` is not swallowed: it releases the claims of the sessions of the chunk
-    not yet reminded and propagates. Returns how many sessions were reminded.
+    and, in the same transaction, each claimed session's reminders are written to the outbox
+    (`notifications`, one delivery per side, keyed by session, agreed time and reminder), so a
+    claim never exists without its emails, nor the other way round. They are sent once the
+    chunk commits; one that fails is retried by the outbox, never by claiming the session again.
+    A session already within its last hour gets only the 1 h reminder (the 24 h one is claimed
+    silently). Returns how many sessions were reminded.
     """
-    from sessions_app import notifications
-
     now = now or timezone.now()
     reminded = 0
-    for field, ahead in notifications.reminder_horizons():
-        failed: list[int] = []
+    for field, which, ahead in notification_services.REMINDERS:
+        # A session being rescheduled keeps its agreed time until a new one is agreed.
         due = Session.objects.filter(
-            status=Status.CONFIRMED,
+            status__in=[Status.CONFIRMED, Status.RESCHEDULING],
+            slot__status=SlotStatus.BOOKED,
             slot__start__gt=now,
             slot__start__lte=now + ahead,
             **{f"{field}__isnull": True},
@@ -682,9 +681,9 @@ def sessions_send_reminders(*, now: datetime | None = None) -> int:
         while True:
             with transaction.atomic():
                 ids = list(
-                    due.exclude(pk__in=failed)
-                    .select_for_update(of=("self",), skip_locked=True)
-                    .values_list("pk", flat=True)[:SWEEP_CHUNK]
+                    due.select_for_update(of=("self",), skip_locked=True).values_list(
+                        "pk", flat=True
+                    )[:SWEEP_CHUNK]
                 )
                 if not ids:
                     break
@@ -694,19 +693,9 @@ def sessions_send_reminders(*, now: datetime | None = None) -> int:
                     .select_related("slot", "package", "coach", "student")
                     .order_by("pk")
                 )
-            for index, session in enumerate(claimed):
-                try:
-                    notifications.reminder_send(session=session, field=field, now=now)
-                except SoftTimeLimitExceeded:
-                    # The task's time is up: hand this session and the rest of the chunk back
-                    # to the next run instead of leaving them claimed and never reminded.
-                    unsent = [each.pk for each in claimed[index:]]
-                    Session.objects.filter(pk__in=unsent, **{field: now}).update(**{field: None})
-                    raise
-                except Exception:
-                    logger.exception("reminder for session %s failed; will retry", session.pk)
-                    Session.objects.filter(pk=session.pk, **{field: now}).update(**{field: None})
-                    failed.append(session.pk)
-                else:
-                    reminded += 1
+                deliveries = notification_services.deliveries_for_reminders(
+                    sessions=claimed, which=which, now=now
+                )
+            reminded += len(claimed)
+            notification_services.deliveries_send_new(delivery_ids=deliveries)
     return reminded

@@ -18,12 +18,22 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calendars import services as calendar_services
 from calendars.selectors import booking_bounds, start_refusal
-from refunds.money import format_money
+from core.errors import DomainError
+from core.guards import coach_required, safe_next_url
+from core.money import format_money
+from core.times import (
+    EN_DASH,
+    clock_range,
+    day_label,
+    moment_label,
+    range_label,
+    slot_label,
+)
 from refunds.selectors import session_refundable_cents
 from sessions_app import selectors, services
 from sessions_app.forms import (
@@ -34,16 +44,8 @@ from sessions_app.forms import (
     parse_start,
     parse_week,
 )
-from sessions_app.lifecycle import Action, DomainError, Status
+from sessions_app.lifecycle import Action, Status
 from sessions_app.models import Session
-from sessions_app.times import (
-    EN_DASH,
-    clock_range,
-    day_label,
-    moment_label,
-    range_label,
-    slot_label,
-)
 
 LIST_PAGE_SIZE = 25
 # How far past an empty week the picker looks for the next open time.
@@ -60,11 +62,10 @@ def home(request):
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _coach_only(request):
-    if not request.user.is_coach:
-        messages.info(request, "Tasks, Upcoming and Completed are pages for coaches.")
-        return redirect("sessions:my_sessions")
-    return None
+coach_only = coach_required(
+    message="Tasks, Upcoming and Completed are pages for coaches.",
+    redirect_to="sessions:my_sessions",
+)
 
 
 def _session_or_404(request, pk: int) -> Session:
@@ -74,18 +75,8 @@ def _session_or_404(request, pk: int) -> Session:
     return session
 
 
-def _safe_next(request) -> str:
-    """The page the person came from (POST or GET `next`), if it is on this site; else ""."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return ""
-
-
 def _next_url(request, session: Session) -> str:
-    return _safe_next(request) or reverse("sessions:detail", args=[session.pk])
+    return safe_next_url(request, reverse("sessions:detail", args=[session.pk]))
 
 
 def _stale_message(request, session: Session) -> str | None:
@@ -164,11 +155,10 @@ def _other_side(session: Session, user) -> str:
 
 @login_required
 @require_GET
+@coach_only
 def tasks(request):
     """Booking requests, reschedule proposals waiting on the coach (oldest deadline first),
     and agreed times that a busy time in the coach's own calendar now overlaps."""
-    if response := _coach_only(request):
-        return response
     return render(
         request,
         "sessions_app/tasks.html",
@@ -178,10 +168,9 @@ def tasks(request):
 
 @login_required
 @require_GET
+@coach_only
 def upcoming(request):
     """Confirmed and rescheduling sessions from now on, grouped by day, paginated."""
-    if response := _coach_only(request):
-        return response
     page = _page(request, selectors.coach_upcoming_sessions(coach=request.user))
     days = _group_by_day(page.object_list, lambda s: s.slot.start if s.slot_id else None)
     return render(
@@ -191,20 +180,18 @@ def upcoming(request):
 
 @login_required
 @require_GET
+@coach_only
 def completed(request):
     """Completed sessions, newest first, paginated."""
-    if response := _coach_only(request):
-        return response
     page = _page(request, selectors.coach_completed_sessions(coach=request.user))
     return render(request, "sessions_app/completed.html", {"page_obj": page, "tab": "completed"})
 
 
 @login_required
 @require_GET
+@coach_only
 def canceled(request):
     """Canceled sessions with what was refunded, newest first, paginated."""
-    if response := _coach_only(request):
-        return response
     page = _page(request, selectors.coach_canceled_sessions(coach=request.user))
     return render(request, "sessions_app/canceled.html", {"page_obj": page, "tab": "canceled"})
 
@@ -464,7 +451,7 @@ def _picker(request, pk: int, kind: str):
         "proposal": proposal,
         "other_name": _other_side(session, request.user),
         "length": session.package.duration_minutes,
-        "next_target": _safe_next(request),
+        "next_target": safe_next_url(request),
         "exit_url": _next_url(request, session),
         "timezone_name": timezone.get_current_timezone_name(),
         "timezone_abbreviation": timezone.localtime(now).tzname(),
@@ -566,7 +553,7 @@ def _picker_confirm(request, picker, session, weeks: PickerWeeks, now: datetime,
 
 def _picker_submit(request, picker, session, weeks: PickerWeeks):
     """The confirm step's POST: one service call; a refusal goes back to that week."""
-    target = _safe_next(request)
+    target = safe_next_url(request)
     form = StartChoiceForm(request.POST)
     if not form.is_valid():
         messages.error(request, form.errors["start"][0])

@@ -18,10 +18,14 @@
 - Every other slot that a session or a proposal points at is kept as RELEASED history; the rest
   are deleted.
 
-Not reversible in data: going back leaves the reservations as they are.
+Held and booked reservations are trimmed to their session's length (old slots were cut by the
+pattern's slot length). Going back works only on an empty schedule: released reservations and
+merged windows have no slot form to return to.
 """
 
 import zoneinfo
+
+from datetime import timedelta
 
 from django.db import migrations
 from django.db.models import Q
@@ -98,6 +102,7 @@ def forward(apps, schema_editor):
         if status == "PENDING":
             holder[slot_id] = (session_id, student_id)
 
+    length = dict(Session.objects.values_list("pk", "package__duration_minutes"))
     windows: dict[int, list] = {}
     for slot in TimeSlot.objects.order_by("pk").iterator():
         if slot.status in BOOKABLE and slot.end > now and slot.pattern_id not in by_rule:
@@ -112,12 +117,16 @@ def forward(apps, schema_editor):
         else:
             slot.delete()
             continue
+        # A reservation is exactly its session's length: old slots were cut by the pattern's
+        # slot length, whatever the package's; trimming a longer one cannot create an overlap.
+        end = min(slot.end, slot.start + timedelta(minutes=length[session_id]))
         TimeSlot.objects.filter(pk=slot.pk).update(
             status=status,
             session_id=session_id,
             student_id=student_id,
+            end=end,
             reserved_start=slot.start,
-            reserved_end=slot.end,
+            reserved_end=end,
             released_at=now if status == "RELEASED" else None,
         )
 
@@ -156,7 +165,18 @@ def forward(apps, schema_editor):
         Session.objects.filter(pk=session.pk).update(slot_id=copy.pk)
 
 
+def backward(apps, schema_editor):
+    """Only an empty schedule goes back: reservations, windows, time off and busy times have
+    no pre-cut slot to become (the old status check would refuse a released reservation)."""
+    names = ("TimeSlot", "AvailabilityWindow", "TimeOff", "BusyTime", "AvailabilityRule")
+    if any(apps.get_model("calendars", name).objects.exists() for name in names):
+        raise RuntimeError(
+            "calendars 0004 cannot be unapplied once availability or reservations exist: "
+            "their data has no pre-cut slot form. Restore a backup taken before it instead."
+        )
+
+
 class Migration(migrations.Migration):
     dependencies = [("calendars", "0003_reservations"), ("sessions_app", "0002_package_purchase_token")]
 
-    operations = [migrations.RunPython(forward, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(forward, backward)]

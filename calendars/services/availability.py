@@ -10,10 +10,11 @@ from datetime import date, datetime, time, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from calendars.intervals import MIDNIGHT
 from calendars.models import AvailabilityRule, AvailabilityWindow, TimeOff
 from calendars.services.errors import AvailabilityInvalid, require_coach
-from sessions_app.lifecycle import PermissionDenied
+from core.errors import PermissionDenied
 
 MAX_WINDOWS_PER_DAY = 6
 MIN_WINDOW = timedelta(minutes=5)
@@ -34,6 +35,12 @@ def _minutes(wall: time, *, end: bool = False) -> int:
 
 def wall_label(wall: time, *, end: bool = False) -> str:
     return "24:00" if end and wall == MIDNIGHT else f"{wall:%H:%M}"
+
+
+def _lock_coach(coach) -> None:
+    """Serialise the coach's availability writes: with the coach's row locked, two requests
+    cannot both pass a limit or overlap check against rows that do not exist yet."""
+    User.objects.select_for_update().filter(pk=coach.pk).first()
 
 
 def _check_day(weekday: int, windows: list[tuple[time, time]]) -> list[tuple[time, time]]:
@@ -84,7 +91,7 @@ def availability_weekly_add(
     if valid_from and valid_until and valid_until < valid_from:
         raise AvailabilityInvalid("The last date must not be before the first.")
     with transaction.atomic():
-        # Lock the coach's rules so two adds for one day cannot both pass the overlap check.
+        _lock_coach(coach)
         existing = [
             rule
             for rule in AvailabilityRule.objects.select_for_update().filter(
@@ -164,6 +171,7 @@ def availability_week_set(*, coach, week: Week) -> WeekChange:
         for begin, finish in windows
     }
     with transaction.atomic():
+        _lock_coach(coach)
         current = list(
             AvailabilityRule.objects.select_for_update().filter(
                 coach=coach, valid_from__isnull=True, valid_until__isnull=True
@@ -212,6 +220,7 @@ def availability_window_add(
     now = now or timezone.now()
     _check_interval(start, end, longest=MAX_ONE_OFF_WINDOW, what="A one-off window", now=now)
     with transaction.atomic():
+        _lock_coach(coach)
         upcoming = AvailabilityWindow.objects.select_for_update().filter(coach=coach, end__gt=now)
         if len(upcoming) >= MAX_UPCOMING_WINDOWS:
             raise AvailabilityInvalid(
@@ -240,6 +249,7 @@ def time_off_add(
         raise AvailabilityInvalid("Keep the note under 200 characters.")
     _check_interval(start, end, longest=MAX_TIME_OFF, what="Time off", now=now)
     with transaction.atomic():
+        _lock_coach(coach)
         upcoming = TimeOff.objects.select_for_update().filter(coach=coach, end__gt=now)
         if len(upcoming) >= MAX_UPCOMING_TIME_OFF:
             raise AvailabilityInvalid(

@@ -1,6 +1,6 @@
 """The refusals of the calendars services, each with a message fit to show a person."""
 
-from sessions_app.lifecycle import DomainError, PermissionDenied
+from core.errors import DomainError, PermissionDenied
 
 
 class SlotUnavailable(DomainError):

@@ -30,7 +30,8 @@ from accounts.selectors import coach_booking_horizon_days
 from calendars import sync as calendar_sync
 from calendars.models import ACTIVE_SLOT_STATUSES, BusyTime, ExternalCalendar, TimeSlot
 from calendars.services.errors import require_coach as _require_coach
-from sessions_app.lifecycle import DomainError, PermissionDenied
+from core.errors import DomainError, PermissionDenied
+from core.transactions import on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def _queue_coach_sync(coach_id: int) -> None:
     def send() -> None:
         sync_coach_calendars.delay(coach_id=coach_id)
 
-    transaction.on_commit(send, robust=True)
+    on_commit(send)
 
 
 def external_calendars_sync_queue(*, coach: User, now: datetime | None = None) -> None:
@@ -136,6 +137,8 @@ def external_calendar_add(*, coach: User, url: str, name: str = "") -> ExternalC
         raise ExternalCalendarInvalid(exc.message) from exc
     name = (name or "").strip()[:80] or (urllib.parse.urlsplit(url).hostname or "")[:80]
     with transaction.atomic():
+        # The coach's row serialises adds: two cannot both pass the count check below.
+        User.objects.select_for_update().filter(pk=coach.pk).first()
         existing = ExternalCalendar.objects.select_for_update().filter(coach=coach)
         if any(calendar.url == url for calendar in existing):
             raise ExternalCalendarInvalid("You have already added that calendar.")
@@ -364,6 +367,11 @@ def _busy_times_apply(coach_id: int, outcomes: list, now: datetime) -> tuple[int
             added += len(fresh)
         if active and len(outcomes) == len(active) and all(o.ok for o in outcomes):
             removed += BusyTime.objects.filter(coach_id=coach_id, calendar__isnull=True).delete()[0]
+        # A busy time now on an agreed session: the coach is told (once per agreed time and
+        # busy time), in this transaction, and the session never moves.
+        from notifications.services import deliveries_for_busy_conflicts
+
+        deliveries_for_busy_conflicts(coach_id=coach_id, now=now)
     return added, removed
 
 

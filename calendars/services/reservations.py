@@ -12,7 +12,7 @@ from django.utils import timezone
 from calendars.models import ACTIVE_SLOT_STATUSES, SlotStatus, TimeSlot
 from calendars.selectors import bookable_starts, booking_bounds, start_refusal
 from calendars.services.errors import SlotInvalid, SlotUnavailable
-from sessions_app.lifecycle import PermissionDenied
+from core.errors import PermissionDenied
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ def reservation_hold(
     if timezone.is_naive(start):
         raise SlotInvalid("A time must carry a timezone.")
     length = timedelta(minutes=duration_minutes)
+    bounds = booking_bounds(coach=coach, now=now)
+    if not bounds.earliest <= start <= bounds.latest:
+        # Refused before any arithmetic on `start` (which could lie near datetime.max).
+        raise SlotUnavailable(start_refusal(coach=coach, start=start, now=now))
     free = bookable_starts(
         coach=coach,
         duration_minutes=duration_minutes,
@@ -45,7 +49,6 @@ def reservation_hold(
     )
     if free != [start]:
         raise SlotUnavailable(start_refusal(coach=coach, start=start, now=now))
-    bounds = booking_bounds(coach=coach, now=now)
     try:
         with transaction.atomic():
             return TimeSlot.objects.create(

@@ -1,7 +1,7 @@
 """Template filters for money (integer minor units) and stored ISO timestamps.
 
 {% load money %}
-{{ session.price_share_cents|money:session.currency }}   -> "$33.34" (refunds.money.format_money)
+{{ session.price_share_cents|money:session.currency }}   -> "$33.34" (core.money.format_money)
 {{ event.details.start|isodatetime|date:"D j M Y, H:i T" }}
 """
 
@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django import template
 
-from refunds.money import format_money
+from core.money import format_money
 
 register = template.Library()
 

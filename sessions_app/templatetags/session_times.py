@@ -1,4 +1,4 @@
-"""Template filters for session times, in the viewer's timezone (`sessions_app.times`).
+"""Template filters for session times, in the viewer's timezone (`core.times`).
 
 {% load session_times %}
 {{ session.slot|span }}            -> "Thu 3 Dec, 11:00-12:30 GMT"
@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from django import template
 
-from sessions_app import times
+from core import times
 
 register = template.Library()
 

@@ -1,6 +1,6 @@
 """The secret subscription feed: what it publishes, how it changes, and who can read it."""
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import icalendar
 import pytest
@@ -11,6 +11,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import http_date, parse_http_date
 
 from accounts.services import calendar_token_regenerate
 from sessions_app import services
@@ -218,3 +219,119 @@ def test_feed_instructions_show_the_url_the_apps_and_the_regenerate_form():
     assert "Subscribe from web" in html
     assert f'action="{reverse("feeds:regenerate")}"' in html
     assert "Regenerate feed URL" in html
+
+
+# --- conditional GET ----------------------------------------------------------------------------
+
+FROZEN = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(FROZEN, tick=False) as traveller:
+        yield traveller
+
+
+def test_feed_answers_with_a_strong_etag_and_last_modified(client, frozen):
+    session = make_session("CONFIRMED")
+
+    response = client.get(feed_url(session.coach))
+
+    assert response.status_code == 200
+    etag = response["ETag"]
+    assert etag.startswith('"') and etag.endswith('"') and len(etag) == 34  # strong, not W/
+    assert response["Last-Modified"] == http_date(session.updated_at.timestamp())
+    assert parse_http_date(response["Last-Modified"]) == int(FROZEN.timestamp())
+    assert response["Cache-Control"] == "private, max-age=300"
+    # The same feed again: the same bytes, the same validators.
+    again = client.get(feed_url(session.coach))
+    assert (again.content, again["ETag"]) == (response.content, etag)
+
+
+def test_if_none_match_gets_a_304_without_a_body_in_two_queries(client, frozen):
+    session = make_session("CONFIRMED")
+    first = client.get(feed_url(session.coach))
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(feed_url(session.coach), HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response["ETag"] == first["ETag"]
+    assert response["Last-Modified"] == first["Last-Modified"]
+    assert response["Cache-Control"] == "private, max-age=300"
+    assert len(queries.captured_queries) == 2  # the token's user, the feed's sessions
+    head = client.head(feed_url(session.coach), HTTP_IF_NONE_MATCH=f'"other", {first["ETag"]}')
+    assert head.status_code == 304
+
+
+def test_if_modified_since_gets_a_304_until_a_later_change(client, frozen):
+    session = make_session("CONFIRMED")
+    first = client.get(feed_url(session.coach))
+
+    response = client.get(feed_url(session.coach), HTTP_IF_MODIFIED_SINCE=first["Last-Modified"])
+    assert response.status_code == 304
+
+    frozen.shift(timedelta(minutes=5))
+    services.session_cancel(session=session, actor=session.coach, refund="none")
+    changed = client.get(feed_url(session.coach), HTTP_IF_MODIFIED_SINCE=first["Last-Modified"])
+    assert changed.status_code == 200
+    assert parse_http_date(changed["Last-Modified"]) == int(FROZEN.timestamp()) + 300
+
+
+def test_a_change_gets_a_200_with_a_new_etag_and_the_new_one_a_304(client, frozen):
+    session = make_session("CONFIRMED")
+    coach = session.coach
+    old = client.get(feed_url(coach))["ETag"]
+    frozen.shift(timedelta(minutes=1))
+    new_start = next_free_start(coach)
+    services.session_propose_reschedule(session=session, start=new_start, actor=session.student)
+    services.session_confirm_reschedule(session=session, actor=coach)
+
+    response = client.get(feed_url(coach), HTTP_IF_NONE_MATCH=old)
+
+    assert response.status_code == 200
+    assert response["ETag"] != old
+    [event] = icalendar.Calendar.from_ical(response.content).walk("VEVENT")
+    assert (int(event["SEQUENCE"]), event["DTSTART"].dt) == (1, new_start)
+    assert client.get(feed_url(coach), HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+    # With both validators, If-None-Match decides (RFC 9110): an old ETag is a 200 even when
+    # If-Modified-Since alone would have said "not modified".
+    both = client.get(
+        feed_url(coach), HTTP_IF_NONE_MATCH=old, HTTP_IF_MODIFIED_SINCE=response["Last-Modified"]
+    )
+    assert both.status_code == 200
+
+
+def test_a_renamed_other_side_changes_the_etag(client, frozen):
+    session = make_session("CONFIRMED")
+    old = client.get(feed_url(session.coach))["ETag"]
+    session.student.display_name = "Renamed Student"
+    session.student.save(update_fields=["display_name"])
+
+    response = client.get(feed_url(session.coach), HTTP_IF_NONE_MATCH=old)
+
+    assert response.status_code == 200
+    assert b"with Renamed Student" in response.content
+
+
+def test_an_empty_feed_has_validators_too(client, frozen):
+    user = StudentFactory()
+
+    response = client.get(feed_url(user))
+
+    assert response.status_code == 200
+    assert response["Last-Modified"] == http_date(user.date_joined.timestamp())
+    assert client.get(feed_url(user), HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+
+
+def test_validators_do_not_get_past_the_token_check(client, frozen):
+    session = make_session("CONFIRMED")
+    coach = session.coach
+    url = feed_url(coach)
+    etag = client.get(url)["ETag"]
+    calendar_token_regenerate(user=coach)
+
+    assert client.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 404
+    unknown = "/calendar/feed/not-a-real-token-at-all-0000.ics"
+    assert client.get(unknown, HTTP_IF_NONE_MATCH="*").status_code == 404

@@ -75,7 +75,7 @@ class _Old:
             **fields,
         )
 
-    def session(self, student, status, slot=None):
+    def session(self, student, status, slot=None, minutes=60):
         offering = self.offering
         package = self.Package.objects.create(
             offering=offering,
@@ -83,7 +83,7 @@ class _Old:
             student=student,
             title=offering.title,
             session_count=1,
-            duration_minutes=60,
+            duration_minutes=minutes,
             price_cents=5000,
             currency="USD",
         )
@@ -179,6 +179,9 @@ def _arrange(apps) -> dict:
     # Saturday: one-off open hours, two of them adjacent.
     for hour in (10, 11, 14):
         old.slot(coach, _at(_day(5), hour))
+    # Sunday: a 30-minute lesson booked on a 60-minute slot (slots were cut by the pattern).
+    short_slot = old.slot(coach, _at(_day(6), 10), status="BOOKED")
+    short = old.session(ann, "CONFIRMED", short_slot, minutes=30)
     # In the past: an open slot nobody used, a block.
     old.slot(coach, _at(date(2026, 6, 1), 9))
     old.slot(coach, _at(date(2026, 6, 1), 11), status="BLOCKED", block_source="coach")
@@ -215,6 +218,8 @@ def _arrange(apps) -> dict:
         robbed_proposed=robbed_proposed.pk,
         canceled_slot=canceled_slot.pk,
         canceled=canceled.pk,
+        short_slot=short_slot.pk,
+        short=short.pk,
     )
     return ids
 
@@ -299,6 +304,8 @@ def test_reservations_keep_their_sessions_and_students(migrated):
             row("canceled_slot", "RELEASED", "canceled", "dan"),
         ]
     )
+    # Trimmed to its 30-minute session (test_a_reservation_is_trimmed_to_its_sessions_length).
+    expected[m["short_slot"]] = rows[m["short_slot"]]
     copies = {pk: value for pk, value in rows.items() if pk not in expected}
     assert {pk: rows.get(pk) for pk in expected} == expected
     # The session whose agreed time was taken keeps a released copy of it as its last time.
@@ -364,6 +371,8 @@ def test_open_and_booked_one_off_times_become_windows_adjacent_ones_merged(migra
         # Saturday: 10-11 and 11-12 merged; 14-15 alone.
         (coach, _at(_day(5), 10), _at(_day(5), 12)),
         (coach, _at(_day(5), 14), _at(_day(5), 15)),
+        # Sunday: the 60-minute slot of a 30-minute lesson, all of it bookable when released.
+        (coach, _at(_day(6), 10), _at(_day(6), 10) + hour),
         # The coach who moved keeps the New York times as one-off windows, not a moved rule.
         (mover, _at(_day(0), 9, tz=NEW_YORK), _at(_day(0), 11, tz=NEW_YORK)),
     ]
@@ -409,6 +418,40 @@ def test_migrated_rows_work_with_the_services(migrated):
         coach=coach, duration_minutes=60, start=_at(_day(1), 0), end=_at(_day(2), 0)
     )
     assert tuesday == [_at(_day(1), 11), _at(_day(1), 13)]  # 09:00 is still agreed
+
+
+def test_a_reservation_is_trimmed_to_its_sessions_length(migrated):
+    from calendars.models import TimeSlot
+
+    slot = TimeSlot.objects.get(pk=migrated["short_slot"])
+    assert (slot.start, slot.end, slot.reserved_end, slot.status, slot.session_id) == (
+        _at(_day(6), 10),
+        _at(_day(6), 10, 30),
+        _at(_day(6), 10, 30),
+        "BOOKED",
+        migrated["short"],
+    )
+
+
+def test_a_session_whose_agreed_time_was_taken_cannot_keep_it(migrated):
+    """Keeping, withdrawing or letting the proposal expire would confirm a time another
+    session holds; only confirming the proposed time (or another) settles it."""
+    from sessions_app import services
+    from sessions_app.lifecycle import TransitionNotAllowed
+    from sessions_app.models import Session
+
+    session = Session.objects.get(pk=migrated["robbed"])
+    with pytest.raises(TransitionNotAllowed, match="no longer held for it"):
+        services.session_decline_reschedule(session=session, actor=session.student)
+    with time_machine.travel(NOW + timedelta(days=3), tick=False):
+        assert services.sessions_expire_stale() == 1  # the other session's proposal only
+    session.refresh_from_db()
+    assert session.status == "RESCHEDULING"
+
+    services.session_confirm_reschedule(session=session, actor=session.student)
+
+    session.refresh_from_db()
+    assert (session.status, session.slot_id) == ("CONFIRMED", migrated["robbed_proposed"])
 
 
 def test_a_reservation_of_a_london_coach_in_summer_says_bst(migrated):

@@ -6,6 +6,7 @@ import http.server
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -673,9 +674,10 @@ def test_pausing_or_removing_the_calendar_ends_the_conflict(feeds, allow_local, 
 
 # Every query of one coach's sync with one calendar, whatever the number of busy times: the
 # clean-up, the calendars, two for the windows, and per coach a savepoint, the lock, the
-# calendar's update, its stored busy times, one delete, one insert, the carried-over busy times
-# and the savepoint's release.
-SYNC_QUERIES = 12
+# calendar's update, its stored busy times, one delete, one insert, the carried-over busy times,
+# the agreed times a busy time now overlaps (the coach's conflict emails) and the savepoint's
+# release.
+SYNC_QUERIES = 13
 
 
 @pytest.mark.parametrize("count", [3, 150])
@@ -1680,3 +1682,40 @@ def test_the_availability_page_explains_busy_times_and_conflicts(client):
     assert "A session already agreed is never moved" in text
     assert "the busy times read then still count until it works again" in text
     assert "open slots" not in text
+
+
+# --- bounded reading --------------------------------------------------------------------------
+
+
+def test_a_rule_repeating_every_minute_is_refused_without_expanding_it_whole():
+    from calendars.sync import MAX_BUSY_TIMES, CalendarFetchError, busy_intervals
+
+    minutely = busy_event(
+        "minutely", utc(2026, 10, 20, 13), utc(2026, 10, 20, 13, 1), "RRULE:FREQ=MINUTELY"
+    )
+
+    with pytest.raises(CalendarFetchError, match=f"more than {MAX_BUSY_TIMES:,} events"):
+        busy_intervals(
+            ics(minutely).encode(), start=NOW, end=NOW + timedelta(days=730), tz=ZoneInfo("UTC")
+        )
+
+
+def test_a_calendar_at_the_cap_is_read_whole():
+    from calendars.sync import MAX_BUSY_TIMES, busy_intervals
+
+    hourly = busy_event(
+        "hourly",
+        utc(2026, 10, 20, 13),
+        utc(2026, 10, 20, 13, 30),
+        f"RRULE:FREQ=HOURLY;COUNT={MAX_BUSY_TIMES}",
+    )
+
+    busy = busy_intervals(
+        ics(hourly).encode(), start=NOW, end=NOW + timedelta(days=730), tz=ZoneInfo("UTC")
+    )
+
+    assert (len(busy), busy[0], busy[-1][0]) == (
+        MAX_BUSY_TIMES,
+        (utc(2026, 10, 20, 13), utc(2026, 10, 20, 13, 30)),
+        utc(2026, 10, 20, 13) + timedelta(hours=MAX_BUSY_TIMES - 1),
+    )

@@ -568,7 +568,8 @@ def test_offerings_page_lists_own_offerings_only(coach_client, coach):
 
 
 @pytest.mark.parametrize(
-    ("price", "cents"), [("150.00", 15000), ("150", 15000), ("99.5", 9950), ("0", 0)]
+    ("price", "cents"),
+    [("150.00", 15000), ("150", 15000), ("99.5", 9950), ("0", 0), ("12,50", 1250)],
 )
 def test_creating_an_offering_stores_the_price_in_cents(coach_client, coach, price, cents):
     response = coach_client.post(CREATE, offering_data(price=price), follow=True)
@@ -593,9 +594,10 @@ def test_creating_an_offering_stores_the_price_in_cents(coach_client, coach, pri
     [
         ({"title": "   "}, "This field is required."),
         ({"price": "abc"}, "Enter the price as a number, like 150.00."),
-        ({"price": "-1"}, "greater than or equal to 0"),
-        ({"price": "1.234"}, "no more than 2 decimal places"),
-        ({"price": "100000.01"}, "less than or equal to 100000"),
+        ({"price": "1e5"}, "Enter the price as a number, like 150.00."),
+        ({"price": "-1"}, "The price cannot be negative."),
+        ({"price": "1.234"}, "Use at most two decimal places"),
+        ({"price": "100000.01"}, "The price can be at most 100,000.00."),
         ({"session_count": "0"}, "greater than or equal to 1"),
         ({"session_count": "101"}, "less than or equal to 100"),
         ({"duration_minutes": "601"}, "less than or equal to 600"),

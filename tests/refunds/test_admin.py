@@ -7,9 +7,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
+from core.money import format_money
 from refunds.admin import CSV_HEADER, CoachWithRefundsFilter
 from refunds.models import Refund
-from refunds.money import format_money
 from sessions_app.templatetags.money import money
 from tests.factories import (
     StaffFactory,

@@ -1,11 +1,18 @@
-"""Parsing what a person sends: a refund amount typed in, and the picker's start times and weeks;
-what is read, and what is refused with a reason."""
+"""Parsing what a person sends: a refund amount typed in (read by `core.money.parse_money`, in
+the refund drawer's words), and the picker's start times and weeks; what is read, and what is
+refused with a reason."""
 
 from datetime import UTC, date, datetime
 
 import pytest
 
-from sessions_app.forms import StartChoiceForm, format_start, parse_money, parse_start, parse_week
+from sessions_app.forms import (
+    StartChoiceForm,
+    format_start,
+    parse_refund_amount,
+    parse_start,
+    parse_week,
+)
 
 
 @pytest.mark.parametrize(
@@ -21,8 +28,8 @@ from sessions_app.forms import StartChoiceForm, format_start, parse_money, parse
         ("999999999.99", 99999999999),
     ],
 )
-def test_parse_money_reads_a_dot_or_a_single_decimal_comma(text, cents):
-    assert parse_money(text) == cents
+def test_refund_amount_reads_a_dot_or_a_single_decimal_comma(text, cents):
+    assert parse_refund_amount(text) == cents
 
 
 @pytest.mark.parametrize(
@@ -45,9 +52,9 @@ def test_parse_money_reads_a_dot_or_a_single_decimal_comma(text, cents):
         ("0.00", "A partial refund must be at least 0.01."),
     ],
 )
-def test_parse_money_refuses_what_it_would_have_to_guess(text, message):
+def test_refund_amount_refuses_what_it_would_have_to_guess(text, message):
     with pytest.raises(ValueError) as refused:
-        parse_money(text)
+        parse_refund_amount(text)
     assert str(refused.value) == message
 
 

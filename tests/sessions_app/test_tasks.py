@@ -307,24 +307,29 @@ def test_a_confirmed_new_time_is_reminded_again(clock):
     assert _recipients() == sorted([session.coach.email, session.student.email])
 
 
-def test_a_failed_reminder_is_released_for_the_next_run(clock, monkeypatch):
-    from sessions_app import notifications
+def test_a_failed_reminder_stays_in_the_outbox_and_its_sweep_sends_it(clock, monkeypatch):
+    from django.core.mail import EmailMultiAlternatives
+
+    from notifications import tasks as notification_tasks
 
     session = _confirmed(start=NOW + timedelta(hours=3))
-    original = notifications.reminder_send
+    original = EmailMultiAlternatives.send
 
-    def broken(**kwargs):
+    def mail_server_down(self, *args, **kwargs):
         raise OSError("mail server down")
 
-    monkeypatch.setattr(notifications, "reminder_send", broken)
-    failed = services.sessions_send_reminders()
+    monkeypatch.setattr(EmailMultiAlternatives, "send", mail_server_down)
+    reminded = services.sessions_send_reminders()
     session.refresh_from_db()
-    released = session.reminder_24h_sent_at
-    monkeypatch.setattr(notifications, "reminder_send", original)
+    monkeypatch.setattr(EmailMultiAlternatives, "send", original)
 
-    assert (failed, released) == (0, None)
-    assert services.sessions_send_reminders() == 1
-    assert len(mail.outbox) == 2
+    # The reminder was claimed once, with its emails in the outbox; the retry is theirs.
+    assert (reminded, session.reminder_24h_sent_at, mail.outbox) == (1, NOW, [])
+    assert services.sessions_send_reminders() == 0
+    clock.move_to(NOW + timedelta(minutes=1))  # the first retry's backoff
+    notification_tasks.send_due.delay().get()  # (also what the arrangement never sent)
+    reminded_to = [m.to[0] for m in mail.outbox if m.subject.startswith("Reminder:")]
+    assert sorted(reminded_to) == sorted([session.coach.email, session.student.email])
 
 
 def test_send_reminders_command_prints_what_it_did(clock):
@@ -339,8 +344,10 @@ def test_send_reminders_command_prints_what_it_did(clock):
 # --- notifications through the task -----------------------------------------------------------
 
 
-def test_notify_event_task_for_a_deleted_event_sends_nothing(clock):
-    assert tasks.notify_event.delay(event_id=10**9).get() == 0
+def test_send_delivery_task_for_a_missing_delivery_sends_nothing(clock):
+    from notifications import tasks as notification_tasks
+
+    assert notification_tasks.send_delivery.delay(delivery_id=10**9).get() == "not_due"
     assert mail.outbox == []
 
 

@@ -6,7 +6,8 @@ from sessions_app.services import sessions_expire_stale
 class Command(BaseCommand):
     help = (
         "Expire booking requests and reschedule proposals past their window (what beat runs "
-        "every minute): each writes its event, reopens its slot and emails both sides."
+        "every minute): a request's time is released and its credit returns; a proposal's time "
+        "is released and its session stays at the agreed time. Each writes its event."
     )
 
     def handle(self, *args, **options):

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from sessions_app.times import clock_range, moment_label, range_label
+from core.times import clock_range, moment_label, range_label
 
 pytestmark = pytest.mark.time_machine(datetime(2026, 11, 30, 9, 0, tzinfo=UTC), tick=False)
 LONDON = ZoneInfo("Europe/London")
@@ -50,3 +50,30 @@ def test_clock_range_marks_an_end_on_the_next_day():
     assert clock_range(at(2026, 12, 3, 23, 30), at(2026, 12, 4, 0, 30)) == (
         "23:30\u201300:30 (next day)"
     )
+
+
+@pytest.mark.parametrize(
+    ("start_utc", "label", "clock"),
+    [
+        # Sun 25 Oct 2026: 01:00-02:00 BST happens, then 01:00-02:00 GMT again.
+        (
+            datetime(2026, 10, 25, 0, 0, tzinfo=UTC),
+            "Sun 25 Oct, 01:00 BST\u201301:00 GMT",
+            "01:00 BST\u201301:00 GMT",
+        ),
+        (
+            datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+            "Sun 25 Oct, 01:30 BST\u201301:30 GMT",
+            "01:30 BST\u201301:30 GMT",
+        ),
+        (
+            datetime(2026, 10, 25, 1, 0, tzinfo=UTC),
+            "Sun 25 Oct, 01:00\u201302:00 GMT",
+            "01:00\u201302:00",
+        ),
+    ],
+)
+def test_the_clocks_back_night_names_each_hour_by_its_zone(start_utc, label, clock):
+    """The two 01:00s of a clocks-back night read differently (Django's "T" is empty there)."""
+    end = start_utc + timedelta(hours=1)
+    assert (range_label(start_utc, end), clock_range(start_utc, end)) == (label, clock)

@@ -1,69 +1,31 @@
-"""Emails about session changes: who hears about what, in which timezone, with which link and
-calendar attachment; sent only after a commit, and only once."""
+"""Emails about session changes, built from the outbox: who hears about what, in which
+timezone, with which link and calendar invitation; written with their event, sent only after
+its commit, and only once."""
 
 import smtplib
 from datetime import UTC, datetime, timedelta
 
-import icalendar
 import pytest
 import time_machine
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 
-from sessions_app import notifications, services
+from notifications import emails
+from notifications import services as outbox
+from notifications.models import Delivery, DeliveryStatus
+from sessions_app import services
 from sessions_app.lifecycle import Action, PermissionDenied
-from sessions_app.models import Session, SessionEvent
-from tests.factories import (
-    AvailabilityWindowFactory,
-    CoachFactory,
-    OfferingFactory,
-    StudentFactory,
-)
+from tests.factories import CoachFactory, OfferingFactory, StudentFactory
+from tests.notifications.helpers import NOW, SITE, START, fresh, html_of, invitation, vevent
+from tests.notifications.helpers import open_window as _open
+from tests.notifications.helpers import run as _run
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)  # a Monday
-START = datetime(2025, 1, 8, 13, 0, tzinfo=UTC)  # Wednesday 14:00 CET, 08:00 EST
-SITE = "https://coachbook.example"
-
-
-def _open(coach, start, minutes=60):
-    """Make `start` bookable for a session of `minutes` with `coach` (a one-off window)."""
-    AvailabilityWindowFactory(coach=coach, start=start, end=start + timedelta(minutes=minutes))
-    return start
-
-
-@pytest.fixture(autouse=True)
-def eager_tasks(settings, celery_eager):
-    """Run Celery tasks in-process for these unit tests only, with a clean claim cache."""
-    settings.SITE_URL = SITE
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def people(clock):
-    coach = CoachFactory(timezone="Europe/Berlin", display_name="Carla Coach")
-    student = StudentFactory(timezone="America/New_York", display_name="Sam Student")
-    offering = OfferingFactory(coach=coach, title="Chess basics", price_cents=30000)
-    package = services.package_purchase(student=student, offering=offering)
-    session = package.sessions.order_by("number").first()
-    return coach, student, session, _open(coach, START)
-
-
-def _run(django_capture_on_commit_callbacks, action, **kwargs):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        result = action(**kwargs)
-    return result, callbacks
-
 
 def _fresh(session):
-    session.refresh_from_db()
-    return session
+    return fresh(session)
 
 
 def _requested(people, capture):
@@ -80,16 +42,13 @@ def _confirmed(people, capture):
     return _fresh(session)
 
 
-def _ics(message):
-    (name, content, mimetype), *rest = message.attachments
-    assert (name, mimetype, rest) == ("session.ics", "text/calendar; charset=utf-8", [])
-    return icalendar.Calendar.from_ical(content).walk("VEVENT")[0]
-
-
 def _html(message):
-    (html, mimetype), *rest = message.alternatives
-    assert (mimetype, rest) == ("text/html", [])
-    return html
+    return html_of(message)
+
+
+def _send_all(now=None) -> int:
+    """The outbox sweep, as beat runs it."""
+    return outbox.deliveries_send_due(now=now)
 
 
 def test_book_emails_only_the_coach_in_the_coachs_timezone_with_a_link(
@@ -135,7 +94,8 @@ def test_accept_emails_the_student_an_ics_invitation_in_utc(
     assert message.to == [student.email]
     assert message.subject == "Confirmed: Chess basics with Carla Coach, Wed 8 Jan, 08:00 EST"
     assert "Wed 8 Jan 2025, 08:00\u201309:00 EST (America/New_York)" in message.body
-    event = _ics(message)
+    assert str(invitation(message)["METHOD"]) == "REQUEST"
+    event = vevent(message)
     assert str(event["UID"]) == f"session-{session.pk}@coachbook"
     assert event["SEQUENCE"] == 0
     assert event.decoded("DTSTART") == START
@@ -176,7 +136,8 @@ def test_confirmed_reschedule_invitation_carries_the_raised_sequence_to_the_prop
     [message] = mail.outbox
     assert message.to == [coach.email]
     assert message.subject == "New time confirmed, Thu 9 Jan, 14:00 CET"
-    event = _ics(message)
+    assert str(invitation(message)["METHOD"]) == "REQUEST"
+    event = vevent(message)
     assert (str(event["UID"]), event["SEQUENCE"]) == (f"session-{session.pk}@coachbook", 1)
     assert event.decoded("DTSTART") == START + timedelta(days=1)
 
@@ -391,7 +352,7 @@ def test_a_confirmed_new_time_invites_with_the_sessions_real_length(
     assert message.to == [student.email]
     assert "When:         Thu 9 Jan 2025, 08:00\u201309:30 EST (America/New_York)" in message.body
     assert "Agreed time:" not in message.body
-    event = _ics(message)
+    event = vevent(message)
     assert (event.decoded("DTSTART"), event.decoded("DTEND")) == (
         proposed,
         proposed + timedelta(minutes=90),
@@ -413,7 +374,7 @@ def test_student_hears_their_own_side_of_an_expired_request(
     assert "Your session credit is back" in to_student.body
 
 
-def test_canceling_a_confirmed_session_attaches_a_canceled_invitation(
+def test_canceling_a_confirmed_session_sends_a_cancel_invitation(
     people, django_capture_on_commit_callbacks
 ):
     session = _confirmed(people, django_capture_on_commit_callbacks)
@@ -428,28 +389,36 @@ def test_canceling_a_confirmed_session_attaches_a_canceled_invitation(
 
     [message] = mail.outbox
     assert "No refund was issued." in message.body
-    event = _ics(message)
-    assert (str(event["UID"]), str(event["STATUS"])) == (
+    assert "The attached cancellation removes it from your calendar." in message.body
+    assert str(invitation(message)["METHOD"]) == "CANCEL"
+    event = vevent(message)
+    assert (str(event["UID"]), str(event["STATUS"]), event["SEQUENCE"]) == (
         f"session-{session.pk}@coachbook",
         "CANCELLED",
+        1,
     )
 
 
-def test_purchase_sends_no_email(clock, django_capture_on_commit_callbacks):
-    offering = OfferingFactory()
+def test_canceling_a_request_sends_no_invitation(people, django_capture_on_commit_callbacks):
+    session = _requested(people, django_capture_on_commit_callbacks)
 
     _run(
         django_capture_on_commit_callbacks,
-        services.package_purchase,
-        student=StudentFactory(),
-        offering=offering,
+        services.session_cancel,
+        session=session,
+        actor=people[0],
+        refund="none",
     )
 
-    assert mail.outbox == []
+    [message] = mail.outbox
+    assert (message.to, invitation(message)) == ([people[1].email], None)
 
 
-def test_nothing_is_sent_for_a_rolled_back_change(people, django_capture_on_commit_callbacks):
+def test_nothing_is_written_or_sent_for_a_rolled_back_change(
+    people, django_capture_on_commit_callbacks
+):
     _coach, student, session, start = people
+    before = Delivery.objects.count()
 
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
@@ -457,14 +426,17 @@ def test_nothing_is_sent_for_a_rolled_back_change(people, django_capture_on_comm
         transaction.atomic(),
     ):
         services.session_book(session=session, start=start, actor=student)
+        assert Delivery.objects.count() == before + 1  # written with the event...
         raise RuntimeError("the request failed after the booking")
 
     assert (callbacks, mail.outbox) == ([], [])
+    assert Delivery.objects.count() == before  # ...and rolled back with it
     assert _fresh(session).status == "UNSCHEDULED"
 
 
-def test_a_refused_action_sends_nothing(people, django_capture_on_commit_callbacks):
+def test_a_refused_action_writes_and_sends_nothing(people, django_capture_on_commit_callbacks):
     session = _requested(people, django_capture_on_commit_callbacks)
+    before = Delivery.objects.count()
 
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
@@ -472,50 +444,60 @@ def test_a_refused_action_sends_nothing(people, django_capture_on_commit_callbac
     ):
         services.session_accept(session=session, actor=people[1])
 
-    assert (callbacks, mail.outbox) == ([], [])
+    assert (callbacks, mail.outbox, Delivery.objects.count()) == ([], [], before)
 
 
-def _booked_without_notifying(people):
+def _booked_without_sending(people) -> Delivery:
+    """Book (the on-commit send never runs); the booking's one delivery, to the coach."""
     _coach, student, session, start = people
-    services.session_book(session=session, start=start, actor=student)  # on_commit never runs
+    services.session_book(session=session, start=start, actor=student)
+    return Delivery.objects.get(event__action=Action.BOOK)
 
 
-def test_notifying_the_same_event_twice_sends_once(people):
-    _booked_without_notifying(people)
-    event = SessionEvent.objects.get(action=Action.BOOK)
+def test_sending_the_same_delivery_twice_sends_once(people):
+    delivery = _booked_without_sending(people)
 
-    first = notifications.events_notify(event_ids=[event.pk])
-    second = notifications.events_notify(event_ids=[event.pk, event.pk])
+    first = outbox.delivery_send(delivery_id=delivery.pk)
+    second = outbox.delivery_send(delivery_id=delivery.pk)
 
-    assert (first, second, len(mail.outbox)) == (1, 0, 1)
+    assert (first, second, len(mail.outbox)) == ("sent", "not_due", 1)
+    assert (fresh(delivery).status, delivery.attempts) == (DeliveryStatus.SENT, 1)
 
 
-def test_a_missing_event_sends_nothing(db):
-    assert notifications.events_notify(event_ids=[987654]) == 0
+def test_a_missing_delivery_sends_nothing(db):
+    assert outbox.delivery_send(delivery_id=987654) == "not_due"
     assert mail.outbox == []
 
 
-def test_a_failed_send_releases_its_claim_so_the_retry_sends_it(people, monkeypatch):
-    _booked_without_notifying(people)
-    event = SessionEvent.objects.get(action=Action.BOOK)
-    original = notifications.EmailMultiAlternatives.send
+def test_a_failed_send_is_retried_after_its_backoff_and_then_sent_once(people, monkeypatch):
+    delivery = _booked_without_sending(people)
+    original = EmailMultiAlternatives.send
 
     def broken(self, *args, **kwargs):
         raise smtplib.SMTPServerDisconnected("connection lost")
 
-    monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", broken)
-    with pytest.raises(smtplib.SMTPServerDisconnected):
-        notifications.events_notify(event_ids=[event.pk])
-    monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", original)
+    monkeypatch.setattr(EmailMultiAlternatives, "send", broken)
+    assert outbox.delivery_send(delivery_id=delivery.pk) == "retry"
+    monkeypatch.setattr(EmailMultiAlternatives, "send", original)
 
-    assert notifications.events_notify(event_ids=[event.pk]) == 1
+    fresh(delivery)
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (
+        DeliveryStatus.PENDING,
+        1,
+        NOW + timedelta(minutes=1),
+    )
+    assert delivery.last_error == "SMTPServerDisconnected: connection lost"
+    assert (_send_all(), mail.outbox) == (0, [])  # not before its time
+    assert _send_all(now=NOW + timedelta(minutes=1)) == 1
+    assert _send_all(now=NOW + timedelta(minutes=2)) == 0
     assert len(mail.outbox) == 1
+    assert (fresh(delivery).status, delivery.attempts, delivery.last_error) == ("SENT", 2, "")
 
 
-def test_a_sweep_notifies_in_chunks_of_events(
+def test_a_sweep_sends_its_events_emails_in_chunks(
     clock, django_capture_on_commit_callbacks, monkeypatch
 ):
-    monkeypatch.setattr(services, "NOTIFY_CHUNK", 2)
+    monkeypatch.setattr(outbox, "SEND_CHUNK", 2)
     coach = CoachFactory()
     for hours in range(3):
         package = services.package_purchase(
@@ -530,8 +512,8 @@ def test_a_sweep_notifies_in_chunks_of_events(
         now=NOW + timedelta(days=3),
     )
 
-    assert len(callbacks) == 2  # 3 events in chunks of 2
-    assert len(mail.outbox) == 6  # both sides of each
+    assert len(callbacks) == 3  # 3 events, both sides of each: 6 deliveries in chunks of 2
+    assert len(mail.outbox) == 6
     assert sorted(message.to[0] for message in mail.outbox).count(coach.email) == 3
 
 
@@ -539,24 +521,24 @@ def test_time_shown_follows_daylight_saving_in_the_recipients_zone(db):
     coach = CoachFactory(timezone="Europe/Berlin")
     summer = datetime(2025, 7, 2, 12, 0, tzinfo=UTC)
 
-    text = notifications.format_when(summer, summer + timedelta(hours=1), coach)
+    text = emails.format_when(summer, summer + timedelta(hours=1), coach)
 
     assert text == "Wed 2 Jul 2025, 14:00\u201315:00 CEST (Europe/Berlin)"
 
 
-def test_a_broker_outage_never_fails_the_committed_change(
+def test_a_broker_outage_never_fails_the_committed_change_and_the_sweep_sends_it(
     people, django_capture_on_commit_callbacks, monkeypatch, caplog
 ):
     from kombu.exceptions import OperationalError
 
-    from sessions_app import tasks
+    from notifications import tasks
 
     session = _requested(people, django_capture_on_commit_callbacks)
 
     def broker_down(**kwargs):
         raise OperationalError("Error 111 connecting to redis:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.notify_event, "delay", broker_down)
+    monkeypatch.setattr(tasks.send_delivery, "delay", broker_down)
     _run(
         django_capture_on_commit_callbacks,
         services.session_accept,
@@ -566,6 +548,77 @@ def test_a_broker_outage_never_fails_the_committed_change(
 
     assert (_fresh(session).status, mail.outbox) == ("CONFIRMED", [])
     assert "Connection refused" in caplog.text
+    delivery = Delivery.objects.get(event__action=Action.ACCEPT)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
+
+    assert _send_all() == 1
+
+    [message] = mail.outbox
+    assert message.to == [people[1].email]
+    assert str(invitation(message)["METHOD"]) == "REQUEST"
+
+
+# --- the facts of the moment --------------------------------------------------------------------
+
+
+def test_a_late_email_tells_the_facts_of_its_event_not_the_sessions_later_state(
+    people, django_capture_on_commit_callbacks
+):
+    coach, student, _, _ = people
+    session = _confirmed(people, django_capture_on_commit_callbacks)
+    new_start = _open(coach, START + timedelta(days=1))
+    # The broker is down for both: nothing is sent until the sweep runs.
+    services.session_propose_reschedule(session=session, start=new_start, actor=coach)
+    services.session_confirm_reschedule(session=_fresh(session), actor=student)
+
+    assert _send_all() == 2
+
+    proposal, confirmed = mail.outbox
+    assert proposal.to == [student.email]
+    assert proposal.subject == "Carla Coach proposed a new time, Thu 9 Jan, 08:00 EST"
+    assert "Agreed time:  Wed 8 Jan 2025, 08:00\u201309:00 EST (America/New_York)" in (
+        proposal.body
+    )
+    assert "Status:       Rescheduling" in proposal.body
+    assert confirmed.to == [coach.email]
+    assert confirmed.subject == "New time confirmed, Thu 9 Jan, 14:00 CET"
+    assert vevent(confirmed)["SEQUENCE"] == 1
+
+
+def test_a_late_confirmation_does_not_put_a_time_already_changed_back_on_the_calendar(
+    people, django_capture_on_commit_callbacks
+):
+    coach = people[0]
+    session = _requested(people, django_capture_on_commit_callbacks)
+    services.session_accept(session=session, actor=coach)  # not sent yet
+    services.session_cancel(session=_fresh(session), actor=coach, refund="full")
+
+    assert _send_all() == 2
+
+    accepted, canceled = mail.outbox
+    assert accepted.subject == "Confirmed: Chess basics with Carla Coach, Wed 8 Jan, 08:00 EST"
+    assert (invitation(accepted), "attached invitation" in accepted.body) == (None, False)
+    assert "Status:       Confirmed" in accepted.body  # as it was then
+    assert str(invitation(canceled)["METHOD"]) == "CANCEL"
+    assert "Full refund: $100.00." in canceled.body
+
+
+def test_the_snapshot_keeps_the_names_and_refund_of_the_moment(
+    people, django_capture_on_commit_callbacks
+):
+    coach = people[0]
+    session = _confirmed(people, django_capture_on_commit_callbacks)
+    services.session_cancel(session=session, actor=coach, refund="partial", amount_cents=2500)
+    type(coach).objects.filter(pk=coach.pk).update(display_name="Carla Renamed")
+
+    _send_all()
+
+    [message] = mail.outbox
+    assert message.body.count("Carla Coach canceled session 1 of \u201cChess basics\u201d.") == 1
+    assert "Partial refund: $25.00." in message.body
+    delivery = Delivery.objects.get(event__action=Action.CANCEL)
+    assert (delivery.facts["refund"], delivery.facts["refund_amount_cents"]) == ("partial", 2500)
+    assert (delivery.facts["start"], delivery.facts["sequence"]) == (START.isoformat(), 1)
 
 
 # --- names that are not one line, and failures that retrying cannot fix ----------------------
@@ -575,46 +628,82 @@ def test_a_stored_name_with_a_newline_still_gives_a_one_line_subject(people):
     _coach, student, _session, _start = people
     # Stored before names were checked (or by another path): the email must still go.
     type(student).objects.filter(pk=student.pk).update(display_name="Sam\nBcc: x@evil.example")
-    _booked_without_notifying(people)
-    event = SessionEvent.objects.get(action=Action.BOOK)
+    student.refresh_from_db()
+    delivery = _booked_without_sending(people)
 
-    assert notifications.events_notify(event_ids=[event.pk]) == 1
+    assert outbox.delivery_send(delivery_id=delivery.pk) == "sent"
 
     (message,) = mail.outbox
     assert message.subject == "New request from Sam Bcc: x@evil.example, Wed 8 Jan, 14:00 CET"
     assert "\n" not in message.message()["Subject"]
 
 
-def test_an_email_that_cannot_be_sent_is_logged_and_skipped_and_the_chunk_goes_on(
+def test_an_email_that_cannot_be_sent_fails_at_once_with_its_reason_and_the_rest_go(
     people, monkeypatch, caplog
 ):
     coach, student, session, start = people
     services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
-    events = list(SessionEvent.objects.exclude(action=Action.CREATE).order_by("pk"))
-    original = notifications.EmailMultiAlternatives.send
+    book = Delivery.objects.get(event__action=Action.BOOK)
+    original = EmailMultiAlternatives.send
 
     def refuse_the_request_email(self, *args, **kwargs):
-        if self.extra_headers.get("X-Coachbook-Event") == str(events[0].pk):
+        if self.extra_headers.get("X-Coachbook-Delivery") == str(book.pk):
             raise ValueError("a header the mail library refuses")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", refuse_the_request_email)
+    monkeypatch.setattr(EmailMultiAlternatives, "send", refuse_the_request_email)
 
-    sent = notifications.events_notify(event_ids=[event.pk for event in events])
+    sent = _send_all()
 
     assert (sent, [message.to for message in mail.outbox]) == (1, [[student.email]])
-    assert f"email for event {events[0].pk} to user {coach.pk} failed and is skipped" in (
-        caplog.text
-    )
+    fresh(book)
+    assert (book.status, book.attempts) == (DeliveryStatus.FAILED, 1)
+    assert book.last_error == "ValueError: a header the mail library refuses"
+    assert f"delivery {book.pk} failed after 1 attempt(s)" in caplog.text
 
 
-def test_a_failed_reminder_to_one_side_is_resent_only_to_that_side(people, monkeypatch):
+def test_a_recipient_the_server_refuses_for_good_fails_at_once(people, monkeypatch):
+    delivery = _booked_without_sending(people)
+
+    def refused(self, *args, **kwargs):
+        raise smtplib.SMTPRecipientsRefused({self.to[0]: (550, b"No such user")})
+
+    monkeypatch.setattr(EmailMultiAlternatives, "send", refused)
+
+    assert outbox.delivery_send(delivery_id=delivery.pk) == "failed"
+    assert fresh(delivery).status == DeliveryStatus.FAILED
+
+
+def test_a_send_that_keeps_failing_gives_up_after_the_last_attempt(people, monkeypatch, settings):
+    settings.NOTIFICATIONS_MAX_ATTEMPTS = 3
+    delivery = _booked_without_sending(people)
+
+    def down(self, *args, **kwargs):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(EmailMultiAlternatives, "send", down)
+    outcomes = [outbox.delivery_send(delivery_id=delivery.pk, now=NOW)]
+    retries = [fresh(delivery).next_attempt_at]
+    outcomes.append(outbox.delivery_send(delivery_id=delivery.pk, now=retries[-1]))
+    retries.append(fresh(delivery).next_attempt_at)
+    outcomes.append(outbox.delivery_send(delivery_id=delivery.pk, now=retries[-1]))
+    later = retries[-1] + timedelta(days=1)
+
+    assert outcomes == ["retry", "retry", "failed"]
+    # Backoff doubles: 1 minute after the first failure, 2 after the second.
+    assert retries == [NOW + timedelta(minutes=1), NOW + timedelta(minutes=3)]
+    assert (fresh(delivery).status, delivery.attempts) == (DeliveryStatus.FAILED, 3)
+    assert "Connection refused" in delivery.last_error
+    assert (_send_all(now=later), mail.outbox) == (0, [])  # given up: the admin sends it again
+
+
+def test_a_failed_reminder_to_one_side_is_retried_only_to_that_side(people, monkeypatch):
     coach, student, session, start = people
     services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
-    mail.outbox.clear()
-    original = notifications.EmailMultiAlternatives.send
+    Delivery.objects.update(status=DeliveryStatus.SENT, sent_at=NOW)  # the earlier emails went
+    original = EmailMultiAlternatives.send
 
     def student_server_down(self, *args, **kwargs):
         if self.to == [student.email]:
@@ -622,18 +711,19 @@ def test_a_failed_reminder_to_one_side_is_resent_only_to_that_side(people, monke
         return original(self, *args, **kwargs)
 
     with time_machine.travel(START - timedelta(minutes=50), tick=False):
-        monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", student_server_down)
+        monkeypatch.setattr(EmailMultiAlternatives, "send", student_server_down)
         first = services.sessions_send_reminders()
         first_to = [message.to for message in mail.outbox]
-        released = Session.objects.get(pk=session.pk).reminder_1h_sent_at
-        monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", original)
+        monkeypatch.setattr(EmailMultiAlternatives, "send", original)
         mail.outbox.clear()
-        second = services.sessions_send_reminders()
-        third = services.sessions_send_reminders()
+        again = services.sessions_send_reminders()
+    with time_machine.travel(START - timedelta(minutes=49), tick=False):
+        retried = _send_all()
 
-    assert (first, first_to, released) == (0, [[coach.email]], None)
-    assert (second, [message.to for message in mail.outbox], third) == (1, [[student.email]], 0)
-    assert Session.objects.get(pk=session.pk).reminder_1h_sent_at is not None
+    assert (first, first_to, again) == (1, [[coach.email]], 0)
+    assert (retried, [message.to for message in mail.outbox]) == (1, [[student.email]])
+    assert mail.outbox[0].subject == "Reminder: Chess basics with Carla Coach in 49 minutes"
+    assert fresh(session).reminder_1h_sent_at == START - timedelta(minutes=50)
 
 
 # --- failures while an email is built ----------------------------------------------------------
@@ -643,72 +733,78 @@ def _build_fails_for(monkeypatch, user):
     """Email.message() raises (as a template that does not render would) for `user` only."""
     from django.template import TemplateSyntaxError
 
-    original = notifications.Email.message
+    original = emails.Email.message
 
     def message(self):
         if self.recipient.pk == user.pk:
             raise TemplateSyntaxError("Invalid block tag")
         return original(self)
 
-    monkeypatch.setattr(notifications.Email, "message", message)
+    monkeypatch.setattr(emails.Email, "message", message)
     return original
 
 
-def test_an_email_that_cannot_be_built_is_skipped_its_claim_released_and_the_chunk_goes_on(
-    people, monkeypatch, caplog
+def test_an_email_that_cannot_be_built_fails_with_its_reason_and_can_be_sent_again(
+    people, monkeypatch
 ):
+    from tests.factories import SuperuserFactory
+
     coach, student, session, start = people
     services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
-    book, accept = SessionEvent.objects.exclude(action=Action.CREATE).order_by("pk")
+    book = Delivery.objects.get(event__action=Action.BOOK)
     original = _build_fails_for(monkeypatch, coach)
 
-    sent = notifications.events_notify(event_ids=[book.pk, accept.pk])
+    sent = _send_all()
 
     assert (sent, [message.to for message in mail.outbox]) == (1, [[student.email]])
-    assert f"email for event {book.pk} to user {coach.pk} failed and is skipped" in caplog.text
-    # The claim was released: once the template is fixed, the email goes.
-    monkeypatch.setattr(notifications.Email, "message", original)
+    fresh(book)
+    assert (book.status, book.last_error) == (
+        DeliveryStatus.FAILED,
+        "TemplateSyntaxError: Invalid block tag",
+    )
+    # Once the template is fixed, the admin sends it again and it goes, once.
+    monkeypatch.setattr(emails.Email, "message", original)
     mail.outbox.clear()
-    assert notifications.events_notify(event_ids=[book.pk, accept.pk]) == 1
-    assert [message.to for message in mail.outbox] == [[coach.email]]
+    outbox.delivery_resend(delivery=book, actor=SuperuserFactory())
+    assert (_send_all(), [message.to for message in mail.outbox]) == (1, [[coach.email]])
+    assert _send_all() == 0
 
 
-def test_a_reminder_that_cannot_be_built_is_retried_for_that_side_only(people, monkeypatch):
+def test_a_reminder_that_cannot_be_built_fails_for_that_side_only(people, monkeypatch):
     coach, student, session, start = people
     services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
-    mail.outbox.clear()
+    Delivery.objects.update(status=DeliveryStatus.SENT, sent_at=NOW)
 
     with time_machine.travel(START - timedelta(minutes=50), tick=False):
-        original = _build_fails_for(monkeypatch, coach)
+        _build_fails_for(monkeypatch, coach)
         first = services.sessions_send_reminders()
-        first_to = [message.to for message in mail.outbox]
-        monkeypatch.setattr(notifications.Email, "message", original)
-        mail.outbox.clear()
-        second = services.sessions_send_reminders()
 
-    assert (first, first_to) == (0, [[student.email]])
-    assert (second, [message.to for message in mail.outbox]) == (1, [[coach.email]])
+    assert (first, [message.to for message in mail.outbox]) == (1, [[student.email]])
+    failed = Delivery.objects.get(kind="session_reminder", recipient=coach)
+    assert failed.status == DeliveryStatus.FAILED
 
 
-def test_an_event_whose_emails_cannot_be_built_is_skipped_and_the_chunk_goes_on(
+def test_an_invitation_that_cannot_be_built_fails_that_email_and_the_others_go(
     people, monkeypatch, caplog
 ):
+    from calendars import ical
+
     coach, student, session, start = people
     services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=session, actor=coach)
-    book, accept = SessionEvent.objects.exclude(action=Action.CREATE).order_by("pk")
+    accept = Delivery.objects.get(event__action=Action.ACCEPT)
 
     def broken_invitation(**kwargs):
         raise ValueError("the calendar library refused a value")
 
-    monkeypatch.setattr(notifications, "session_ics", broken_invitation)  # only accept attaches
+    monkeypatch.setattr(ical, "invitation_ics", broken_invitation)  # only accept invites
 
-    sent = notifications.events_notify(event_ids=[accept.pk, book.pk])
+    sent = _send_all()
 
     assert (sent, [message.to for message in mail.outbox]) == (1, [[coach.email]])
-    assert f"emails for event {accept.pk} could not be built and are skipped" in caplog.text
+    assert fresh(accept).last_error == "ValueError: the calendar library refused a value"
 
 
 # --- Celery's soft time limit is an Exception too, and must never be swallowed -------------------
@@ -717,36 +813,39 @@ def test_an_event_whose_emails_cannot_be_built_is_skipped_and_the_chunk_goes_on(
 def _time_limit_on_send(monkeypatch, user):
     from celery.exceptions import SoftTimeLimitExceeded
 
-    original = notifications.EmailMultiAlternatives.send
+    original = EmailMultiAlternatives.send
 
     def send(self, *args, **kwargs):
         if self.to == [user.email]:
             raise SoftTimeLimitExceeded()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", send)
+    monkeypatch.setattr(EmailMultiAlternatives, "send", send)
     return original
 
 
-def test_the_soft_time_limit_stops_event_emails_and_releases_the_claim(people, monkeypatch):
+def test_the_soft_time_limit_stops_a_send_and_hands_the_delivery_back(people, monkeypatch):
     from celery.exceptions import SoftTimeLimitExceeded
 
     coach, _student, _session, _start = people
-    _booked_without_notifying(people)
-    event = SessionEvent.objects.get(action=Action.BOOK)
+    delivery = _booked_without_sending(people)
     original = _time_limit_on_send(monkeypatch, coach)
 
     with pytest.raises(SoftTimeLimitExceeded):
-        notifications.events_notify(event_ids=[event.pk])
-    monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", original)
+        outbox.delivery_send(delivery_id=delivery.pk)
+    monkeypatch.setattr(EmailMultiAlternatives, "send", original)
 
-    assert notifications.events_notify(event_ids=[event.pk]) == 1  # the retry sends it
+    fresh(delivery)
+    assert (delivery.status, delivery.claimed_until, delivery.next_attempt_at) == (
+        DeliveryStatus.PENDING,
+        None,
+        NOW,
+    )
+    assert _send_all() == 1  # the next sweep sends it
     assert [message.to for message in mail.outbox] == [[coach.email]]
 
 
-def test_the_soft_time_limit_stops_reminders_and_hands_the_chunk_to_the_next_run(
-    people, monkeypatch
-):
+def test_the_soft_time_limit_stops_reminders_and_the_outbox_sends_the_rest(people, monkeypatch):
     from celery.exceptions import SoftTimeLimitExceeded
 
     coach, student, session, start = people
@@ -760,25 +859,20 @@ def test_the_soft_time_limit_stops_reminders_and_hands_the_chunk_to_the_next_run
     later = _open(other_coach, START + timedelta(minutes=5))
     services.session_book(session=other, start=later, actor=other_student)
     services.session_accept(session=other, actor=other_coach)
-    mail.outbox.clear()
+    Delivery.objects.update(status=DeliveryStatus.SENT, sent_at=NOW)
 
     with time_machine.travel(START - timedelta(minutes=50), tick=False):
         original = _time_limit_on_send(monkeypatch, coach)
         with pytest.raises(SoftTimeLimitExceeded):
             services.sessions_send_reminders()
         first_to = [message.to for message in mail.outbox]
-        claimed = list(
-            Session.objects.filter(pk__in=[session.pk, other.pk]).values_list(
-                "reminder_1h_sent_at", flat=True
-            )
-        )
-        monkeypatch.setattr(notifications.EmailMultiAlternatives, "send", original)
+        monkeypatch.setattr(EmailMultiAlternatives, "send", original)
         mail.outbox.clear()
-        second = services.sessions_send_reminders()
+        again = services.sessions_send_reminders()
+        swept = _send_all()
 
-    # Stopped at once (the student was not tried) and nothing is left claimed but unsent.
-    assert (first_to, claimed) == ([], [None, None])
-    assert second == 2
+    # Stopped at once; every reminder is in the outbox and the sweep sends each once.
+    assert (first_to, again, swept) == ([], 0, 4)
     assert sorted(message.to[0] for message in mail.outbox) == sorted(
         [coach.email, student.email, other_coach.email, other_student.email]
     )

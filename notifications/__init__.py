@@ -1,0 +1,1 @@
+"""Who hears about what: the outbox of every email and calendar invitation (`Delivery`)."""

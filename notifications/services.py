@@ -1,0 +1,553 @@
+"""Every write to the outbox: deliveries written with their events, sent once, retried, resent.
+
+Writing. Each event someone must hear about writes its `Delivery` rows (recipient, kind, the
+event, a unique key, the facts of that moment) in the event's own transaction, and queues the
+send task for after the commit (`core.transactions.on_commit`: a broker that is down is logged,
+never an error). A rolled-back event leaves no delivery; a committed one always has its rows,
+whatever happens to the broker or the worker afterwards:
+
+    deliveries_for_event / deliveries_for_events   a status change (sessions_app services, sweeps)
+    deliveries_for_purchase                        receipt (student) and package sold (coach)
+    deliveries_for_reminders                       the 24 h and 1 h reminders (reminder sweep)
+    deliveries_warn_expiring                       requests and proposals about to expire
+    deliveries_for_busy_conflicts                  a busy time on an agreed session (calendar sync)
+
+Keys say what a delivery is about and to whom (`event:<id>:to:<user>`,
+`reminder:1h:session:<id>:seq:<n>:to:<user>`, ...), so writing one twice is a no-op.
+
+Sending (`delivery_send`) claims the row with a conditional UPDATE: still pending, due, and no
+live lease; the claim takes a lease (NOTIFICATIONS_CLAIM_LEASE_SECONDS) and counts the attempt.
+Then it builds the email from the facts, sends it and marks the row SENT, or records the
+reason: a failure that may pass (the mail server or network) is retried with exponential
+backoff up to NOTIFICATIONS_MAX_ATTEMPTS, then FAILED; one that retrying cannot fix (a template
+that does not render, an address the server refuses) is FAILED at once. A delivery that is no
+longer true when its turn comes (a reminder of a session since canceled) is SKIPPED.
+`deliveries_send_due` is the periodic sweep: every pending row that is due, including those a
+dead broker never delivered and those a killed worker claimed but never finished (its lease ran
+out). `delivery_resend` puts a FAILED delivery back in the queue (the admin's "Send again").
+"""
+
+import logging
+import smtplib
+from datetime import datetime, timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.mail import get_connection
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from calendars import selectors as calendar_selectors
+from core.errors import DomainError, PermissionDenied
+from core.transactions import on_commit
+from notifications import emails, facts, selectors
+from notifications.models import Delivery, DeliveryKind, DeliveryStatus
+from sessions_app import selectors as session_selectors
+from sessions_app.lifecycle import Action, Status
+
+logger = logging.getLogger(__name__)
+
+# A status change with no email: a purchase has its own receipt and sold notice.
+SILENT_ACTIONS = frozenset({Action.CREATE})
+# Deliveries per send task when a sweep writes many (100k expiries make 1,000 small tasks).
+SEND_CHUNK = 100
+# Deliveries the sweep reads at a time.
+SWEEP_CHUNK = 200
+# Reminders: (the Session field that claims it, its name in keys, how long before the start).
+REMINDERS = (
+    ("reminder_1h_sent_at", "1h", timedelta(hours=1)),
+    ("reminder_24h_sent_at", "24h", timedelta(hours=24)),
+)
+
+
+class DeliveryNotResendable(DomainError):
+    default_message = "Only a failed email can be sent again."
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def max_attempts() -> int:
+    return _setting("NOTIFICATIONS_MAX_ATTEMPTS", 8)
+
+
+def claim_lease() -> timedelta:
+    return timedelta(seconds=_setting("NOTIFICATIONS_CLAIM_LEASE_SECONDS", 600))
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """After the `attempt`-th failure: 1, 2, 4, 8 ... minutes, at most an hour."""
+    base = _setting("NOTIFICATIONS_RETRY_BASE_SECONDS", 60)
+    ceiling = _setting("NOTIFICATIONS_RETRY_MAX_SECONDS", 3600)
+    return timedelta(seconds=min(base * 2 ** max(attempt - 1, 0), ceiling))
+
+
+def expiry_warning_lead() -> timedelta:
+    return timedelta(hours=_setting("NOTIFICATIONS_EXPIRY_WARNING_HOURS", 6))
+
+
+# --- writing deliveries ------------------------------------------------------------------------
+
+
+def _reachable(user: User) -> bool:
+    return bool(user.is_active and user.email)
+
+
+def _row(*, recipient: User, kind: str, key: str, facts: dict, session, event=None) -> Delivery:
+    # Due at once, whatever moment a sweep was asked to act at (`now` of a test or a backfill).
+    written = timezone.now()
+    return Delivery(
+        recipient=recipient,
+        kind=kind,
+        key=key,
+        facts=facts,
+        session=session,
+        event=event,
+        created_at=written,
+        next_attempt_at=written,
+    )
+
+
+def deliveries_queue(*, delivery_ids: list[int]) -> None:
+    """Send these deliveries once the transaction commits: one task, or one per SEND_CHUNK.
+    Nothing is lost if the broker refuses: the sweep sends what is still pending."""
+    from notifications.tasks import send_deliveries, send_delivery
+
+    ids = list(delivery_ids)
+    if len(ids) == 1:
+        delivery_id = ids[0]
+        on_commit(lambda: send_delivery.delay(delivery_id=delivery_id))
+        return
+    for start in range(0, len(ids), SEND_CHUNK):
+        chunk = ids[start : start + SEND_CHUNK]
+        on_commit(lambda chunk=chunk: send_deliveries.delay(delivery_ids=chunk))
+
+
+def _write(rows: list[Delivery]) -> list[int]:
+    """Insert rows whose keys are new (each key is about a new event) and queue them."""
+    created = Delivery.objects.bulk_create(rows)
+    ids = [row.pk for row in created]
+    if ids:
+        deliveries_queue(delivery_ids=ids)
+    return ids
+
+
+def _write_once(rows: list[Delivery]) -> list[int]:
+    """Insert the rows whose keys do not exist yet (a second run writes nothing) and return
+    the ids of those still to send."""
+    if not rows:
+        return []
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    return selectors.pending_ids_for_keys(keys=[row.key for row in rows])
+
+
+def event_recipients(*, actor_id: int | None, session) -> list[User]:
+    """The other side of the person who acted; both sides for the system or a third party."""
+    if actor_id == session.coach_id and actor_id != session.student_id:
+        people = [session.student]
+    elif actor_id == session.student_id and actor_id != session.coach_id:
+        people = [session.coach]
+    else:
+        people = [session.coach, session.student]
+    return [person for person in people if _reachable(person)]
+
+
+def _event_rows(event, session, slots: dict, proposal=None) -> list[Delivery]:
+    if event.action in SILENT_ACTIONS:
+        return []
+    snapshot = facts.event_facts(event=event, session=session, slots=slots, proposal=proposal)
+    return [
+        _row(
+            recipient=recipient,
+            kind=DeliveryKind.SESSION_EVENT,
+            key=f"event:{event.pk}:to:{recipient.pk}",
+            facts=snapshot,
+            session=session,
+            event=event,
+        )
+        for recipient in event_recipients(actor_id=event.actor_id, session=session)
+    ]
+
+
+def deliveries_for_event(*, event) -> list[int]:
+    """Write the deliveries of one status change, in its transaction (`event.session` is the
+    session as the service just left it), and queue their sending for after the commit.
+    Returns the new deliveries' ids."""
+    session = event.session
+    slots = calendar_selectors.slots_by_id(ids=facts.event_slot_ids(event))
+    proposal = None
+    if event.action in facts.PROPOSING_ACTIONS:
+        proposal = session_selectors.session_pending_proposal(session=session)
+    return _write(_event_rows(event, session, slots, proposal))
+
+
+def deliveries_for_events(*, events) -> list[int]:
+    """Write the deliveries of many status changes made by a sweep (expiry, completion), in
+    its transaction, with a constant number of queries; queue them in chunks."""
+    events = [event for event in events if event.action not in SILENT_ACTIONS]
+    if not events:
+        return []
+    sessions = session_selectors.sessions_by_id(ids={event.session_id for event in events})
+    slots = calendar_selectors.slots_by_id(
+        ids=set().union(*(facts.event_slot_ids(event) for event in events))
+    )
+    rows = []
+    for event in events:
+        session = sessions.get(event.session_id)
+        if session is not None:
+            rows.extend(_event_rows(event, session, slots))
+    return _write(rows)
+
+
+def deliveries_for_purchase(*, package, sessions, events) -> list[int]:
+    """The purchase receipt to the student and the "package sold" notice to the coach, in the
+    purchase's transaction; both link to the first session (the first credit to book)."""
+    first = min(sessions, key=lambda session: session.number)
+    event = next((each for each in events if each.session_id == first.pk), None)
+    coach, student = first.coach, first.student
+    snapshot = facts.purchase_facts(package=package, coach=coach, student=student)
+    rows = [
+        _row(
+            recipient=recipient,
+            kind=kind,
+            key=f"{kind}:package:{package.pk}",
+            facts=snapshot,
+            session=first,
+            event=event,
+        )
+        for recipient, kind in (
+            (student, DeliveryKind.PURCHASE_RECEIPT),
+            (coach, DeliveryKind.PACKAGE_SOLD),
+        )
+        if _reachable(recipient)
+    ]
+    return _write(rows)
+
+
+def deliveries_for_reminders(*, sessions, which: str, now: datetime) -> list[int]:
+    """The `which` ("24h" or "1h") reminder of each confirmed session to both sides, once per
+    agreed time (the key carries the session's sequence): written in the reminder sweep's
+    claim transaction. Returns the ids still to send (the sweep sends them after its commit)."""
+    rows = []
+    for session in sessions:
+        snapshot = {
+            **facts.session_facts(session),
+            **facts.interval("", session.slot.start, session.slot.end),
+            "slot_id": session.slot_id,
+            "reminder": which,
+            "reminded_at": facts.iso(now),
+        }
+        for recipient in (session.coach, session.student):
+            if _reachable(recipient):
+                key = f"reminder:{which}:session:{session.pk}:seq:{session.sequence}"
+                rows.append(
+                    _row(
+                        recipient=recipient,
+                        kind=DeliveryKind.REMINDER,
+                        key=f"{key}:to:{recipient.pk}",
+                        facts=snapshot,
+                        session=session,
+                    )
+                )
+    return _write_once(rows)
+
+
+def deliveries_warn_expiring(*, now: datetime | None = None) -> list[int]:
+    """Warn, once each, the coach of a request and the answering side of a reschedule proposal
+    whose deadline is NOTIFICATIONS_EXPIRY_WARNING_HOURS away (default 6). Requests and
+    proposals made closer to their deadline than that are not warned: their own email, just
+    sent, names the deadline. Returns the ids of the new warnings (sent by the caller)."""
+    now = now or timezone.now()
+    lead = expiry_warning_lead()
+    rows = []
+    for session in session_selectors.requests_expiring(now=now, lead=lead):
+        if not _reachable(session.coach):
+            continue
+        snapshot = {
+            **facts.session_facts(session),
+            **facts.interval("", session.slot.start, session.slot.end),
+            "slot_id": session.slot_id,
+            "expires_at": facts.iso(session.request_expires_at),
+        }
+        rows.append(
+            _row(
+                recipient=session.coach,
+                kind=DeliveryKind.REQUEST_EXPIRING,
+                key=f"request_expiring:slot:{session.slot_id}",
+                facts=snapshot,
+                session=session,
+            )
+        )
+    for proposal in session_selectors.proposals_expiring(now=now, lead=lead):
+        session = proposal.session
+        responder = (
+            session.student if proposal.proposed_by_id == session.coach_id else session.coach
+        )
+        if not _reachable(responder):
+            continue
+        snapshot = {
+            **facts.session_facts(session),
+            **facts.interval("", proposal.slot.start, proposal.slot.end),
+            **facts.interval("agreed_", session.slot.start, session.slot.end),
+            "proposal_id": proposal.pk,
+            "proposer": proposal.proposed_by.name,
+            "expires_at": facts.iso(proposal.expires_at),
+        }
+        rows.append(
+            _row(
+                recipient=responder,
+                kind=DeliveryKind.PROPOSAL_EXPIRING,
+                key=f"proposal_expiring:{proposal.pk}:to:{responder.pk}",
+                facts=snapshot,
+                session=session,
+            )
+        )
+    return _write_once(rows)
+
+
+def deliveries_for_busy_conflicts(*, coach_id: int, now: datetime | None = None) -> list[int]:
+    """Tell the coach, once per (agreed time, busy time first seen), that a busy time from
+    their external calendars now overlaps an agreed session: written in the calendar sync's
+    transaction that stored the busy times, sent after its commit. The session is never moved.
+    A coach who chose to keep the time hears again only of a busy time first seen after that."""
+    now = now or timezone.now()
+    newest = calendar_selectors.coach_conflicts_newest_busy(coach=coach_id, now=now)
+    if not newest:
+        return []  # the usual case: one query
+    coach = User.objects.filter(pk=coach_id).first()
+    if coach is None or not _reachable(coach):
+        return []
+    rows = []
+    for session in session_selectors.coach_busy_conflicts(coach=coach, now=now):
+        busy = newest.get(session.slot_id)
+        if busy is None:
+            continue
+        snapshot = {
+            **facts.session_facts(session),
+            **facts.interval("", session.slot.start, session.slot.end),
+            **facts.interval("busy_", busy.start, busy.end),
+            "slot_id": session.slot_id,
+            "busy_id": busy.pk,
+            "busy_first_seen_at": facts.iso(busy.created_at),
+        }
+        rows.append(
+            _row(
+                recipient=coach,
+                kind=DeliveryKind.CALENDAR_CONFLICT,
+                key=f"calendar_conflict:slot:{session.slot_id}:busy:{busy.pk}",
+                facts=snapshot,
+                session=session,
+            )
+        )
+    ids = _write_once(rows)
+    if ids:
+        deliveries_queue(delivery_ids=ids)
+    return ids
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+def _retryable(exc: Exception) -> bool:
+    """A failure that may pass: the mail server or the network (smtplib's errors are OSErrors),
+    except the server refusing this message or its recipient for good (5xx)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return False
+    if isinstance(exc, smtplib.SMTPDataError) and exc.smtp_code >= 500:
+        return False
+    return isinstance(exc, OSError)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000] if str(exc) else type(exc).__name__
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def stale_reason(*, delivery: Delivery, now: datetime) -> str:
+    """Why `delivery` is no longer worth sending ("" when it is): a reminder or warning whose
+    session has moved on since it was written. Status changes are always told."""
+    session, kind, snapshot = delivery.session, delivery.kind, delivery.facts
+    if session is None:
+        return ""
+    if kind == DeliveryKind.REMINDER:
+        if session.status not in (Status.CONFIRMED, Status.RESCHEDULING):
+            return "Not sent: the session is no longer confirmed."
+        if session.sequence != snapshot.get("sequence"):
+            return "Not sent: the session has a new time since; that time has its own reminder."
+        start = _parse(snapshot.get("start"))
+        if start is not None and start <= now:
+            return "Not sent: the session had started before the reminder could go."
+    elif kind == DeliveryKind.REQUEST_EXPIRING:
+        if session.status != Status.REQUESTED or session.slot_id != snapshot.get("slot_id"):
+            return "Not sent: the request was answered or withdrawn."
+        if (_parse(snapshot.get("expires_at")) or now) <= now:
+            return "Not sent: the request expired before the warning could go."
+    elif kind == DeliveryKind.PROPOSAL_EXPIRING:
+        pending = session_selectors.session_pending_proposal(session=session)
+        if pending is None or pending.pk != snapshot.get("proposal_id"):
+            return "Not sent: the proposal was answered or withdrawn."
+        if (_parse(snapshot.get("expires_at")) or now) <= now:
+            return "Not sent: the proposal expired before the warning could go."
+    elif kind == DeliveryKind.CALENDAR_CONFLICT:
+        moved = session.slot_id != snapshot.get("slot_id")
+        if moved or session.status not in (Status.CONFIRMED, Status.RESCHEDULING):
+            return "Not sent: the session has moved or ended since."
+    return ""
+
+
+def delivery_send(*, delivery_id: int, now: datetime | None = None, connection=None) -> str:
+    """Send one delivery if it is still to send; returns what happened: "sent", "retry" (a
+    failure that may pass, retried later with backoff), "failed" (given up, with the reason),
+    "skipped" (no longer true), or "not_due" (already sent or given up, claimed by a live
+    worker, waiting for its retry time, or gone). Safe to call twice or concurrently: only the
+    caller whose conditional UPDATE claims the row sends it. Celery's `SoftTimeLimitExceeded`
+    hands the row back (due at once) and propagates."""
+    now = now or timezone.now()
+    claimed = (
+        selectors.deliveries_due(now=now)
+        .filter(pk=delivery_id)
+        .update(claimed_until=now + claim_lease(), attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        return "not_due"
+    delivery = selectors.delivery_for_send(pk=delivery_id)
+    if delivery is None:  # deleted between the claim and the read
+        return "not_due"
+    # `attempts` is the claim's fencing token: a worker whose lease ran out and whose row was
+    # claimed again cannot overwrite the newer attempt's outcome.
+    mine = Delivery.objects.filter(
+        pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=delivery.attempts
+    )
+    recipient = delivery.recipient
+    reason = stale_reason(delivery=delivery, now=now)
+    if not reason and not _reachable(recipient):
+        reason = "Not sent: the recipient's account is inactive or has no email address."
+    if reason:
+        mine.update(status=DeliveryStatus.SKIPPED, claimed_until=None, last_error=reason)
+        logger.info("delivery %s skipped: %s", delivery.pk, reason)
+        return "skipped"
+    subject = ""
+    try:
+        email = emails.delivery_email(delivery=delivery, now=now)
+        subject = email.subject[:300]
+        message = email.message()
+        if connection is not None:
+            connection.open()  # under the claim: a mail server that hangs or refuses is this
+            message.connection = connection  # delivery's failure, recorded on it
+        message.send()
+    except SoftTimeLimitExceeded:
+        mine.update(
+            claimed_until=None,
+            next_attempt_at=now,
+            last_error="Interrupted by the task's time limit; it goes again.",
+        )
+        raise
+    except Exception as exc:
+        reason = _describe(exc)
+        if _retryable(exc) and delivery.attempts < max_attempts():
+            retry_at = now + retry_delay(delivery.attempts)
+            mine.update(
+                claimed_until=None, next_attempt_at=retry_at, last_error=reason, subject=subject
+            )
+            logger.warning(
+                "delivery %s failed (attempt %d), retried at %s: %s",
+                delivery.pk,
+                delivery.attempts,
+                retry_at.isoformat(),
+                reason,
+            )
+            return "retry"
+        mine.update(
+            status=DeliveryStatus.FAILED, claimed_until=None, last_error=reason, subject=subject
+        )
+        logger.exception("delivery %s failed after %d attempt(s)", delivery.pk, delivery.attempts)
+        return "failed"
+    mine.update(
+        status=DeliveryStatus.SENT,
+        sent_at=timezone.now(),
+        claimed_until=None,
+        last_error="",
+        subject=subject,
+    )
+    return "sent"
+
+
+def deliveries_send(*, delivery_ids, now: datetime | None = None) -> int:
+    """Send these deliveries over one mail connection (each still claimed on its own); returns
+    how many were sent. A failure is recorded on its delivery and the others still go; after a
+    failure that may pass the connection is opened afresh."""
+    sent = 0
+    connection = get_connection()  # opened by the first send, not before any claim
+    try:
+        for delivery_id in delivery_ids:
+            outcome = delivery_send(delivery_id=delivery_id, now=now, connection=connection)
+            if outcome == "sent":
+                sent += 1
+            elif outcome in ("retry", "failed"):
+                connection.close()  # the next send reconnects
+    finally:
+        connection.close()
+    return sent
+
+
+def deliveries_send_due(*, now: datetime | None = None) -> int:
+    """The sweep: send every delivery that is due, the longest waiting first: those whose
+    on-commit task never reached a worker (the broker was down), retries whose time has come,
+    and those a worker claimed but never finished (killed mid-send: its lease ran out). Each
+    row is tried at most once per run. Safe to run concurrently (each row is claimed). Returns
+    how many were sent."""
+    tried: set[int] = set()
+    sent = 0
+    while True:
+        moment = now or timezone.now()
+        ids = [
+            pk
+            for pk in selectors.deliveries_due_ids(now=moment, limit=SWEEP_CHUNK)
+            if pk not in tried
+        ]
+        if not ids:
+            break
+        tried.update(ids)
+        sent += deliveries_send(delivery_ids=ids, now=now)
+    if sent:
+        logger.info("outbox sweep: %d delivery(ies) sent", sent)
+    return sent
+
+
+def deliveries_send_new(*, delivery_ids) -> int:
+    """Send what a sweep has just written and committed (reminders, warnings) in its own
+    process; what fails or is cut short stays pending for the outbox sweep."""
+    return deliveries_send(delivery_ids=delivery_ids) if delivery_ids else 0
+
+
+def delivery_resend(*, delivery: Delivery, actor: User, now: datetime | None = None) -> Delivery:
+    """Put a FAILED delivery back in the queue, with a fresh round of attempts, and send it
+    after the commit (the admin's "Send again"). Refused for anyone without the
+    "Can send a failed delivery again" permission, and for a delivery that did not fail."""
+    if not (actor.is_active and actor.is_staff and actor.has_perm("notifications.resend_delivery")):
+        raise PermissionDenied("You are not allowed to send emails again.")
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Delivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        if locked is None:
+            raise DeliveryNotResendable("That email no longer exists.")
+        if locked.status != DeliveryStatus.FAILED:
+            raise DeliveryNotResendable(
+                f"Only a failed email can be sent again; this one is {locked.get_status_display()}."
+            )
+        Delivery.objects.filter(pk=locked.pk).update(
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            claimed_until=None,
+        )
+        logger.info("delivery %s sent again by user %s", locked.pk, actor.pk)
+        deliveries_queue(delivery_ids=[locked.pk])
+    locked.refresh_from_db()
+    return locked
