@@ -22,7 +22,6 @@ from django.urls import reverse
 from accounts.models import User
 from calendars.ical import (
     PRODID,
-    session_uid,  # noqa: F401  (re-exported: the emails import it here)
     session_vevent,
 )
 from sessions_app import selectors as session_selectors

@@ -150,8 +150,12 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # How long a worker holds a delivery it is sending; one left claimed longer (the worker was
 # killed) is sent again by the sweep. Longer than any send (EMAIL_TIMEOUT, the task time limit).
 NOTIFICATIONS_CLAIM_LEASE_SECONDS = env.int("NOTIFICATIONS_CLAIM_LEASE_SECONDS", default=600)
-# Attempts before a delivery that keeps failing is given up (FAILED; the admin can send again).
-NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=8)
+# A delivery that keeps failing is given up (FAILED; the admin can send again) when its next
+# attempt would fall more than this many hours after it was written (or sent again).
+NOTIFICATIONS_GIVE_UP_HOURS = env.int("NOTIFICATIONS_GIVE_UP_HOURS", default=24)
+# One outbox sweep run stops after this many seconds or rows; the rest waits for the next run.
+NOTIFICATIONS_SWEEP_SECONDS = env.int("NOTIFICATIONS_SWEEP_SECONDS", default=50)
+NOTIFICATIONS_SWEEP_MAX_ROWS = env.int("NOTIFICATIONS_SWEEP_MAX_ROWS", default=2000)
 NOTIFICATIONS_RETRY_BASE_SECONDS = env.int("NOTIFICATIONS_RETRY_BASE_SECONDS", default=60)
 NOTIFICATIONS_RETRY_MAX_SECONDS = env.int("NOTIFICATIONS_RETRY_MAX_SECONDS", default=3600)
 # How long before a request's or a proposal's deadline the side that must answer is warned.

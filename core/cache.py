@@ -27,14 +27,15 @@ import time
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import AuthenticationError, InvalidResponse, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
-# Refused, reset, timed out, still loading, or something that does not speak Redis answered.
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, InvalidResponse)
+# Refused, reset, timed out, still loading, something that does not speak Redis answered, or a
+# replica that turned read-only after a failover.
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, InvalidResponse, ReadOnlyError)
 DEFAULT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "retry_on_timeout": False}
 WARN_EVERY_SECONDS = 60.0
 
@@ -64,6 +65,12 @@ class FailOpenRedisCache(RedisCache):
         super().__init__(server, params)
 
     def _unreachable(self, operation: str, exc: Exception) -> None:
+        if isinstance(exc, AuthenticationError):
+            # A wrong password is a configuration error, not an outage: say so every time.
+            logger.error(
+                "Redis cache refused the credentials (%s: %s); failing open.", operation, exc
+            )
+            return
         # Django keeps one backend per thread; the warning is throttled per process.
         with _warnings.lock:
             _warnings.failures += 1

@@ -5,7 +5,8 @@ recipient's email (or a delivery's number). A delivery's page shows its facts (t
 its email is built from), its attempts and last error, and the email as it would go now.
 Nothing is edited here: the one action, "Send again", puts FAILED deliveries back in the queue
 (`notifications.services.delivery_resend`) and needs the "Can send a failed delivery again"
-permission (superusers have it); each use is recorded in the admin's history.
+permission (superusers have it); each use is recorded in the admin's history, in the resend's
+own transaction, with the error and attempt count the delivery had.
 """
 
 import json
@@ -18,6 +19,12 @@ from core.admin import NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin_link
 from core.errors import DomainError
 from notifications import emails, services
 from notifications.models import Delivery, DeliveryStatus
+
+
+def resend_message(previous: Delivery) -> str:
+    """The history entry of a "Send again": what the delivery had been through."""
+    error = Truncator(previous.last_error or "no error recorded").chars(500)
+    return f"Sent again (was failed after {previous.attempts} attempt(s): {error})"
 
 
 @admin.register(Delivery)
@@ -56,9 +63,11 @@ class DeliveryAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmi
         "subject",
         "created_at",
         "attempts",
+        "claim_seq",
         "next_attempt_at",
         "claimed_until",
         "sent_at",
+        "resent_at",
         "last_error",
         "facts_display",
         "preview",
@@ -104,13 +113,16 @@ class DeliveryAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmi
     @admin.action(description="Send again (failed ones)", permissions=["resend"])
     def send_again(self, request, queryset):
         queued = refused = 0
+
+        def record(previous):
+            self.log_change(request, previous, resend_message(previous))
+
         for delivery in queryset.order_by("pk"):
             try:
-                services.delivery_resend(delivery=delivery, actor=request.user)
+                services.delivery_resend(delivery=delivery, actor=request.user, record=record)
             except DomainError:
                 refused += 1
                 continue
-            self.log_change(request, delivery, "Sent again")
             queued += 1
         if queued:
             self.message_user(

@@ -9,7 +9,10 @@ session ("Wed 8 Jan 2025, 14:00-15:00 CET (Europe/Berlin)", an en dash); words i
 language (`LANGUAGE_CODE`). Every email links to its session.
 
 Who hears about a status change: the coach when the student acted, the student when the coach
-acted, both when the system acted (expiry, completion) or someone else (an admin). While a new
+acted, both when the system acted (expiry, completion) or someone else (an admin). A change that
+carries a calendar invitation (accept, a confirmed new time, canceling a session that was on
+calendars) goes to both sides, the one who acted included, so both calendars move in place; the
+actor's copy just says their calendar is updated. While a new
 time is being agreed the session keeps its agreed time: proposals name both, and a proposal
 that is declined, withdrawn or expires says the session stays at the agreed time.
 
@@ -209,7 +212,10 @@ def _event_text(facts: dict, recipient: User, extra: dict) -> tuple[str, list[st
     action = Action(facts["action"])
     invited = extra.get("invited", False)
     lines: list[str] = []
+    other = student if coaching else coach
 
+    if facts.get("invitation") and recipient.pk == facts.get("actor_id"):
+        return _own_change_text(action, facts, other, when, invited)
     if action == Action.BOOK:
         subject = f"New request from {student}{when}"
         lines.append(f"{student} asked to book session {number} of “{title}”.")
@@ -276,7 +282,6 @@ def _event_text(facts: dict, recipient: User, extra: dict) -> tuple[str, list[st
         )
     elif action == Action.COMPLETE:
         subject = f"Session completed: {title}"
-        other = student if coaching else coach
         lines.append(f"Your session with {other} is marked as completed.")
     elif action == Action.CANCEL:
         subject = f"Session canceled: {title}{when}"
@@ -295,6 +300,28 @@ def _event_text(facts: dict, recipient: User, extra: dict) -> tuple[str, list[st
             lines.append("The attached cancellation removes it from your calendar.")
     else:  # pragma: no cover - every lifecycle action with an email is handled above
         subject = f"{title}: {action.label}"
+    return subject, lines
+
+
+def _own_change_text(
+    action: Action, facts: dict, other: str, when: str, invited: bool
+) -> tuple[str, list[str]]:
+    """The actor's own copy of a change that moves calendars: brief, for the invitation."""
+    title, number = facts.get("title", ""), facts.get("number")
+    if action == Action.CANCEL:
+        subject = f"Canceled: {title} with {other}{when}"
+        lines = [f"You canceled session {number} of “{title}” with {other}."]
+        calendar = "The attached cancellation removes it from your calendar."
+    elif action == Action.CONFIRM_RESCHEDULE:
+        subject = f"New time confirmed: {title} with {other}{when}"
+        lines = [f"You confirmed the new time of session {number} of “{title}” with {other}."]
+        calendar = "The attached invitation updates your calendar."
+    else:
+        subject = f"Confirmed: {title} with {other}{when}"
+        lines = [f"You accepted session {number} of “{title}” with {other}."]
+        calendar = "The attached invitation updates your calendar."
+    if invited:
+        lines.append(calendar)
     return subject, lines
 
 

@@ -7,10 +7,8 @@ true when the event happened, however late it is sent.
 
 from datetime import datetime
 
-from sessions_app.lifecycle import Action, Status
+from sessions_app.lifecycle import PUBLISHED_STATUSES, Action, Status
 
-# Statuses in which a session had been put on calendars (its cancellation is published).
-PUBLISHED_STATUSES = (Status.CONFIRMED, Status.RESCHEDULING, Status.COMPLETED)
 # Events about a proposal while the agreed time stands: their time is the proposed one.
 PROPOSING_ACTIONS = (Action.PROPOSE_RESCHEDULE, Action.COUNTER_PROPOSE)
 # Events that end a proposal and keep the agreed time: their time is the agreed one.

@@ -8,9 +8,11 @@ those facts when it is sent, in the recipient's timezone. `key` is unique: writi
 delivery twice (a sweep that runs twice, a retried task) is a no-op.
 
 Sending claims the row with a conditional UPDATE that takes a lease (`claimed_until`) and counts
-the attempt; `attempts` doubles as the claim's fencing token, so a worker whose lease ran out
-cannot mark a row another worker has since claimed. A row whose lease expired (its worker was
-killed) is due again.
+the attempt. `claim_seq`, raised by every claim and never reset (unlike `attempts`, which "Send
+again" resets), is the claim's fencing token, so a worker whose lease ran out cannot mark a row
+another worker has since claimed. A row whose lease expired (its worker was killed) is due
+again. Retries stop by time (NOTIFICATIONS_GIVE_UP_HOURS after `created_at`, or after
+`resent_at` once sent again), not by a count.
 """
 
 from django.conf import settings
@@ -60,12 +62,16 @@ class Delivery(models.Model):
     )
     facts = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The claim's fencing token: raised by every claim, never reset.
+    claim_seq = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     # Set while a worker is sending; a lease that has run out means its worker died.
     claimed_until = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=300, blank=True)
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # When "Send again" last put it back in the queue: its retry window starts again there.
+    resent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

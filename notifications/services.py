@@ -16,25 +16,32 @@ Keys say what a delivery is about and to whom (`event:<id>:to:<user>`,
 `reminder:1h:session:<id>:seq:<n>:to:<user>`, ...), so writing one twice is a no-op.
 
 Sending (`delivery_send`) claims the row with a conditional UPDATE: still pending, due, and no
-live lease; the claim takes a lease (NOTIFICATIONS_CLAIM_LEASE_SECONDS) and counts the attempt.
-Then it builds the email from the facts, sends it and marks the row SENT, or records the
-reason: a failure that may pass (the mail server or network) is retried with exponential
-backoff up to NOTIFICATIONS_MAX_ATTEMPTS, then FAILED; one that retrying cannot fix (a template
-that does not render, an address the server refuses) is FAILED at once. A delivery that is no
-longer true when its turn comes (a reminder of a session since canceled) is SKIPPED.
-`deliveries_send_due` is the periodic sweep: every pending row that is due, including those a
-dead broker never delivered and those a killed worker claimed but never finished (its lease ran
-out). `delivery_resend` puts a FAILED delivery back in the queue (the admin's "Send again").
+live lease; the claim takes a lease (NOTIFICATIONS_CLAIM_LEASE_SECONDS), counts the attempt and
+raises `claim_seq`, the fencing token every later write of that worker is conditional on. Then
+it builds the email from the facts, sends it and marks the row SENT (the mark retried on its
+own: an email the server took is never sent again because the mark failed), or records the
+reason: a failure that may pass (the mail server or network, a greylisting 4xx, anything
+unexpected) is retried with exponential backoff until the next attempt would fall more than
+NOTIFICATIONS_GIVE_UP_HOURS after the delivery was written (or sent again), then FAILED; one
+that retrying cannot fix (a template that does not render, an address the server refuses for
+good) is FAILED at once. A delivery that is no longer true when its turn comes (a reminder of a
+session since canceled) is SKIPPED. `deliveries_send_due` is the periodic sweep: pending rows
+that are due, including those a dead broker never delivered and those a killed worker claimed
+but never finished (its lease ran out), bounded per run (NOTIFICATIONS_SWEEP_SECONDS,
+NOTIFICATIONS_SWEEP_MAX_ROWS; the rest waits for the next run). `delivery_resend` puts a FAILED
+delivery back in the queue (the admin's "Send again").
 """
 
 import logging
 import smtplib
+import time
 from datetime import datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import transaction
+from django.db import DatabaseError, close_old_connections, transaction
+from django.db import connection as db_connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -70,8 +77,17 @@ def _setting(name: str, default: int) -> int:
     return int(getattr(settings, name, default))
 
 
-def max_attempts() -> int:
-    return _setting("NOTIFICATIONS_MAX_ATTEMPTS", 8)
+def give_up_after() -> timedelta:
+    """How long after a delivery was written (or sent again) its retries stop."""
+    return timedelta(hours=_setting("NOTIFICATIONS_GIVE_UP_HOURS", 24))
+
+
+def sweep_seconds() -> int:
+    return _setting("NOTIFICATIONS_SWEEP_SECONDS", 50)
+
+
+def sweep_max_rows() -> int:
+    return _setting("NOTIFICATIONS_SWEEP_MAX_ROWS", 2000)
 
 
 def claim_lease() -> timedelta:
@@ -144,15 +160,19 @@ def _write_once(rows: list[Delivery]) -> list[int]:
     return selectors.pending_ids_for_keys(keys=[row.key for row in rows])
 
 
-def event_recipients(*, actor_id: int | None, session) -> list[User]:
-    """The other side of the person who acted; both sides for the system or a third party."""
-    if actor_id == session.coach_id and actor_id != session.student_id:
+def event_recipients(*, actor_id: int | None, session, invitation: bool = False) -> list[User]:
+    """The other side of the person who acted; both sides for the system or a third party, and
+    for an event that carries a calendar invitation (the actor's calendar moves too)."""
+    if invitation:
+        people = [session.coach, session.student]
+    elif actor_id == session.coach_id and actor_id != session.student_id:
         people = [session.student]
     elif actor_id == session.student_id and actor_id != session.coach_id:
         people = [session.coach]
     else:
         people = [session.coach, session.student]
-    return [person for person in people if _reachable(person)]
+    unique = list({person.pk: person for person in people}.values())
+    return [person for person in unique if _reachable(person)]
 
 
 def _event_rows(event, session, slots: dict, proposal=None) -> list[Delivery]:
@@ -168,7 +188,9 @@ def _event_rows(event, session, slots: dict, proposal=None) -> list[Delivery]:
             session=session,
             event=event,
         )
-        for recipient in event_recipients(actor_id=event.actor_id, session=session)
+        for recipient in event_recipients(
+            actor_id=event.actor_id, session=session, invitation=bool(snapshot.get("invitation"))
+        )
     ]
 
 
@@ -200,6 +222,32 @@ def deliveries_for_events(*, events) -> list[int]:
         if session is not None:
             rows.extend(_event_rows(event, session, slots))
     return _write(rows)
+
+
+def deliveries_for_event_ids(*, event_ids) -> list[int]:
+    """Write the deliveries still missing for these events (a key already written is left as
+    it is) and queue those still to send: the previous release's `sessions.notify_event(s)`
+    tasks, queued before the deploy, land here. The facts are taken now, from the event's
+    details and the session as it is."""
+    events = session_selectors.events_by_id(
+        ids=event_ids, exclude_actions=[action.value for action in SILENT_ACTIONS]
+    )
+    if not events:
+        return []
+    sessions = session_selectors.sessions_by_id(ids={event.session_id for event in events})
+    slots = calendar_selectors.slots_by_id(
+        ids=set().union(*(facts.event_slot_ids(event) for event in events))
+    )
+    rows = []
+    with transaction.atomic():
+        for event in events:
+            session = sessions.get(event.session_id)
+            if session is not None:
+                rows.extend(_event_rows(event, session, slots))
+        ids = _write_once(rows)
+        if ids:
+            deliveries_queue(delivery_ids=ids)
+    return ids
 
 
 def deliveries_for_purchase(*, package, sessions, events) -> list[int]:
@@ -355,7 +403,8 @@ def _retryable(exc: Exception) -> bool:
     """A failure that may pass: the mail server or the network (smtplib's errors are OSErrors),
     except the server refusing this message or its recipient for good (5xx)."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return False
+        # Temporary refusals (4xx, greylisting) pass; only all-permanent ones are final.
+        return not all(code >= 500 for code, _ in exc.recipients.values())
     if isinstance(exc, smtplib.SMTPDataError) and exc.smtp_code >= 500:
         return False
     return isinstance(exc, OSError)
@@ -394,6 +443,11 @@ def stale_reason(*, delivery: Delivery, now: datetime) -> str:
             return "Not sent: the proposal was answered or withdrawn."
         if (_parse(snapshot.get("expires_at")) or now) <= now:
             return "Not sent: the proposal expired before the warning could go."
+    elif kind == DeliveryKind.SESSION_EVENT:
+        own = snapshot.get("actor_id") == delivery.recipient_id
+        if own and snapshot.get("invitation") and session.sequence != snapshot.get("sequence"):
+            # The actor's copy exists only for their calendar, which a later change moved on.
+            return "Not sent: the calendar entry has changed since; the later change tells it."
     elif kind == DeliveryKind.CALENDAR_CONFLICT:
         moved = session.slot_id != snapshot.get("slot_id")
         if moved or session.status not in (Status.CONFIRMED, Status.RESCHEDULING):
@@ -401,91 +455,163 @@ def stale_reason(*, delivery: Delivery, now: datetime) -> str:
     return ""
 
 
+# Attempts at writing the SENT mark after the mail server took the email.
+MARK_TRIES = 3
+
+
+def delivery_claim(*, delivery_id: int, now: datetime) -> Delivery | None:
+    """Claim the delivery if it is due and no live worker holds it: take a lease, count the
+    attempt, raise the fencing token `claim_seq`. Returns the claimed row, or None."""
+    claimed = (
+        selectors.deliveries_due(now=now)
+        .filter(pk=delivery_id)
+        .update(
+            claimed_until=now + claim_lease(),
+            attempts=F("attempts") + 1,
+            claim_seq=F("claim_seq") + 1,
+        )
+    )
+    if not claimed:
+        return None
+    return selectors.delivery_for_send(pk=delivery_id)  # None if deleted since
+
+
+def _retry_window_start(delivery: Delivery) -> datetime:
+    return delivery.resent_at or delivery.created_at
+
+
+def _record_failure(
+    delivery: Delivery, mine, exc: Exception, subject: str, now: datetime, retryable: bool
+) -> str:
+    """Record a failed attempt: retried with backoff while the retry window lasts, FAILED once
+    the next attempt would fall after it or at once when retrying cannot help."""
+    reason = _describe(exc)
+    retry_at = now + retry_delay(delivery.attempts)
+    if retryable and retry_at <= _retry_window_start(delivery) + give_up_after():
+        mine.update(
+            claimed_until=None, next_attempt_at=retry_at, last_error=reason, subject=subject
+        )
+        logger.warning(
+            "delivery %s failed (attempt %d), retried at %s: %s",
+            delivery.pk,
+            delivery.attempts,
+            retry_at.isoformat(),
+            reason,
+        )
+        return "retry"
+    mine.update(
+        status=DeliveryStatus.FAILED, claimed_until=None, last_error=reason, subject=subject
+    )
+    logger.error(
+        "delivery %s failed after %d attempt(s): %s",
+        delivery.pk,
+        delivery.attempts,
+        reason,
+        exc_info=exc,
+    )
+    return "failed"
+
+
+def _mark_sent(delivery: Delivery, mine, subject: str) -> None:
+    """Mark the row SENT, retrying a database error a few times (a fresh connection each
+    time): the email is gone, so a lost mark would send it again once the lease runs out."""
+    for attempt in range(1, MARK_TRIES + 1):
+        try:
+            mine.update(
+                status=DeliveryStatus.SENT,
+                sent_at=timezone.now(),
+                claimed_until=None,
+                last_error="",
+                subject=subject,
+            )
+            return
+        except DatabaseError:
+            if attempt == MARK_TRIES:
+                logger.error(
+                    "delivery %s was sent but could not be marked sent; it may go again "
+                    "once its claim's lease runs out",
+                    delivery.pk,
+                    exc_info=True,
+                )
+                return
+            if not db_connection.in_atomic_block:
+                close_old_connections()
+            time.sleep(0.1 * attempt)
+
+
 def delivery_send(*, delivery_id: int, now: datetime | None = None, connection=None) -> str:
     """Send one delivery if it is still to send; returns what happened: "sent", "retry" (a
     failure that may pass, retried later with backoff), "failed" (given up, with the reason),
     "skipped" (no longer true), or "not_due" (already sent or given up, claimed by a live
     worker, waiting for its retry time, or gone). Safe to call twice or concurrently: only the
-    caller whose conditional UPDATE claims the row sends it. Celery's `SoftTimeLimitExceeded`
-    hands the row back (due at once) and propagates."""
+    caller whose conditional UPDATE claims the row sends it, and every later write is fenced on
+    that claim's `claim_seq`. Nothing after the claim raises but Celery's
+    `SoftTimeLimitExceeded`, which hands the row back (due at once) unless it was sent."""
     now = now or timezone.now()
-    claimed = (
-        selectors.deliveries_due(now=now)
-        .filter(pk=delivery_id)
-        .update(claimed_until=now + claim_lease(), attempts=F("attempts") + 1)
-    )
-    if not claimed:
+    delivery = delivery_claim(delivery_id=delivery_id, now=now)
+    if delivery is None:
         return "not_due"
-    delivery = selectors.delivery_for_send(pk=delivery_id)
-    if delivery is None:  # deleted between the claim and the read
-        return "not_due"
-    # `attempts` is the claim's fencing token: a worker whose lease ran out and whose row was
-    # claimed again cannot overwrite the newer attempt's outcome.
     mine = Delivery.objects.filter(
-        pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=delivery.attempts
+        pk=delivery.pk, status=DeliveryStatus.PENDING, claim_seq=delivery.claim_seq
     )
-    recipient = delivery.recipient
-    reason = stale_reason(delivery=delivery, now=now)
-    if not reason and not _reachable(recipient):
-        reason = "Not sent: the recipient's account is inactive or has no email address."
-    if reason:
-        mine.update(status=DeliveryStatus.SKIPPED, claimed_until=None, last_error=reason)
-        logger.info("delivery %s skipped: %s", delivery.pk, reason)
-        return "skipped"
+    sent = False
     subject = ""
     try:
-        email = emails.delivery_email(delivery=delivery, now=now)
-        subject = email.subject[:300]
-        message = email.message()
-        if connection is not None:
-            connection.open()  # under the claim: a mail server that hangs or refuses is this
-            message.connection = connection  # delivery's failure, recorded on it
-        message.send()
+        recipient = delivery.recipient
+        reason = stale_reason(delivery=delivery, now=now)
+        if not reason and not _reachable(recipient):
+            reason = "Not sent: the recipient's account is inactive or has no email address."
+        if reason:
+            mine.update(status=DeliveryStatus.SKIPPED, claimed_until=None, last_error=reason)
+            logger.info("delivery %s skipped: %s", delivery.pk, reason)
+            return "skipped"
+        try:
+            email = emails.delivery_email(delivery=delivery, now=now)
+            subject = email.subject[:300]
+            message = email.message()
+            if connection is not None:
+                connection.open()  # under the claim: a mail server that hangs or refuses is
+                message.connection = connection  # this delivery's failure, recorded on it
+            message.send()
+            sent = True
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:
+            return _record_failure(delivery, mine, exc, subject, now, _retryable(exc))
+        _mark_sent(delivery, mine, subject)
+        return "sent"
     except SoftTimeLimitExceeded:
-        mine.update(
-            claimed_until=None,
-            next_attempt_at=now,
-            last_error="Interrupted by the task's time limit; it goes again.",
-        )
-        raise
-    except Exception as exc:
-        reason = _describe(exc)
-        if _retryable(exc) and delivery.attempts < max_attempts():
-            retry_at = now + retry_delay(delivery.attempts)
+        if sent:
+            _mark_sent(delivery, mine, subject)
+        else:
             mine.update(
-                claimed_until=None, next_attempt_at=retry_at, last_error=reason, subject=subject
+                claimed_until=None,
+                next_attempt_at=now,
+                last_error="Interrupted by the task's time limit; it goes again.",
             )
-            logger.warning(
-                "delivery %s failed (attempt %d), retried at %s: %s",
-                delivery.pk,
-                delivery.attempts,
-                retry_at.isoformat(),
-                reason,
-            )
-            return "retry"
-        mine.update(
-            status=DeliveryStatus.FAILED, claimed_until=None, last_error=reason, subject=subject
-        )
-        logger.exception("delivery %s failed after %d attempt(s)", delivery.pk, delivery.attempts)
-        return "failed"
-    mine.update(
-        status=DeliveryStatus.SENT,
-        sent_at=timezone.now(),
-        claimed_until=None,
-        last_error="",
-        subject=subject,
-    )
-    return "sent"
+        raise
+    except Exception as exc:  # unexpected: a failed attempt, never raised out of a sweep
+        if sent:
+            logger.exception("delivery %s: error after it was sent", delivery.pk)
+            return "sent"
+        try:
+            return _record_failure(delivery, mine, exc, subject, now, retryable=True)
+        except Exception:
+            logger.exception("delivery %s: its failure could not be recorded", delivery.pk)
+            return "retry"  # the lease runs out and the sweep tries again
 
 
-def deliveries_send(*, delivery_ids, now: datetime | None = None) -> int:
+def deliveries_send(*, delivery_ids, now: datetime | None = None, deadline=None) -> int:
     """Send these deliveries over one mail connection (each still claimed on its own); returns
     how many were sent. A failure is recorded on its delivery and the others still go; after a
-    failure that may pass the connection is opened afresh."""
+    failure that may pass the connection is opened afresh. With a `deadline` (a
+    `time.monotonic()` value) it stops there; the rest stays pending for the sweep."""
     sent = 0
     connection = get_connection()  # opened by the first send, not before any claim
     try:
         for delivery_id in delivery_ids:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
             outcome = delivery_send(delivery_id=delivery_id, now=now, connection=connection)
             if outcome == "sent":
                 sent += 1
@@ -497,24 +623,27 @@ def deliveries_send(*, delivery_ids, now: datetime | None = None) -> int:
 
 
 def deliveries_send_due(*, now: datetime | None = None) -> int:
-    """The sweep: send every delivery that is due, the longest waiting first: those whose
+    """The sweep: send the deliveries that are due, the longest waiting first: those whose
     on-commit task never reached a worker (the broker was down), retries whose time has come,
     and those a worker claimed but never finished (killed mid-send: its lease ran out). Each
-    row is tried at most once per run. Safe to run concurrently (each row is claimed). Returns
-    how many were sent."""
+    row is tried at most once per run, and a run stops after NOTIFICATIONS_SWEEP_SECONDS (50)
+    or NOTIFICATIONS_SWEEP_MAX_ROWS (2,000) rows, whichever comes first: the rest waits for
+    the next run, so overlapping runs never hold every worker. Safe to run concurrently (each
+    row is claimed). Returns how many were sent."""
+    deadline = time.monotonic() + sweep_seconds()
+    budget = sweep_max_rows()
     tried: set[int] = set()
     sent = 0
-    while True:
+    while len(tried) < budget and time.monotonic() < deadline:
         moment = now or timezone.now()
+        limit = min(SWEEP_CHUNK, budget - len(tried))
         ids = [
-            pk
-            for pk in selectors.deliveries_due_ids(now=moment, limit=SWEEP_CHUNK)
-            if pk not in tried
+            pk for pk in selectors.deliveries_due_ids(now=moment, limit=limit) if pk not in tried
         ]
         if not ids:
             break
         tried.update(ids)
-        sent += deliveries_send(delivery_ids=ids, now=now)
+        sent += deliveries_send(delivery_ids=ids, now=now, deadline=deadline)
     if sent:
         logger.info("outbox sweep: %d delivery(ies) sent", sent)
     return sent
@@ -526,9 +655,14 @@ def deliveries_send_new(*, delivery_ids) -> int:
     return deliveries_send(delivery_ids=delivery_ids) if delivery_ids else 0
 
 
-def delivery_resend(*, delivery: Delivery, actor: User, now: datetime | None = None) -> Delivery:
-    """Put a FAILED delivery back in the queue, with a fresh round of attempts, and send it
-    after the commit (the admin's "Send again"). Refused for anyone without the
+def delivery_resend(
+    *, delivery: Delivery, actor: User, now: datetime | None = None, record=None
+) -> Delivery:
+    """Put a FAILED delivery back in the queue, with a fresh round of attempts and a fresh
+    retry window (`resent_at`), and send it after the commit (the admin's "Send again"). Its
+    last error stays until the next attempt. `record(previous)`, when given, is called in the
+    same transaction with the row as it was (its error and attempt count), so the admin's
+    history entry and the resend commit or roll back together. Refused for anyone without the
     "Can send a failed delivery again" permission, and for a delivery that did not fail."""
     if not (actor.is_active and actor.is_staff and actor.has_perm("notifications.resend_delivery")):
         raise PermissionDenied("You are not allowed to send emails again.")
@@ -546,8 +680,17 @@ def delivery_resend(*, delivery: Delivery, actor: User, now: datetime | None = N
             attempts=0,
             next_attempt_at=now,
             claimed_until=None,
+            resent_at=now,
         )
-        logger.info("delivery %s sent again by user %s", locked.pk, actor.pk)
+        logger.info(
+            "delivery %s sent again by user %s (was failed after %d attempt(s): %s)",
+            locked.pk,
+            actor.pk,
+            locked.attempts,
+            locked.last_error,
+        )
+        if record is not None:
+            record(locked)
         deliveries_queue(delivery_ids=[locked.pk])
     locked.refresh_from_db()
     return locked

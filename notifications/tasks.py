@@ -3,8 +3,12 @@
 `send_delivery(ies)` are queued on commit by the services that write deliveries; they have no
 retries of their own: a failure is recorded on the row and `send_due` (beat, every minute by
 default) retries it with backoff, and also sends whatever a dead broker or a killed worker left
-pending. `warn_expiring` (beat) writes and sends the warnings before request and proposal
-deadlines.
+pending (a bounded run: the rest waits for the next minute). `warn_expiring` (beat) writes and
+sends the warnings before request and proposal deadlines.
+
+`sessions.notify_event(s)` are the previous release's task names, kept so that messages it
+queued before the deploy are not lost: they write the deliveries still missing for those events
+(by key, so nothing is written twice) and queue their sending.
 """
 
 import logging
@@ -16,6 +20,8 @@ from notifications import services
 logger = logging.getLogger(__name__)
 
 SWEEP_LIMITS = {"soft_time_limit": 840, "time_limit": 900}
+# The outbox sweep stops itself after NOTIFICATIONS_SWEEP_SECONDS (50); this is the backstop.
+SEND_DUE_LIMITS = {"soft_time_limit": 240, "time_limit": 300}
 
 
 @shared_task(name="notifications.send_delivery")
@@ -30,9 +36,9 @@ def send_deliveries(*, delivery_ids: list[int]) -> int:
     return services.deliveries_send(delivery_ids=delivery_ids)
 
 
-@shared_task(name="notifications.send_due", **SWEEP_LIMITS)
+@shared_task(name="notifications.send_due", **SEND_DUE_LIMITS)
 def send_due() -> int:
-    """The outbox sweep: every pending delivery that is due, each once."""
+    """The outbox sweep: pending deliveries that are due, each once, a bounded run."""
     count = services.deliveries_send_due()
     logger.info("send_due: %d delivery(ies) sent", count)
     return count
@@ -45,3 +51,15 @@ def warn_expiring() -> int:
     sent = services.deliveries_send_new(delivery_ids=ids)
     logger.info("warn_expiring: %d warning(s) written, %d sent", len(ids), sent)
     return len(ids)
+
+
+@shared_task(name="sessions.notify_event")
+def notify_event(event_id: int) -> int:
+    """The previous release's task: write and queue the deliveries of one event."""
+    return len(services.deliveries_for_event_ids(event_ids=[event_id]))
+
+
+@shared_task(name="sessions.notify_events")
+def notify_events(event_ids: list[int]) -> int:
+    """The previous release's task: write and queue the deliveries of these events."""
+    return len(services.deliveries_for_event_ids(event_ids=event_ids))

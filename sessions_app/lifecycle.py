@@ -94,6 +94,9 @@ TRANSITIONS: dict[tuple[Status, Action], Transition] = {
 # Statuses in which a session holds its time (`Session.slot`): HELD while requested, BOOKED
 # once confirmed, and still BOOKED while a new time is being agreed.
 HOLDING_STATUSES = (Status.REQUESTED, Status.CONFIRMED, Status.RESCHEDULING)
+# Statuses in which a session's time has been put on calendars (feed and invitations): its
+# cancellation is published, with SEQUENCE raised.
+PUBLISHED_STATUSES = (Status.CONFIRMED, Status.RESCHEDULING, Status.COMPLETED)
 
 _VERBS = {
     Action.BOOK: "book",

@@ -18,7 +18,14 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from sessions_app.lifecycle import HOLDING_STATUSES, Action, Role, Status, allowed_actions
+from sessions_app.lifecycle import (
+    HOLDING_STATUSES,
+    PUBLISHED_STATUSES,
+    Action,
+    Role,
+    Status,
+    allowed_actions,
+)
 from sessions_app.models import ProposalStatus, RescheduleProposal, Session, SessionEvent
 
 
@@ -446,7 +453,7 @@ CANCELED_VISIBLE_DAYS = 30
 COMPLETED_VISIBLE_DAYS = 90
 # Statuses whose time a subscribed calendar had already been shown; only their cancellation is
 # published (a canceled request never appeared, so it never needs a CANCELLED entry).
-FEED_PUBLISHED_STATUSES = (Status.CONFIRMED, Status.RESCHEDULING, Status.COMPLETED)
+FEED_PUBLISHED_STATUSES = PUBLISHED_STATUSES
 # The sessions a week view shows (at their slot's time).
 WEEK_STATUSES = (Status.REQUESTED, Status.CONFIRMED, Status.RESCHEDULING, Status.COMPLETED)
 
@@ -561,4 +568,15 @@ def proposals_expiring(*, now: datetime, lead: timedelta) -> list[RescheduleProp
             "session__student",
         )
         .order_by("expires_at", "pk")
+    )
+
+
+def events_by_id(*, ids, exclude_actions=()) -> list[SessionEvent]:
+    """The session events with these ids (without `exclude_actions`), with their actors, in id
+    order: one query."""
+    return list(
+        SessionEvent.objects.select_related("actor")
+        .filter(pk__in=list(ids))
+        .exclude(action__in=list(exclude_actions))
+        .order_by("pk")
     )

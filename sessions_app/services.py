@@ -23,6 +23,7 @@ from notifications import services as notification_services
 from refunds import services as refund_services
 from refunds.services import RefundNotAllowed
 from sessions_app.lifecycle import (
+    PUBLISHED_STATUSES,
     Action,
     Role,
     Status,
@@ -106,20 +107,22 @@ def _slot_details(slot: TimeSlot) -> dict:
     return {"slot_id": slot.pk, "start": slot.start.isoformat(), "end": slot.end.isoformat()}
 
 
-def _reserve(session: Session, start: datetime, now: datetime) -> TimeSlot:
-    """Hold [start, start + the session's length) for `session`, or `SlotUnavailable`.
-
-    Both people's rows are locked first (in id order, so two bookings never wait on each
-    other), so that bookings which the exclusion constraints cannot compare (a coach who is
-    also a student elsewhere) are checked one after the other on PostgreSQL; on SQLite the
-    IMMEDIATE transaction serialises every booking anyway.
-    """
+def _lock_people(session: Session) -> None:
+    """Lock the coach's and the student's rows (in id order, so two bookings never wait on
+    each other): bookings involving the same person are then checked one after the other,
+    including those the exclusion constraints cannot compare (a coach who is also a student
+    elsewhere). On SQLite the IMMEDIATE transaction serialises every booking anyway."""
     list(
         User.objects.select_for_update()
         .filter(pk__in=[session.coach_id, session.student_id])
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+
+
+def _reserve(session: Session, start: datetime, now: datetime) -> TimeSlot:
+    """Hold [start, start + the session's length) for `session`, or `SlotUnavailable`."""
+    _lock_people(session)
     return calendar_services.reservation_hold(
         coach=session.coach,
         student=session.student,
@@ -511,7 +514,7 @@ def session_cancel(
             )
             details.update(refund_id=issued.pk, refund_amount_cents=issued.amount_cents)
         session.request_expires_at = None
-        if session.status in (Status.CONFIRMED, Status.RESCHEDULING):
+        if session.status in PUBLISHED_STATUSES:
             session.sequence += 1  # the calendar entry becomes a cancellation
         _transition(
             session, row, actor, now=now, fields=("request_expires_at", "sequence"), details=details

@@ -94,7 +94,7 @@ def test_module_queries_no_model_of_another_app_directly(app, module):
 CORE = ROOT / "core"
 # Every top-level package of the project (apps, config, scripts, tests...) except core itself.
 PROJECT_PACKAGES = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"core"}
-# Where helpers lived before they moved to core; each only re-exports core's names now.
+# Where helpers lived before they moved to core (those modules are gone); nothing imports them.
 MOVED_TO_CORE = {
     "refunds.money": "core.money",
     "refunds.admin_utils": "core.admin",

@@ -298,7 +298,10 @@ def test_a_cancel_made_while_redis_is_down_emails_the_student_once_when_it_is_ba
 
     session.refresh_from_db()
     [refund] = session.refunds.all()
-    [delivery] = Delivery.objects.filter(event__action=Action.CANCEL)
+    # Both sides: the cancellation takes the session off both calendars (the coach's copy too).
+    delivery = Delivery.objects.get(event__action=Action.CANCEL, recipient=student)
+    own = Delivery.objects.get(event__action=Action.CANCEL, recipient=coach)
+    assert own.status == DeliveryStatus.PENDING
     assert (session.status, refund.kind) == (Status.CANCELED, "full")
     assert (delivery.recipient, delivery.status, delivery.attempts) == (
         student,
@@ -311,17 +314,20 @@ def test_a_cancel_made_while_redis_is_down_emails_the_student_once_when_it_is_ba
 
     def sent():
         assert process.poll() is None, "the worker exited"
-        delivery.refresh_from_db()
-        return delivery.status == DeliveryStatus.SENT
+        return not Delivery.objects.exclude(status=DeliveryStatus.SENT).exists()
 
     _wait_for(sent, "the sweep to send the cancellation once Redis is back")
     time.sleep(5)  # two more sweeps: nothing is sent again
 
     new = [m for m in _emails(mail_dir) if m["Message-ID"] not in before]
-    assert [(m["To"], m["Subject"]) for m in new] == [
-        (student.email, f"Session canceled: {session.package.title}, {_short(start, student)}")
-    ]
-    [message] = new
+    title = session.package.title
+    assert sorted((m["To"], m["Subject"]) for m in new) == sorted(
+        [
+            (student.email, f"Session canceled: {title}, {_short(start, student)}"),
+            (coach.email, f"Canceled: {title} with {student.name}, {_short(start, coach)}"),
+        ]
+    )
+    [message] = [m for m in new if m["To"] == student.email]
     assert "Full refund: $100.00." in message.get_body(("plain",)).get_content()
     calendar = _calendar(message)
     assert str(calendar["METHOD"]) == "CANCEL"
@@ -333,7 +339,7 @@ def test_a_cancel_made_while_redis_is_down_emails_the_student_once_when_it_is_ba
     )
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 1)
-    assert Delivery.objects.filter(event__action=Action.CANCEL).count() == 1
+    assert Delivery.objects.filter(event__action=Action.CANCEL).count() == 2
 
 
 def _short(start, user) -> str:
@@ -378,7 +384,8 @@ def test_a_worker_killed_mid_send_loses_nothing_and_the_sweep_sends_it_once(star
     start = (timezone.now() + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
     session = _confirmed_session(coach, student, start)  # this process's broker is in memory
     pending = list(Delivery.objects.order_by("pk"))
-    assert {d.status for d in pending} == {DeliveryStatus.PENDING} and len(pending) == 4
+    # Receipt, sold notice, the booking to the coach, the acceptance to both.
+    assert {d.status for d in pending} == {DeliveryStatus.PENDING} and len(pending) == 5
 
     silent = SilentMailServer()
     try:

@@ -30,7 +30,7 @@ def deliveries(people):
     Delivery.objects.filter(pk=failed.pk).update(
         status=DeliveryStatus.FAILED, attempts=8, last_error="SMTPServerDisconnected: gone"
     )
-    sent = Delivery.objects.get(event__action=Action.ACCEPT)
+    sent = Delivery.objects.get(event__action=Action.ACCEPT, recipient=student)
     assert outbox.delivery_send(delivery_id=sent.pk) == "sent"
     mail.outbox.clear()
     return fresh(failed), fresh(sent)
@@ -60,10 +60,10 @@ def test_the_list_filters_by_status_kind_and_date_and_searches_by_recipient(
     by_number = admin_client.get(CHANGELIST, {"q": f"#{failed.pk}"})
 
     assert everything.status_code == 200
-    assert len(everything.context_data["cl"].result_list) == 4
+    assert len(everything.context_data["cl"].result_list) == 5  # acceptance: both sides
     assert _listed(by_status) == [failed.pk]
     assert [d.recipient for d in by_kind.context_data["cl"].result_list] == [student]
-    assert len(today.context_data["cl"].result_list) == 4
+    assert len(today.context_data["cl"].result_list) == 5
     assert _listed(by_email) == sorted(
         Delivery.objects.filter(recipient=student).values_list("pk", flat=True)
     )
@@ -107,7 +107,9 @@ def test_send_again_sends_a_failed_delivery_once_and_leaves_the_others(
     ]
     assert [message.to for message in mail.outbox] == [[people[0].email]]
     assert (fresh(failed).status, fresh(sent).status) == (DeliveryStatus.SENT, DeliveryStatus.SENT)
-    assert LogEntry.objects.get(object_id=str(failed.pk)).change_message == "Sent again"
+    assert LogEntry.objects.get(object_id=str(failed.pk)).change_message == (
+        "Sent again (was failed after 8 attempt(s): SMTPServerDisconnected: gone)"
+    )
 
 
 def test_send_again_needs_the_permission(client, deliveries):
@@ -137,3 +139,23 @@ def test_a_superuser_sees_send_again(client, deliveries):
     client.force_login(SuperuserFactory())
 
     assert "Send again (failed ones)" in client.get(CHANGELIST).content.decode()
+
+
+def test_send_again_is_logged_in_its_own_transaction_or_not_at_all(
+    admin_client, deliveries, monkeypatch
+):
+    from notifications.admin import DeliveryAdmin
+
+    failed, _sent = deliveries
+
+    def history_down(self, request, obj, message):
+        raise RuntimeError("the admin's history could not be written")
+
+    monkeypatch.setattr(DeliveryAdmin, "log_change", history_down)
+
+    with pytest.raises(RuntimeError):
+        admin_client.post(CHANGELIST, {"action": "send_again", "_selected_action": [failed.pk]})
+
+    # No history entry, so no resend either: the two commit or roll back together.
+    assert (fresh(failed).status, failed.attempts) == (DeliveryStatus.FAILED, 8)
+    assert (LogEntry.objects.filter(object_id=str(failed.pk)).count(), mail.outbox) == (0, [])

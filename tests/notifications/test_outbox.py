@@ -269,9 +269,14 @@ def test_the_sweep_task_sends_what_a_dead_broker_left_pending_oldest_first(peopl
     services.session_book(session=session, start=start, actor=student)
     services.session_accept(session=fresh(session), actor=coach)
 
-    assert tasks.send_due.delay().get() == 2
+    assert tasks.send_due.delay().get() == 3
 
-    assert [message.to for message in mail.outbox] == [[coach.email], [student.email]]
+    # The booking to the coach, then the acceptance to both (its invitation moves both).
+    assert [message.to for message in mail.outbox] == [
+        [coach.email],
+        [coach.email],
+        [student.email],
+    ]
     assert tasks.send_due.delay().get() == 0
 
 

@@ -742,6 +742,22 @@ def test_cancel_of_a_completed_session_writes_no_refund_and_releases_its_time():
 
 
 @pytest.mark.parametrize(
+    ("status", "raised"),
+    [("UNSCHEDULED", 0), ("REQUESTED", 0), ("CONFIRMED", 1), ("RESCHEDULING", 1), ("COMPLETED", 1)],
+)
+def test_cancel_raises_the_calendar_sequence_only_of_a_published_session(status, raised):
+    """A session whose time calendars were given (confirmed, rescheduling, completed) gets a
+    cancellation they accept: SEQUENCE above the last version they saw."""
+    session = make_session(status)
+    before = session.sequence
+
+    services.session_cancel(session=session, actor=session.coach, refund="none")
+
+    session.refresh_from_db()
+    assert session.sequence - before == raised
+
+
+@pytest.mark.parametrize(
     ("refund", "amount", "message"),
     [
         ("partial", 10001, "At most $100.00 can be refunded for this session."),
