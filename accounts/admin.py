@@ -5,8 +5,16 @@ from django.db.models import Case, F, FloatField, OuterRef, Value, When
 from django.db.models.functions import Cast
 
 from accounts.models import CoachProfile, User
-from core.admin import ReadOnlyAdminMixin
+from core.admin import CoachListFilter, ReadOnlyAdminMixin
 from sessions_app.selectors import coach_cancellation_counts_annotation
+
+
+class CoachFilter(CoachListFilter):
+    """Rows by coach, listing every user who has a coach profile (the other apps' admin lists
+    of a coach's rows use it too)."""
+
+    def coaches(self):
+        return User.objects.filter(coach_profile__isnull=False)
 
 
 @admin.register(User)

@@ -12,16 +12,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.models import User
+from accounts.admin import CoachFilter
 from calendars.models import AvailabilityRule, AvailabilityWindow, BusyTime, TimeOff, TimeSlot
-from core.admin import CoachListFilter, NumberOrTextSearchMixin, ReadOnlyAdminMixin
-
-
-class CoachFilter(CoachListFilter):
-    """Rows by coach, listing every user who has a coach profile."""
-
-    def coaches(self):
-        return User.objects.filter(coach_profile__isnull=False)
+from core.admin import NumberOrTextSearchMixin, ReadOnlyAdminMixin
 
 
 class _CoachTimeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):

@@ -2,16 +2,9 @@
 
 from django.contrib import admin
 
-from accounts.models import User
+from accounts.admin import CoachFilter
 from catalog.models import Offering
-from core.admin import CoachListFilter, ReadOnlyAdminMixin, money_column
-
-
-class CoachFilter(CoachListFilter):
-    """Offerings by coach, listing every user who has a coach profile."""
-
-    def coaches(self):
-        return User.objects.filter(coach_profile__isnull=False)
+from core.admin import ReadOnlyAdminMixin, money_column
 
 
 @admin.register(Offering)
