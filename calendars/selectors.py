@@ -201,33 +201,6 @@ def starts_in_schedule(
     ]
 
 
-NEXT_STARTS_WEEKS = 12
-
-
-def next_bookable_starts(
-    *, coach, duration_minutes: int, limit: int = 6, student=None, now: datetime | None = None
-) -> list[datetime]:
-    """The coach's next `limit` bookable starts for a session of `duration_minutes`, within
-    NEXT_STARTS_WEEKS weeks, read four weeks at a time (at most three reads)."""
-    now = now or timezone.now()
-    bounds = booking_bounds(coach=coach, now=now)
-    stop = min(bounds.latest, bounds.earliest + timedelta(weeks=NEXT_STARTS_WEEKS))
-    found: list[datetime] = []
-    cursor = bounds.earliest
-    while cursor < stop and len(found) < limit:
-        chunk_end = cursor + timedelta(weeks=4)
-        found += bookable_starts(
-            coach=coach,
-            duration_minutes=duration_minutes,
-            start=cursor,
-            end=chunk_end,
-            student=student,
-            now=now,
-        )
-        cursor = chunk_end
-    return found[:limit]
-
-
 # --- the coach's own availability (the Availability page) --------------------------------------
 
 

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from accounts.models import User
 from calendars.selectors import (
-    NEXT_STARTS_WEEKS,
     booking_bounds,
     coach_schedule,
     starts_in_schedule,
@@ -19,7 +18,7 @@ from calendars.selectors import (
 from catalog.models import Offering
 
 FREE_TIMES_SHOWN = 6  # per offering, on the coach's page
-FREE_TIMES_WEEKS = NEXT_STARTS_WEEKS  # how far ahead the coach's page looks
+FREE_TIMES_WEEKS = 12  # how far ahead the coach's page looks
 
 
 def _active_offerings() -> Prefetch:
