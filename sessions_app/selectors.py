@@ -398,13 +398,22 @@ def student_past_sessions(*, student) -> QuerySet:
     )
 
 
+_READ_IT = object()
+
+
 def session_bookable_starts(
-    *, session: Session, start: datetime, end: datetime, now: datetime | None = None
+    *,
+    session: Session,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    proposal=_READ_IT,
 ) -> list[datetime]:
     """The starts in [start, end) this session could be booked at or moved to now: the
     coach's bookable starts for the session's length, free for its student too. The session's
     own reservations do not count (a new time may overlap the current one); while it is being
-    rescheduled, the agreed time and the pending proposal's time are left out."""
+    rescheduled, the agreed time and the pending proposal's time are left out. Pass the
+    pending `proposal` (or None) when it is already at hand, so it is not read again."""
     from calendars.selectors import bookable_starts
 
     starts = bookable_starts(
@@ -419,9 +428,12 @@ def session_bookable_starts(
     taken = set()
     if session.slot_id and session.status in (Status.CONFIRMED, Status.RESCHEDULING):
         taken.add(session.slot.start)
-    proposal = (
-        session_pending_proposal(session=session) if session.status == Status.RESCHEDULING else None
-    )
+    if proposal is _READ_IT:
+        proposal = (
+            session_pending_proposal(session=session)
+            if session.status == Status.RESCHEDULING
+            else None
+        )
     if proposal is not None:
         taken.add(proposal.slot.start)
     return [moment for moment in starts if moment not in taken]

@@ -469,7 +469,9 @@ def _picker_week(request, picker, session, weeks: PickerWeeks, now: datetime, co
     begin, end = _local_midnight(week), _local_midnight(week + timedelta(days=7))
     length = timedelta(minutes=session.package.duration_minutes)
     target = context["next_target"]
-    starts = selectors.session_bookable_starts(session=session, start=begin, end=end, now=now)
+    starts = selectors.session_bookable_starts(
+        session=session, start=begin, end=end, now=now, proposal=context["proposal"]
+    )
     days = [
         (
             day,
@@ -493,6 +495,7 @@ def _picker_week(request, picker, session, weeks: PickerWeeks, now: datetime, co
             start=end,
             end=min(end + timedelta(weeks=NEXT_OPEN_WEEKS), weeks.latest + timedelta(seconds=1)),
             now=now,
+            proposal=context["proposal"],
         )
         if later:
             next_open = {
@@ -527,7 +530,11 @@ def _picker_confirm(request, picker, session, weeks: PickerWeeks, now: datetime,
         messages.error(request, str(exc))
         return redirect(_picker_url(picker, session, target))
     free = selectors.session_bookable_starts(
-        session=session, start=start, end=start + timedelta(microseconds=1), now=now
+        session=session,
+        start=start,
+        end=start + timedelta(microseconds=1),
+        now=now,
+        proposal=context["proposal"],
     )
     if free != [start]:
         messages.error(request, start_refusal(coach=session.coach, start=start, now=now))

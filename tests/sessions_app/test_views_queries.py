@@ -43,8 +43,8 @@ BUDGETS = {
     "book_confirm": 10,
     # + the Tasks count for a coach
     "reschedule": 11,
-    # + the pending proposal (for the roles, and again for the times it excludes)
-    "counter": 12,
+    # + the pending proposal (read once: for the roles and for the times it excludes)
+    "counter": 11,
 }
 
 
