@@ -366,7 +366,7 @@ def week_for_user(*, user: User, day: date, now: datetime | None = None) -> Week
     A coach sees their free availability, external busy times and time off, and all their
     sessions (as coach and as student); a student sees their sessions and the new times
     proposed for them, never a coach's availability. A constant number of queries: two for a
-    student, nine for a coach (sessions, proposals, five for the availability, busy times,
+    student, seven for a coach (sessions, proposals, three for the availability, busy times,
     time off), plus the coach-profile check.
     """
     now = now or timezone.now()
