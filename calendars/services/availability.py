@@ -193,6 +193,9 @@ def _check_interval(
 ) -> None:
     if timezone.is_naive(start) or timezone.is_naive(end):
         raise AvailabilityInvalid("Times must carry a timezone.")
+    if any(moment.second or moment.microsecond for moment in (start, end)):
+        # Start times are counted from a window's start: seconds would shift every one of them.
+        raise AvailabilityInvalid("Use whole minutes.")
     if end <= start:
         raise AvailabilityInvalid("The end must be after the start.")
     if end - start > longest:

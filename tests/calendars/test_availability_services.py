@@ -490,3 +490,20 @@ def test_active_reservations_are_the_coachs_own_held_and_booked_ones():
 
     assert [slot.session_id for slot in everything] == [booked.pk, held.pk]
     assert [slot.session_id for slot in morning] == [booked.pk]
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (utc(2026, 12, 10, 9, 0, 30), utc(2026, 12, 10, 12)),
+        (utc(2026, 12, 10, 9), utc(2026, 12, 10, 12, 0, 0, 5)),
+    ],
+)
+def test_one_off_windows_and_time_off_take_whole_minutes_only(start, end):
+    """Starts are counted from a window's start: a window at 09:00:30 would offer 09:00:30."""
+    coach = CoachFactory()
+    with pytest.raises(AvailabilityInvalid, match="Use whole minutes."):
+        services.availability_window_add(coach=coach, start=start, end=end)
+    with pytest.raises(AvailabilityInvalid, match="Use whole minutes."):
+        services.time_off_add(coach=coach, start=start, end=end)
+    assert (AvailabilityWindow.objects.count(), TimeOff.objects.count()) == (0, 0)
