@@ -502,8 +502,8 @@ def test_active_reservations_are_the_coachs_own_held_and_booked_ones():
 def test_one_off_windows_and_time_off_take_whole_minutes_only(start, end):
     """Starts are counted from a window's start: a window at 09:00:30 would offer 09:00:30."""
     coach = CoachFactory()
-    with pytest.raises(AvailabilityInvalid, match="Use whole minutes."):
+    with pytest.raises(AvailabilityInvalid, match="Use whole minutes"):
         services.availability_window_add(coach=coach, start=start, end=end)
-    with pytest.raises(AvailabilityInvalid, match="Use whole minutes."):
+    with pytest.raises(AvailabilityInvalid, match="Use whole minutes"):
         services.time_off_add(coach=coach, start=start, end=end)
     assert (AvailabilityWindow.objects.count(), TimeOff.objects.count()) == (0, 0)
