@@ -24,7 +24,7 @@ from calendars import sync as calendar_sync
 from calendars.forms import TimeOffForm, WeekForm, WindowForm, and_list, local_today
 from calendars.intervals import MIDNIGHT, local_time_exists, wall_window
 from calendars.models import SlotStatus
-from calendars.services import WEEKDAY_NAMES, Week, wall_label, week_hours
+from calendars.services import WEEKDAY_NAMES, Week, wall_label, wall_minutes, week_hours
 from core.errors import DomainError
 from core.guards import coach_required
 
@@ -183,7 +183,7 @@ def _clock_notes(week: Week, tz, today: date) -> list[str]:
 def _clock_note(day: date, begin: time, finish: time, tz) -> str:
     wall = f"{wall_label(begin)}\u2013{wall_label(finish, end=True)}"
     start, end = wall_window(day, begin, finish, tz)
-    planned = timedelta(minutes=_minutes(finish, end=True) - _minutes(begin))
+    planned = timedelta(minutes=wall_minutes(finish, end=True) - wall_minutes(begin))
     checked = [begin] if finish == MIDNIGHT else [begin, finish]
     missing = [wall_label(moment) for moment in checked if not local_time_exists(day, moment, tz)]
     length = hours_words((end - start).total_seconds() / 3600)
@@ -197,10 +197,6 @@ def _clock_note(day: date, begin: time, finish: time, tz) -> str:
     if end - start != planned:
         return f"your {wall} window lasts {length} that day."
     return ""
-
-
-def _minutes(wall: time, *, end: bool = False) -> int:
-    return 24 * 60 if end and wall == MIDNIGHT else wall.hour * 60 + wall.minute
 
 
 def _week_preview(*, coach, current: Week, proposed: Week, notice: str = "") -> WeekPreview:

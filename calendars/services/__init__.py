@@ -21,6 +21,7 @@ from calendars.services.availability import (
     time_off_add,
     time_off_remove,
     wall_label,
+    wall_minutes,
     week_hours,
 )
 from calendars.services.errors import AvailabilityInvalid, SlotInvalid, SlotUnavailable
@@ -85,5 +86,6 @@ __all__ = [
     "time_off_add",
     "time_off_remove",
     "wall_label",
+    "wall_minutes",
     "week_hours",
 ]

@@ -28,7 +28,7 @@ WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturd
 Week = dict[int, list[tuple[time, time]]]
 
 
-def _minutes(wall: time, *, end: bool = False) -> int:
+def wall_minutes(wall: time, *, end: bool = False) -> int:
     """Minutes since midnight; an end of 00:00 is 24:00."""
     return 24 * 60 if end and wall == MIDNIGHT else wall.hour * 60 + wall.minute
 
@@ -48,12 +48,12 @@ def _check_day(weekday: int, windows: list[tuple[time, time]]) -> list[tuple[tim
     name = WEEKDAY_NAMES[weekday]
     if len(windows) > MAX_WINDOWS_PER_DAY:
         raise AvailabilityInvalid(f"{name}: at most {MAX_WINDOWS_PER_DAY} windows a day.")
-    ordered = sorted(windows, key=lambda window: _minutes(window[0]))
+    ordered = sorted(windows, key=lambda window: wall_minutes(window[0]))
     previous_end = -1
     for begin, finish in ordered:
         if begin.second or finish.second or begin.microsecond or finish.microsecond:
             raise AvailabilityInvalid(f"{name}: use whole minutes.")
-        low, high = _minutes(begin), _minutes(finish, end=True)
+        low, high = wall_minutes(begin), wall_minutes(finish, end=True)
         if high - low < MIN_WINDOW.total_seconds() // 60:
             raise AvailabilityInvalid(
                 f"{name} {wall_label(begin)}\u2013{wall_label(finish, end=True)}: a window must "
@@ -140,7 +140,7 @@ class WeekChange:
 def week_hours(week: Week) -> float:
     """The bookable hours a week of `week` holds (wall-clock, ignoring DST)."""
     minutes = sum(
-        _minutes(finish, end=True) - _minutes(begin)
+        wall_minutes(finish, end=True) - wall_minutes(begin)
         for windows in week.values()
         for begin, finish in windows
     )
