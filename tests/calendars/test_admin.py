@@ -107,7 +107,7 @@ def test_availability_time_off_and_busy_times_show_in_the_coachs_zone(london_coa
 def test_calendar_records_are_read_only(admin_client, model):
     coach = make_session("RESCHEDULING").coach
     availability_week_set(coach=coach, week={0: [(time(9), time(17))]})
-    now = datetime.now(LONDON)
+    now = datetime.now(LONDON).replace(second=0, microsecond=0)
     availability_window_add(
         coach=coach, start=now + timedelta(days=1), end=now + timedelta(days=1, hours=1)
     )
@@ -154,7 +154,7 @@ def test_non_staff_are_refused_the_calendars_admin(client):
 def _fill_calendars(coaches: int) -> None:
     """For each of `coaches` coaches: weekly hours, a one-off window, time off, a busy time,
     and a rescheduling session (an agreed time and a proposal's time)."""
-    now = datetime.now(LONDON)
+    now = datetime.now(LONDON).replace(second=0, microsecond=0)
     for index in range(coaches):
         coach = make_session("RESCHEDULING").coach
         availability_week_set(coach=coach, week={day: [(time(9), time(17))] for day in range(5)})
