@@ -237,7 +237,7 @@ def test_worker_with_beat_expires_a_stale_request_and_emails_both_sides(start_wo
     coach.coach_profile.request_window_hours = 1
     coach.coach_profile.save(update_fields=["request_window_hours"])
     student = StudentFactory(timezone="America/New_York")
-    now = timezone.now()
+    now = timezone.now().replace(second=0, microsecond=0)
     with time_machine.travel(now - timedelta(hours=2)):
         package = services.package_purchase(student=student, offering=OfferingFactory(coach=coach))
         session = package.sessions.order_by("number").first()
