@@ -22,6 +22,9 @@ from catalog import selectors, services
 from catalog.forms import OfferingForm, PurchaseForm, purchase_token_issue
 from core.errors import DomainError
 from core.guards import coach_required
+from refunds import selectors as refund_selectors
+from refunds.gateways import get_gateway
+from refunds.models import PaymentState
 from sessions_app import services as sessions_services
 
 COACHES_PER_PAGE = 20
@@ -84,12 +87,20 @@ def offering_buy(request, pk: int):
             messages.error(request, exc.message)
             return redirect("catalog:coach_detail", coach_id=offering.coach_id)
         if package.already_purchased:
+            payment = refund_selectors.package_payment(package=package)
+            if payment.state != PaymentState.DONE:
+                messages.info(request, "This package is already bought and waits for its payment.")
+                return redirect("payments:pay", pk=payment.pk)
             messages.info(
                 request,
                 f"You already bought “{package.title}” from this page, so it was bought only "
                 "once. Its sessions are below.",
             )
             return redirect("sessions:my_sessions")
+        payment = refund_selectors.package_payment(package=package)
+        if payment.state != PaymentState.DONE:
+            # A card processor: the package waits for its payment, made on the next page.
+            return redirect("payments:pay", pk=payment.pk)
         messages.success(
             request,
             f"You bought “{package.title}”: {package.session_count} "
@@ -100,6 +111,7 @@ def offering_buy(request, pk: int):
     context = {
         "offering": offering,
         "own": own,
+        "card_payment": getattr(get_gateway(), "takes_cards", False),
         "form": PurchaseForm(
             initial={"token": purchase_token_issue(user=request.user, offering=offering)},
             user=request.user,

@@ -253,6 +253,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10 * 60,
         "options": {"expires": 10 * 60},
     },
+    # Asks the processor about payments still awaiting it (a webhook that never came).
+    "reconcile-awaiting-payments": {
+        "task": "refunds.reconcile_awaiting_payments",
+        "schedule": 10 * 60,
+        "options": {"expires": 10 * 60},
+    },
 }
 
 # --- Security (production) ------------------------------------------------------------------
@@ -271,7 +277,35 @@ LOGGING = {
 }
 
 # --- Coachbook ------------------------------------------------------------------------------
+# Payments (docs/payments.md): `manual` records what the coach settles offline (the embedded
+# default); `stripe` takes cards through Stripe's API and Stripe.js.
+PAYMENT_GATEWAYS = ("manual", "stripe")
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="manual")
+if PAYMENT_GATEWAY not in PAYMENT_GATEWAYS:
+    raise ImproperlyConfigured(
+        f"PAYMENT_GATEWAY must be one of {', '.join(PAYMENT_GATEWAYS)}, not {PAYMENT_GATEWAY!r}."
+    )
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Stripe's own API unless pointed at a Stripe-compatible server (localstripe in tests and in
+# `make run-stripe`); the same for the Stripe.js the payment page loads.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+# Seconds a webhook's signed timestamp may be old before the event is refused as a replay.
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", default=20)
+if PAYMENT_GATEWAY == "stripe" and not DEBUG:
+    _missing = [
+        name
+        for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET")
+        if not globals()[name]
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"PAYMENT_GATEWAY=stripe needs {', '.join(_missing)}: production (DEBUG=false) "
+            "refuses to start without them."
+        )
 CANCELLATION_RATE_DAYS = 90
 # External calendar sync (calendars/sync.py): fetch limits, and whether private, loopback and
 # link-local addresses may be fetched (never in production: tests serve feeds from 127.0.0.1).

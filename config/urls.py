@@ -14,5 +14,6 @@ urlpatterns = [
     path("coaches/", include("catalog.urls")),
     path("availability/", include("calendars.urls")),
     path("calendar/", include("calendars.feed_urls")),
+    path("payments/", include("refunds.urls")),
     path("", sessions_views.home, name="home"),
 ]

@@ -3,14 +3,17 @@ from django.db import models
 
 
 class PaymentState(models.TextChoices):
-    CREATED = "CREATED", "Created"
-    DONE = "DONE", "Done"
-    FAILED = "FAILED", "Failed"
+    # CREATED: the package waits for its payment (no credits yet). FAILED: the last attempt was
+    # refused (the student may try again). DONE: paid; its sessions are credits.
+    CREATED = "CREATED", "Awaiting payment"
+    DONE = "DONE", "Paid"
+    FAILED = "FAILED", "Payment failed"
 
 
 class RefundState(models.TextChoices):
-    CREATED = "CREATED", "Created"
-    DONE = "DONE", "Done"
+    # CREATED: asked for, the processor has not settled it yet.
+    CREATED = "CREATED", "Pending"
+    DONE = "DONE", "Succeeded"
     FAILED = "FAILED", "Failed"
 
 
@@ -33,10 +36,16 @@ class Payment(models.Model):
         max_length=8, choices=PaymentState.choices, default=PaymentState.CREATED
     )
     idempotency_key = models.CharField(max_length=128, unique=True)
+    # The processor's reason for the last refused attempt, shown to the student.
+    failure_reason = models.CharField(max_length=255, blank=True)
+    # Card attempts so far; a new processor payment (PaymentIntent) per retry after a refusal.
+    attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "created_at"])]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(state__in=PaymentState.values), name="payment_state_valid"
@@ -74,6 +83,10 @@ class Refund(models.Model):
     )
     reason = models.TextField(blank=True)
     idempotency_key = models.CharField(max_length=128, unique=True)
+    # A staff retry of a failed refund is a new refund pointing at the one it retries.
+    retry_of = models.OneToOneField(
+        "self", on_delete=models.PROTECT, related_name="retry", null=True, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     settled_at = models.DateTimeField(null=True, blank=True)
     # Each settlement attempt (`refunds.services.refund_settle`) counts itself and stamps the
@@ -98,3 +111,26 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"Refund {self.pk}: {self.amount_cents} {self.currency} ({self.kind})"
+
+
+class ProcessorEvent(models.Model):
+    """One webhook event from the payment processor, stored once by its id: a replayed or
+    re-sent event finds its row and is not processed again."""
+
+    gateway = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=100)
+    # The payment or refund the event is about, by the processor's id (re-read from the
+    # processor when processed, so a forged or stale body never decides a state).
+    object_id = models.CharField(max_length=255, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "event_id"], name="processor_event_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.type} {self.event_id}"

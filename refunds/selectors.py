@@ -3,7 +3,7 @@
 from django.db.models import IntegerField, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from refunds.models import Refund, RefundState
+from refunds.models import Payment, PaymentState, Refund, RefundState
 
 # A failed refund moved no money; created (pending) and done ones count against the caps.
 COUNTED_STATES = (RefundState.CREATED, RefundState.DONE)
@@ -43,3 +43,34 @@ def session_refundable_cents(*, session) -> int:
     left_on_session = session.price_share_cents - refunded_cents_for_session(session=session)
     left_on_payment = payment.amount_cents - refunded_cents_for_payment(payment=payment)
     return max(0, min(left_on_session, left_on_payment))
+
+
+def payment_for_student(*, student, pk: int):
+    """The student's own payment with its package and coach, or None (someone else's too)."""
+    return (
+        Payment.objects.select_related("package", "package__coach")
+        .filter(pk=pk, package__student=student)
+        .first()
+    )
+
+
+def payments_awaiting(*, student) -> list:
+    """The student's packages still waiting for their payment (awaiting or refused), newest
+    first, with their coach: one query."""
+    return list(
+        Payment.objects.select_related("package", "package__coach")
+        .filter(package__student=student, state__in=(PaymentState.CREATED, PaymentState.FAILED))
+        .order_by("-created_at")[:20]
+    )
+
+
+def package_payment(*, package) -> Payment:
+    """The payment of `package` (every package has one)."""
+    return Payment.objects.get(package_id=package.pk)
+
+
+def payment_takes_cards(*, payment) -> bool:
+    """Whether `payment` is paid by card on Coachbook's payment page."""
+    from refunds.gateways import get_gateway
+
+    return getattr(get_gateway(payment.gateway), "takes_cards", False)

@@ -16,8 +16,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from refunds.gateways import GatewayUnavailable
-from refunds.models import Refund, RefundState
-from refunds.services import refund_settle
+from refunds.models import ProcessorEvent, Refund, RefundState
+from refunds.services import (
+    payments_reconcile_awaiting,
+    processor_event_process,
+    refund_settle,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +90,38 @@ def settle_pending_refunds() -> int:
     for refund_id in ids:
         settle_refund.delay(refund_id=refund_id)
     return len(ids)
+
+
+# Events whose own task never ran (a broker that was down) are picked up by the sweep after this.
+EVENT_SWEEP_AGE = timedelta(minutes=2)
+
+
+@shared_task(
+    name="refunds.process_processor_event",
+    autoretry_for=(GatewayUnavailable,),
+    retry_backoff=SETTLE_BACKOFF_SECONDS,
+    retry_backoff_max=SETTLE_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+    max_retries=SETTLE_MAX_RETRIES,
+    acks_late=True,
+)
+def process_processor_event(*, event_id: int) -> str | None:
+    """Apply one stored webhook event (`refunds.services.processor_event_process`)."""
+    event = ProcessorEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return None
+    outcome = processor_event_process(event=event)
+    logger.info("processor event %s (%s): %s", event.event_id, event.type, outcome)
+    return outcome
+
+
+@shared_task(name="refunds.reconcile_awaiting_payments", acks_late=True)
+def reconcile_awaiting_payments() -> int:
+    """The safety net for card payments: queue stored webhook events whose task never ran, and
+    ask the processor about payments still awaiting it. Returns how many became paid."""
+    stale = ProcessorEvent.objects.filter(
+        processed_at__isnull=True, received_at__lte=timezone.now() - EVENT_SWEEP_AGE
+    ).values_list("pk", flat=True)[:500]
+    for event_id in stale:
+        process_processor_event.delay(event_id=event_id)
+    return payments_reconcile_awaiting()

@@ -21,6 +21,7 @@ from catalog.models import Offering
 from core.errors import PermissionDenied
 from notifications import services as notification_services
 from refunds import services as refund_services
+from refunds.models import PaymentState
 from refunds.services import RefundNotAllowed
 from sessions_app.lifecycle import (
     PUBLISHED_STATUSES,
@@ -143,7 +144,12 @@ def split_price(total_cents: int, parts: int) -> list[int]:
 
 
 def package_purchase(*, student, offering: Offering, purchase_token: str | None = None) -> Package:
-    """Buy `offering`: record the payment and create its sessions as unscheduled credits.
+    """Buy `offering`: the package, its payment, and (once paid) its sessions as credits.
+
+    With the manual gateway the payment is recorded paid at once and the sessions are created
+    here. With a card processor the package waits for its payment (`package.payment.state`
+    CREATED): its sessions appear when the payment succeeds (`package_credits_create`, called by
+    `refunds.services` exactly once).
 
     `purchase_token` (the confirmation page's one-time nonce) makes buying idempotent: the
     package is stored with it, and a second call with the same token returns that package with
@@ -153,7 +159,6 @@ def package_purchase(*, student, offering: Offering, purchase_token: str | None 
     """
     if student.pk == offering.coach_id:
         raise PermissionDenied("You cannot buy your own offering.")
-    now = timezone.now()
     with transaction.atomic():
         offering = catalog_services.offering_lock(offering=offering)
         if purchase_token:
@@ -178,23 +183,41 @@ def package_purchase(*, student, offering: Offering, purchase_token: str | None 
             purchase_token=purchase_token or None,
         )
         package.already_purchased = False
-        refund_services.payment_record(package=package)
-        shares = split_price(offering.price_cents, offering.session_count)
+        payment = refund_services.payment_record(package=package, purchase_token=purchase_token)
+        if payment.state == PaymentState.DONE:
+            package_credits_create(package=package)
+    return package
+
+
+def package_credits_create(*, package: Package) -> list[Session]:
+    """Create a paid package's sessions as unscheduled credits, once: a second call (a webhook
+    and the return page both learning of the same payment) creates nothing and returns [].
+
+    Called in the transaction that marks the payment paid, with the payment row locked, so the
+    check below cannot race. Writes the receipt to the student and the "package sold" notice
+    to the coach in the same transaction.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        package = Package.objects.select_for_update().get(pk=package.pk)
+        if Session.objects.filter(package=package).exists():
+            return []
+        shares = split_price(package.price_cents, package.session_count)
         sessions = Session.objects.bulk_create(
             Session(
                 package=package,
-                coach_id=offering.coach_id,
-                student=student,
+                coach_id=package.coach_id,
+                student_id=package.student_id,
                 number=number,
                 price_share_cents=share,
-                currency=offering.currency,
+                currency=package.currency,
             )
             for number, share in enumerate(shares, start=1)
         )
         events = SessionEvent.objects.bulk_create(
             SessionEvent(
                 session=session,
-                actor=student,
+                actor_id=package.student_id,
                 action=Action.CREATE,
                 from_status="",
                 to_status=Status.UNSCHEDULED,
@@ -207,7 +230,7 @@ def package_purchase(*, student, offering: Offering, purchase_token: str | None 
         notification_services.deliveries_for_purchase(
             package=package, sessions=sessions, events=events
         )
-    return package
+    return sessions
 
 
 # --- booking -----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from core.times import (
     range_label,
     slot_label,
 )
+from refunds import selectors as refund_selectors
 from refunds.selectors import session_refundable_cents
 from sessions_app import selectors, services
 from sessions_app.forms import (
@@ -205,7 +206,12 @@ def my_sessions(request):
     """A student's credits, requests, proposals to answer, upcoming and past sessions."""
     sections = selectors.student_session_sections(student=request.user)
     past = _page(request, selectors.student_past_sessions(student=request.user))
-    return render(request, "sessions_app/my_sessions.html", {**vars(sections), "page_obj": past})
+    context = {
+        **vars(sections),
+        "page_obj": past,
+        "awaiting_payment": refund_selectors.payments_awaiting(student=request.user),
+    }
+    return render(request, "sessions_app/my_sessions.html", context)
 
 
 # --- one session ------------------------------------------------------------------------------

@@ -135,3 +135,45 @@ def celery_eager():
     cache.clear()
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+# --- a Stripe-compatible server (localstripe) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    """localstripe on a free loopback port for the whole test session (tests/stripe_support)."""
+    from tests.stripe_support import start_localstripe
+
+    server = start_localstripe()
+    require_component(server is not None, "localstripe is not installed (pip install localstripe)")
+    yield server
+    server.process.terminate()
+    server.process.wait(10)
+
+
+@pytest.fixture
+def stripe_settings(settings, localstripe):
+    """Coachbook configured for Stripe, pointed at the local server."""
+    from tests import stripe_support
+
+    settings.PAYMENT_GATEWAY = "stripe"
+    settings.STRIPE_SECRET_KEY = stripe_support.SECRET_KEY
+    settings.STRIPE_PUBLISHABLE_KEY = stripe_support.PUBLISHABLE_KEY
+    settings.STRIPE_WEBHOOK_SECRET = stripe_support.WEBHOOK_SECRET
+    settings.STRIPE_API_BASE = localstripe.url
+    settings.STRIPE_JS_URL = localstripe.js_url
+    return settings
+
+
+@pytest.fixture
+def deferred_gateway(settings, monkeypatch):
+    """The asynchronous test gateway (tests/fakes.py), configured: packages bought from now on
+    are paid through it, and their refunds settle only when its settle task asks."""
+    from refunds import gateways
+    from tests.fakes import DeferredGateway
+
+    gateway = DeferredGateway()
+    monkeypatch.setitem(gateways.GATEWAYS, "deferred", gateway)
+    settings.PAYMENT_GATEWAY = "deferred"
+    return gateway

@@ -238,3 +238,21 @@ def make_rule(*, coach, weekday: int, start_time, end_time, **fields):
     return availability_weekly_add(
         coach=coach, weekday=weekday, start_time=start_time, end_time=end_time, **fields
     )
+
+
+# --- card payments through a Stripe-compatible server (issue 11) ------------------------------
+
+
+def make_card_package(localstripe, *, card: str | None = None, student=None, **offering_fields):
+    """A package bought with the Stripe gateway (settings pointed at `localstripe` by the
+    caller) and, unless `card` is "", paid with that test card (4242... by default)."""
+    from refunds import services as refund_services
+    from tests.stripe_support import CARD_OK
+
+    package = make_package(student=student, **offering_fields)
+    if card != "":
+        refund_services.payment_pay_with_card(
+            payment=package.payment, card_token=localstripe.card_token(card or CARD_OK)
+        )
+    package.refresh_from_db()
+    return package

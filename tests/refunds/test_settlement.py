@@ -4,7 +4,7 @@ import pytest
 from django.db import transaction
 
 from refunds import services, tasks
-from refunds.gateways import GatewayUnavailable, get_gateway
+from refunds.gateways import GatewayUnavailable
 from refunds.models import Refund, RefundState
 from refunds.selectors import session_refundable_cents
 from sessions_app import services as session_services
@@ -22,11 +22,8 @@ def queued(monkeypatch):
 
 
 @pytest.fixture
-def deferred(settings):
-    settings.PAYMENT_GATEWAY = "deferred"
-    gateway = get_gateway("deferred")
-    yield gateway
-    gateway.outcomes.clear()
+def deferred(deferred_gateway):
+    return deferred_gateway
 
 
 def _reference(refund) -> str:

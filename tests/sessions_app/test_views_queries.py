@@ -34,7 +34,8 @@ BUDGETS = {
     "upcoming": 7,
     "completed": 6,
     "canceled": 6,
-    "my_sessions": 7,
+    # + the packages awaiting payment
+    "my_sessions": 8,
     # + events, refunds, proposals (read once), refundable (2), cancellation rate
     "detail": 11,
     # the pickers: auth session + user, the session, the coach's schedule (rules, windows, time
