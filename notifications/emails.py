@@ -461,6 +461,13 @@ def _purchase_context(delivery: Delivery, facts: dict, recipient: User) -> dict:
     }
 
 
+def _paid_by_line(facts: dict, coach: str) -> str:
+    reference = facts.get("payment_reference")
+    if facts.get("paid_by_card") and reference:
+        return f"Paid by card (payment reference {reference})."
+    return f"You settle the payment with {coach} directly."
+
+
 def _purchase_receipt(delivery: Delivery, recipient: User, now: datetime) -> Email:
     context = _purchase_context(delivery, delivery.facts, recipient)
     subject = f"Receipt: {context['title']} from {context['coach']}"
@@ -469,6 +476,7 @@ def _purchase_receipt(delivery: Delivery, recipient: User, now: datetime) -> Ema
         f"You paid {context['price']} for {context['session_count']} sessions of "
         f"{context['duration_minutes']} minutes. Each session is a credit: pick a time for "
         "your first one from the session page.",
+        _paid_by_line(delivery.facts, context["coach"]),
     ]
     context["cta"] = "Book your first session"
     return Email(

@@ -122,5 +122,15 @@ def purchase_facts(*, package, coach, student) -> dict:
         "price_cents": package.price_cents,
         "currency": package.currency,
         "purchased_at": iso(package.purchased_at),
+        # How it was paid: by card through a processor (with its reference), or settled with
+        # the coach directly (the manual gateway).
+        **_paid_by(package),
         **people(coach=coach, student=student),
     }
+
+
+def _paid_by(package) -> dict:
+    payment = getattr(package, "payment", None)
+    if payment is None or payment.gateway == "manual":
+        return {"paid_by_card": False, "payment_reference": ""}
+    return {"paid_by_card": True, "payment_reference": payment.reference}

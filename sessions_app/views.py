@@ -35,6 +35,7 @@ from core.times import (
     slot_label,
 )
 from refunds import selectors as refund_selectors
+from refunds.models import RefundState
 from refunds.selectors import session_refundable_cents
 from sessions_app import selectors, services
 from sessions_app.forms import (
@@ -295,7 +296,11 @@ def _cancel_message(session: Session, data: dict) -> str:
     refund = session.refunds.order_by("-created_at", "-id").first()
     amount = format_money(refund.amount_cents, refund.currency) if refund else ""
     kind = "full" if data["refund"] == "full" else "partial"
-    return f"Session canceled with a {kind} refund of {amount}."
+    message = f"Session canceled with a {kind} refund of {amount}."
+    if refund is not None and refund.state == RefundState.CREATED:
+        # A card processor settles it after this page: its state shows on the session.
+        message += " It goes back to the student's card; its state shows below."
+    return message
 
 
 def _cannot(session: Session, verb: str) -> str:

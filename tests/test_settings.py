@@ -53,6 +53,37 @@ def test_development_accepts_the_default_key():
     assert run_settings(DEBUG="true").returncode == 0
 
 
+STRIPE_KEYS = {
+    "STRIPE_SECRET_KEY": "sk_live_x",
+    "STRIPE_PUBLISHABLE_KEY": "pk_live_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+}
+
+
+@pytest.mark.parametrize("missing", sorted(STRIPE_KEYS))
+def test_production_refuses_stripe_with_a_missing_key(missing):
+    keys = {name: value for name, value in STRIPE_KEYS.items() if name != missing}
+    result = run_settings(DEBUG="false", SECRET_KEY="x" * 50, PAYMENT_GATEWAY="stripe", **keys)
+
+    assert result.returncode == 1
+    assert f"PAYMENT_GATEWAY=stripe needs {missing}" in result.stderr
+
+
+def test_production_starts_with_stripe_and_all_its_keys():
+    result = run_settings(
+        DEBUG="false", SECRET_KEY="x" * 50, PAYMENT_GATEWAY="stripe", **STRIPE_KEYS
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_development_accepts_stripe_without_keys_and_refuses_an_unknown_gateway():
+    assert run_settings(DEBUG="true", PAYMENT_GATEWAY="stripe").returncode == 0
+    unknown = run_settings(DEBUG="true", PAYMENT_GATEWAY="deferred")
+    assert unknown.returncode == 1
+    assert "PAYMENT_GATEWAY must be one of manual, stripe, not 'deferred'" in unknown.stderr
+
+
 # Loads the settings with `.env` reading replaced by a marker, then says whether it was called.
 _SPY_ON_DOT_ENV = """
 import environ

@@ -26,6 +26,28 @@ pytestmark = pytest.mark.django_db
 # --- purchase --------------------------------------------------------------------------------
 
 
+def test_a_card_purchase_sends_its_receipt_only_once_paid_with_the_payment_reference(
+    stripe_settings, localstripe, django_capture_on_commit_callbacks
+):
+    from refunds import services as refund_services
+    from tests.factories import make_card_package
+
+    with django_capture_on_commit_callbacks(execute=True):
+        package = make_card_package(localstripe, card="", session_count=2, price_cents=9000)
+    assert (mail.outbox, Delivery.objects.count()) == ([], 0)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        refund_services.payment_pay_with_card(
+            payment=package.payment, card_token=localstripe.card_token()
+        )
+
+    package.payment.refresh_from_db()
+    receipt = next(email for email in mail.outbox if email.to == [package.student.email])
+    assert f"Paid by card (payment reference {package.payment.reference})." in receipt.body
+    assert "settle the payment" not in receipt.body
+    assert Delivery.objects.filter(kind=DeliveryKind.PURCHASE_RECEIPT).count() == 1
+
+
 def test_a_purchase_sends_the_student_a_receipt_and_tells_the_coach(
     clock, django_capture_on_commit_callbacks
 ):
@@ -47,6 +69,7 @@ def test_a_purchase_sends_the_student_a_receipt_and_tells_the_coach(
     assert (receipt.to, sold.to) == ([student.email], [coach.email])
     assert receipt.subject == "Receipt: Chess basics from Carla Coach"
     assert "You paid €300.00 for 3 sessions of 60 minutes." in receipt.body
+    assert "You settle the payment with Carla Coach directly." in receipt.body
     assert "Bought:       Mon 6 Jan 2025, 04:00 EST" in receipt.body
     assert f"Order:        #{package.pk}" in receipt.body
     assert f"Book your first session: {SITE}/sessions/{first.pk}/" in receipt.body

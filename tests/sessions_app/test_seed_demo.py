@@ -16,7 +16,7 @@ from calendars import services as calendar_services
 from calendars.models import AvailabilityRule, SlotStatus, TimeSlot
 from catalog import services as catalog_services
 from catalog.models import Offering
-from refunds.models import Refund
+from refunds.models import Payment, Refund
 from sessions_app.lifecycle import Status
 from sessions_app.models import RescheduleProposal, Session, SessionEvent
 
@@ -208,3 +208,15 @@ def test_without_time_machine_the_seed_skips_only_the_completed_session(clock, m
     expected = Counter(EXPECTED_STATUSES)
     del expected[Status.COMPLETED]
     assert Counter(Session.objects.values_list("status", flat=True)) == expected
+
+
+def test_seed_with_stripe_configured_records_its_history_as_manual_payments(clock, settings):
+    """No card was charged for the demo's history: it is paid through the manual gateway even
+    under `make run-stripe`, and no processor is asked."""
+    settings.PAYMENT_GATEWAY = "stripe"
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens: a call would fail
+
+    _seed()
+
+    assert set(Payment.objects.values_list("gateway", "state")) == {("manual", "DONE")}
+    assert Session.objects.filter(status=Status.UNSCHEDULED).count() == 5

@@ -685,6 +685,22 @@ def test_cancel_with_full_refund_refunds_the_share_and_reopens_the_slot(client, 
     assert messages_of(response) == ["Session canceled with a full refund of $100.00."]
 
 
+def test_cancel_with_a_refund_a_processor_settles_later_says_it_goes_back_to_the_card(
+    client, coach, deferred_gateway
+):
+    session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    client.force_login(coach)
+
+    response = post(client, "sessions:cancel", session, refund="partial", amount="12.50")
+
+    refund = Refund.objects.get(session=session)
+    assert (refund.state, refund.amount_cents) == ("CREATED", 1250)
+    assert messages_of(response) == [
+        "Session canceled with a partial refund of $12.50. It goes back to the student's card; "
+        "its state shows below."
+    ]
+
+
 @pytest.mark.parametrize(
     ("amount", "cents"), [("12.50", 1250), ("12,5", 1250), ("12,05", 1205), ("100", 10000)]
 )

@@ -7,6 +7,10 @@ user manager. Every booked or proposed time is one of the coach's bookable start
 of booking (`calendars.selectors.bookable_starts`), so the seed works at every hour of every day,
 weekends and the DST changes included. The completed session is replayed in the past with
 time-machine (a development dependency; without it that one session is skipped).
+
+The seeded history is paid through the manual gateway whatever PAYMENT_GATEWAY says: with
+`stripe` (`make run-stripe`) no card was ever charged for it, and new purchases made in the
+browser go through the card processor as usual.
 """
 
 from datetime import datetime, time, timedelta
@@ -14,6 +18,7 @@ from datetime import datetime, time, timedelta
 from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from accounts.models import User
@@ -55,7 +60,7 @@ class Command(BaseCommand):
         if coach_offerings(coach=coach).exists():
             self.stdout.write("Demo data already present; nothing to do.")
             return
-        with transaction.atomic():
+        with transaction.atomic(), override_settings(PAYMENT_GATEWAY="manual"):
             _Seed(coach, student, other, self.stdout).run()
         self.stdout.write(
             self.style.SUCCESS(
