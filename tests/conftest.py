@@ -177,3 +177,19 @@ def deferred_gateway(settings, monkeypatch):
     monkeypatch.setitem(gateways.GATEWAYS, "deferred", gateway)
     settings.PAYMENT_GATEWAY = "deferred"
     return gateway
+
+
+def celery_pools_reset() -> None:
+    """Close and forget every broker connection and producer pool of this process.
+
+    kombu keeps its pools in process-wide registries keyed by the broker URL, so closing only
+    the app's pool would leave a closed one behind for the next test that uses the same URL
+    ("Acquire on closed pool"); `kombu.pools.reset()` clears the registries too.
+    """
+    from kombu import pools
+
+    from config.celery import app
+
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None

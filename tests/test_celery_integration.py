@@ -34,7 +34,7 @@ from notifications.models import Delivery, DeliveryStatus
 from scripts.pgcluster import free_port
 from sessions_app import services
 from sessions_app.lifecycle import Action, Status
-from tests.conftest import require_component
+from tests.conftest import celery_pools_reset, require_component
 from tests.factories import CoachFactory, OfferingFactory, StudentFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,18 +202,12 @@ def publish_to_redis(redis_url):
     in-memory broker), so an on-commit task meets the real broker, down or up."""
     from config.celery import app
 
-    def reset_pools():
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
-
     previous = app.conf.broker_url, app.conf.broker_transport_options
     app.conf.broker_url, app.conf.broker_transport_options = redis_url, {}
-    reset_pools()
+    celery_pools_reset()
     yield
     app.conf.broker_url, app.conf.broker_transport_options = previous
-    reset_pools()
+    celery_pools_reset()
 
 
 def _confirmed_session(coach, student, start):

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from core import cache as core_cache
 from scripts.pgcluster import free_port
-from tests.conftest import messages_of, require_component
+from tests.conftest import celery_pools_reset, messages_of, require_component
 from tests.factories import PASSWORD, CoachFactory, StudentFactory
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
@@ -95,9 +95,7 @@ def broker_on(redis_server):
     from config.celery import app
 
     def point_at(url: str) -> None:
-        app.pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
+        celery_pools_reset()
         app.conf.broker_url = url
 
     previous = app.conf.broker_url

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.db import IntegrityError, connection, transaction
-from django.db.migrations.executor import MigrationExecutor
+from django.db import IntegrityError, transaction
+
+from tests.migration_support import latest_migrations, migrate_to
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -29,17 +30,6 @@ def _at(day: date, hour: int, minute: int = 0, tz=LONDON) -> datetime:
 def _day(offset: int) -> date:
     """MONDAY plus `offset` days."""
     return MONDAY + timedelta(days=offset)
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-def _latest():
-    return MigrationExecutor(connection).loader.graph.leaf_nodes()
 
 
 class _Old:
@@ -249,9 +239,9 @@ def _migrated_once(django_db_setup, django_db_blocker):
         try:
             with time_machine.travel(NOW, tick=False):
                 try:
-                    ids = _arrange(_migrate(BEFORE))
+                    ids = _arrange(migrate_to(BEFORE))
                 finally:
-                    _migrate(_latest())
+                    migrate_to(latest_migrations())
             yield ids
         finally:
             call_command("flush", interactive=False, verbosity=0)

@@ -5,28 +5,17 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migration_support import latest_migrations, migrate_to
 
 BEFORE = ("refunds", "0002_refund_settle_attempts")
 AFTER = ("refunds", "0003_stripe_payments")
 NOW = datetime(2026, 3, 4, 10, 30, tzinfo=UTC)
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-def _latest():
-    return MigrationExecutor(connection).loader.graph.leaf_nodes()
-
-
 def _with_refunds_at(node):
     """Every other app at its latest migration, refunds at `node`."""
-    return [leaf for leaf in _latest() if leaf[0] != "refunds"] + [node]
+    return [leaf for leaf in latest_migrations() if leaf[0] != "refunds"] + [node]
 
 
 def _arrange(apps) -> dict:
@@ -92,10 +81,10 @@ def migrated(django_db_setup, django_db_blocker):
         try:
             with time_machine.travel(NOW, tick=False):
                 try:
-                    ids = _arrange(_migrate(_with_refunds_at(BEFORE)))
-                    _migrate(_with_refunds_at(AFTER))
+                    ids = _arrange(migrate_to(_with_refunds_at(BEFORE)))
+                    migrate_to(_with_refunds_at(AFTER))
                 finally:
-                    _migrate(_latest())
+                    migrate_to(latest_migrations())
             yield ids
         finally:
             call_command("flush", interactive=False, verbosity=0)
