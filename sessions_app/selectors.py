@@ -337,9 +337,13 @@ def coach_completed_sessions(*, coach) -> QuerySet:
 
 
 def coach_canceled_sessions(*, coach) -> QuerySet:
-    """Canceled sessions, most recently canceled first, with what was refunded."""
+    """Canceled sessions, most recently canceled first, with what was refunded and each of
+    their refunds (prefetched: one query per page, for each refund's amount and state)."""
     return _with_refunded_cents(
-        _list_base().filter(coach=coach, status=Status.CANCELED).order_by("-updated_at", "-pk")
+        _list_base()
+        .filter(coach=coach, status=Status.CANCELED)
+        .prefetch_related("refunds")
+        .order_by("-updated_at", "-pk")
     )
 
 

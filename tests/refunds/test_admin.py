@@ -177,6 +177,7 @@ def test_delete_is_refused_and_the_delete_action_is_not_offered(admin_client, au
     ] == [
         "",
         "export_csv",
+        "retry_failed",  # a new refund for a failed one; the failed one stays (test_admin_payments)
     ]
     assert Refund.objects.filter(pk=refund.pk).exists()
 
@@ -352,6 +353,8 @@ def test_csv_action_exports_the_selected_refunds_with_fixed_columns(admin_client
         "reason": "Coach ill",
         "settled_at_utc": refund.settled_at.isoformat(),
         "failure_reason": "",
+        "payment_reference": f"manual-payment-{refund.payment_id}",
+        "retry_of_id": "",
     }
 
 

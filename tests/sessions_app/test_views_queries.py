@@ -33,7 +33,8 @@ BUDGETS = {
     "tasks": 8,
     "upcoming": 7,
     "completed": 6,
-    "canceled": 6,
+    # + the page's refunds (prefetched once: each refund's amount and state is listed)
+    "canceled": 7,
     # + the packages awaiting payment
     "my_sessions": 8,
     # + events, refunds, proposals (read once), refundable (2), cancellation rate
