@@ -22,6 +22,7 @@ A gateway that cannot be reached raises `GatewayUnavailable`; the settle task re
 """
 
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -211,7 +212,12 @@ class StripeGateway:
         import stripe
 
         client = self._client()
-        token = self._call("read the card", lambda: client.v1.tokens.retrieve(card_token))
+        try:
+            token = self._call("read the card", lambda: client.v1.tokens.retrieve(card_token))
+        except GatewayRefused as exc:
+            # An unknown, used or expired token: Stripe's own words ("Not Found", "No such
+            # token: 'tok_...'") mean nothing to the student.
+            raise GatewayRefused("That card could not be read. Enter it again.") from exc
         card_id = _field(_field(token, "card"), "id", "")
         if not card_id:
             raise GatewayRefused("That card could not be read. Enter it again.")
@@ -299,7 +305,7 @@ class StripeGateway:
         if not signature:
             raise ValueError("The Stripe-Signature header is missing.")
         try:
-            event = stripe.Webhook.construct_event(
+            stripe.WebhookSignature.verify_header(
                 payload,
                 signature,
                 settings.STRIPE_WEBHOOK_SECRET,
@@ -307,6 +313,11 @@ class StripeGateway:
             )
         except stripe.SignatureVerificationError as exc:
             raise ValueError(f"The signature does not match: {exc.user_message or exc}") from exc
+        # Parsed here rather than by `stripe.Webhook.construct_event`, which fails with an
+        # AttributeError (a 500) on a signed body that is JSON but not an object.
+        event = json.loads(payload)
+        if not isinstance(event, dict):
+            raise ValueError("The body is not a Stripe event.")
         obj = _field(_field(event, "data"), "object", {})
         event_id, event_type = _field(event, "id", ""), _field(event, "type", "")
         if not (isinstance(event_id, str) and event_id and isinstance(event_type, str)):
@@ -373,7 +384,11 @@ def _refund_result(refund) -> GatewayResult:
     if status == "succeeded":
         return GatewayResult(state=RefundState.DONE, reference=reference)
     if status in ("failed", "canceled"):
-        code = _field(refund, "failure_reason", "") or ("merchant_request" if status else "")
+        # A canceled refund was canceled by the merchant; a failed one without a code failed
+        # at the bank for a reason Stripe does not say.
+        code = _field(refund, "failure_reason", "") or (
+            "merchant_request" if status == "canceled" else "unknown"
+        )
         reason = REFUND_FAILURE_REASONS.get(code, f"Stripe could not refund ({code}).")
         return GatewayResult(state=RefundState.FAILED, reference=reference, failure_reason=reason)
     # pending, requires_action: Stripe settles it later.

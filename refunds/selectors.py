@@ -67,10 +67,3 @@ def payments_awaiting(*, student) -> list:
 def package_payment(*, package) -> Payment:
     """The payment of `package` (every package has one)."""
     return Payment.objects.get(package_id=package.pk)
-
-
-def payment_takes_cards(*, payment) -> bool:
-    """Whether `payment` is paid by card on Coachbook's payment page."""
-    from refunds.gateways import get_gateway
-
-    return getattr(get_gateway(payment.gateway), "takes_cards", False)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from core.errors import DomainError
 from core.money import format_money
 from core.transactions import on_commit
-from refunds.gateways import GatewayUnavailable, get_gateway
+from refunds.gateways import GatewayRefused, GatewayResult, GatewayUnavailable, get_gateway
 from refunds.models import (
     Payment,
     PaymentState,
@@ -31,6 +31,8 @@ from refunds.selectors import session_refundable_cents
 logger = logging.getLogger(__name__)
 AWAITING_RECONCILE_AFTER = timedelta(minutes=5)
 AWAITING_RECONCILE_FOR = timedelta(days=7)
+# Card attempts (processor payments) one package may make before it takes no more.
+MAX_CARD_ATTEMPTS = 10
 
 
 class RefundNotAllowed(DomainError):
@@ -88,7 +90,13 @@ def _card_gateway(payment: Payment):
 
 def _new_intent(gateway, payment: Payment):
     """A new processor payment for `payment` (locked by the caller): one per attempt, each
-    with its own idempotency key derived from the purchase's."""
+    with its own idempotency key derived from the purchase's. Bounded: a package that has
+    been refused MAX_CARD_ATTEMPTS times takes no more cards (card testing)."""
+    if payment.attempts >= MAX_CARD_ATTEMPTS:
+        raise PaymentNotPossible(
+            f"This package has had {MAX_CARD_ATTEMPTS} payment attempts, the most we allow. "
+            "Nothing more can be charged for it; buy it again to start over."
+        )
     payment.attempts += 1
     intent = gateway.intent_create(
         payment, idempotency_key=f"{payment.idempotency_key}-attempt-{payment.attempts}"
@@ -364,8 +372,9 @@ def refund_settle(*, refund: Refund) -> Refund:
     then commit in their own transaction before the outcome is asked in a last one, so a failing
     status call never causes a second submission. The refund row is locked in each, so two
     concurrent settlements submit and apply the outcome once. A refund never changes its
-    session's status. Raises `refunds.gateways.GatewayUnavailable` when the gateway cannot be
-    asked right now.
+    session's status. A submission the processor refuses outright (`GatewayRefused`) fails the
+    refund with its reason (staff may retry it). Raises `refunds.gateways.GatewayUnavailable`
+    when the gateway cannot be asked right now.
     """
     with transaction.atomic():
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
@@ -383,7 +392,16 @@ def refund_settle(*, refund: Refund) -> Refund:
             if refund.state != RefundState.CREATED:
                 return refund
             if not refund.reference:
-                _apply_gateway_result(refund, gateway.refund(refund))
+                try:
+                    result = gateway.refund(refund)
+                except GatewayRefused as exc:
+                    # The processor refused the request itself (say, a payment it does not
+                    # know): asking again would be refused again, so the refund fails
+                    # visibly, for staff to see and retry, rather than staying pending for the
+                    # sweep to resubmit forever.
+                    reason = f"The payment processor refused the refund: {exc.message}"
+                    result = GatewayResult(state=RefundState.FAILED, failure_reason=reason[:255])
+                _apply_gateway_result(refund, result)
             if refund.state != RefundState.CREATED:
                 return refund
     # The submission and its reference are committed before the outcome is asked, so a status
@@ -406,6 +424,16 @@ def _apply_gateway_result(refund: Refund, result) -> None:
     if refund.state != RefundState.CREATED:
         refund.settled_at = timezone.now()
     refund.save(update_fields=["state", "reference", "failure_reason", "settled_at"])
+    if refund.state == RefundState.FAILED:
+        # An error in the log is what operations alert on: a person retries it in the admin.
+        logger.error(
+            "refund %s (%s, session %s) failed at %s: %s",
+            refund.pk,
+            format_money(refund.amount_cents, refund.currency),
+            refund.session_id,
+            refund.gateway,
+            refund.failure_reason,
+        )
 
 
 # --- processor webhooks ------------------------------------------------------------------------
@@ -442,7 +470,11 @@ def processor_event_process(*, event: ProcessorEvent) -> str:
     body is never trusted for a state). Idempotent; an event of another type is acknowledged
     and ignored. Returns what was done, for the log."""
     outcome = "ignored"
-    if event.type in PAYMENT_EVENTS:
+    if not event.object_id:
+        # Nothing to re-read: an empty id would match a payment or refund not yet at the
+        # processor (and settling such a refund would submit it).
+        outcome = "no object"
+    elif event.type in PAYMENT_EVENTS:
         payment = Payment.objects.filter(gateway=event.gateway, reference=event.object_id).first()
         if payment is None:
             outcome = "no such payment"

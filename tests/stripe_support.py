@@ -83,12 +83,27 @@ class LocalStripe:
         return response.json()
 
     def refunds_of(self, intent_id: str) -> list[dict]:
-        return self.api("GET", "/v1/refunds", payment_intent=intent_id)["data"]
+        return self.api("GET", "/v1/refunds", payment_intent=intent_id, limit=100)["data"]
 
     def register_webhook(self, url: str, secret: str = WEBHOOK_SECRET) -> None:
+        """Send every event from now on to `url`, signed with `secret`. The server lives for
+        the whole test session: call `unregister_webhook` when the test ends."""
         requests.post(
             f"{self.url}/_config/webhooks/coachbook",
             data={"url": url, "secret": secret},
+            timeout=10,
+        ).raise_for_status()
+
+    def unregister_webhook(self) -> None:
+        """Send no more events (localstripe cannot delete an endpoint: it is kept, for an event
+        type that never happens, at an address nothing listens on)."""
+        requests.post(
+            f"{self.url}/_config/webhooks/coachbook",
+            data={
+                "url": "http://127.0.0.1:9/",
+                "secret": "whsec_unused",
+                "events[]": ["coachbook.never_sent"],
+            },
             timeout=10,
         ).raise_for_status()
 

@@ -1,5 +1,7 @@
 """The refund lifecycle: created -> done or failed, through the gateway and the settle task."""
 
+import logging
+
 import pytest
 from django.db import transaction
 
@@ -134,12 +136,16 @@ def test_settle_moves_created_refund_to_done(deferred, queued):
     assert settled.settled_at is not None
 
 
-def test_settle_moves_created_refund_to_failed_with_the_gateway_reason(deferred, queued):
+def test_settle_moves_created_refund_to_failed_with_the_gateway_reason(deferred, queued, caplog):
     session = make_session("CONFIRMED")
     refund = _issue(session)
     deferred.decide(_reference(refund), RefundState.FAILED, "Card account closed")
 
-    services.refund_settle(refund=refund)
+    with caplog.at_level(logging.ERROR, logger="refunds.services"):
+        services.refund_settle(refund=refund)
+
+    # Logged as an error, which operations alert on.
+    assert f"refund {refund.pk} ($12.50, session {session.pk}) failed at deferred" in caplog.text
 
     refund.refresh_from_db()
     assert (refund.state, refund.failure_reason) == (RefundState.FAILED, "Card account closed")
