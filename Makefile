@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: install run test test-sqlite test-postgres lint format bench clean
+.PHONY: install run run-stripe test test-sqlite test-postgres lint format bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) scripts/run_dev.py 127.0.0.1:8000
+
+# The same with card payments (docs/payments.md): PAYMENT_GATEWAY=stripe against localstripe on
+# 127.0.0.1:8420 (in memory, webhooks to the app); migrates, seeds, then runs all three.
+run-stripe: install
+	$(PY) scripts/run_stripe.py 127.0.0.1:8000
 
 # The whole suite on SQLite (browser tests included), then again on a throwaway PostgreSQL
 # cluster where constraints, row locks and concurrency are real (browser tests excluded there:
