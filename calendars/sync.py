@@ -17,7 +17,6 @@ network is guarded:
 
 import http.client
 import ipaddress
-import itertools
 import logging
 import socket
 import ssl
@@ -27,38 +26,23 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import icalendar
-import recurring_ical_events
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
+from calendars.errors import AddressRefused, CalendarFetchError
 from calendars.intervals import Interval, merge, overlaps  # noqa: F401 (re-exported)
-from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
 ALLOWED_SCHEMES = ("http", "https")
 MAX_REDIRECTS = 5
 USER_AGENT = "Coachbook-calendar-sync/1.0"
-
-
-class CalendarFetchError(DomainError):
-    """Why an external calendar could not be read, in words a coach can act on."""
-
-    default_message = "The calendar could not be read."
-
-
-class AddressRefused(CalendarFetchError):
-    default_message = (
-        "That address points to a private or local network; only public calendar "
-        "addresses can be synced."
-    )
 
 
 def _setting(name: str, default):
@@ -288,84 +272,10 @@ def _too_big(max_bytes: int) -> CalendarFetchError:
     )
 
 
-# --- reading ------------------------------------------------------------------------------------
+# --- reading: calendars/ics_import.py --------------------------------------------------------
 
-
-def _as_utc(value: date | datetime, tz: ZoneInfo) -> datetime:
-    """An iCalendar time as an aware UTC datetime: all-day dates and floating times in `tz`."""
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, datetime.min.time())
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=tz)
-    return value.astimezone(UTC)
-
-
-# The most events one calendar may contribute within a coach's booking horizon.
-MAX_BUSY_TIMES = 2000
-
-
-def busy_intervals(data: bytes, *, start: datetime, end: datetime, tz: ZoneInfo) -> list[Interval]:
-    """The busy times in an iCalendar file that overlap `start`..`end`, in UTC, sorted.
-
-    One interval per busy occurrence, as the calendar has it: neither clipped to the range (an
-    event under way keeps its start, one running past `end` its end, so the same event reads
-    the same at every sync) nor merged with its neighbours (an event added next to a busy time
-    is a busy time of its own, first seen later). Identical ones count once.
-
-    Recurring events are expanded (RRULE, RDATE, EXDATE, moved occurrences); transparent
-    ("free") and cancelled events are skipped; all-day events are busy whole days in `tz`.
-    """
-    if b"BEGIN:VCALENDAR" not in data[:4096].upper():
-        raise CalendarFetchError(
-            "That address did not return a calendar file (.ics). Use the secret iCal "
-            "address from your calendar's settings, not the web page's address."
-        )
-    try:
-        calendar = icalendar.Calendar.from_ical(data)
-        # Expanded lazily in time order, and at most one past the cap: a rule repeating every
-        # minute for years must not be expanded whole (`between` would build the full list).
-        query = recurring_ical_events.of(calendar, skip_bad_series=True)
-        occurrences = list(
-            itertools.islice(
-                itertools.takewhile(
-                    lambda event: _as_utc(event["DTSTART"].dt, tz) < end, query.after(start)
-                ),
-                MAX_BUSY_TIMES + 1,
-            )
-        )
-    except SoftTimeLimitExceeded:
-        raise  # the task's time limit (an Exception too) is not a bad calendar
-    except Exception as exc:  # icalendar and the expander raise many kinds for bad input
-        logger.info("unreadable calendar file: %r", exc)
-        raise CalendarFetchError(f"The calendar file could not be read ({exc}).") from exc
-    if len(occurrences) > MAX_BUSY_TIMES:
-        raise CalendarFetchError(
-            f"This calendar has more than {MAX_BUSY_TIMES:,} events in the time students can "
-            "book; Coachbook reads at most that many. Share a calendar with fewer events (for "
-            "example without frequent repeating reminders). Its previous busy times still count."
-        )
-    busy: set[Interval] = set()
-    for event in occurrences:
-        if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
-            continue
-        if str(event.get("STATUS", "")).upper() == "CANCELLED":
-            continue
-        dtstart = event.get("DTSTART")
-        if dtstart is None:
-            continue
-        first = dtstart.dt
-        if event.get("DTEND") is not None:
-            last = event.get("DTEND").dt
-        elif event.get("DURATION") is not None:
-            last = first + event.get("DURATION").dt
-        elif isinstance(first, datetime):
-            continue  # an instant takes no time
-        else:
-            last = first + timedelta(days=1)
-        begin, finish = _as_utc(first, tz), _as_utc(last, tz)
-        if finish > begin and finish > start and begin < end:
-            busy.add((begin, finish))
-    return sorted(busy)
+# Re-exported: the callers and tests of the reading code found it here first.
+from calendars.ics_import import MAX_BUSY_TIMES, busy_intervals, read_calendar  # noqa: E402,F401
 
 
 @dataclass
@@ -374,6 +284,8 @@ class FetchOutcome:
     busy: list[Interval] | None = None
     error: str = ""
     events: int = 0
+    # What the reading skipped or repaired, and why, for the coach (ics_import.CalendarRead).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -386,7 +298,7 @@ def fetch_busy(
     """Fetch and read one calendar; never raises (the error is in the outcome), except for
     Celery's `SoftTimeLimitExceeded`, which stops the whole sync."""
     try:
-        busy = busy_intervals(fetch(url), start=start, end=end, tz=tz)
+        read = read_calendar(fetch(url), start=start, end=end, tz=tz)
     except CalendarFetchError as exc:
         return FetchOutcome(calendar_id, error=exc.message)
     except SoftTimeLimitExceeded:
@@ -394,7 +306,7 @@ def fetch_busy(
     except Exception as exc:  # one broken feed must never stop the others
         logger.exception("calendar %s: unexpected sync failure", calendar_id)
         return FetchOutcome(calendar_id, error=f"Unexpected error while syncing: {exc}")
-    return FetchOutcome(calendar_id, busy=busy, events=len(busy))
+    return FetchOutcome(calendar_id, busy=read.busy, events=len(read.busy), notes=read.notes)
 
 
 def fetch_as_completed(jobs: list[dict], *, workers: int | None = None) -> Iterator[FetchOutcome]:

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from accounts.models import MAX_BOOKING_HORIZON_DAYS, CoachProfile
-from calendars import services, sync
+from calendars import ics_import, services, sync
 from calendars.models import BusyTime, ExternalCalendar, TimeSlot
 from calendars.selectors import bookable_starts
 from calendars.services import ExternalCalendarInvalid, external_calendars_sync
@@ -789,7 +789,7 @@ def test_the_time_limit_while_reading_a_calendar_file_stops_the_sync_unrecorded(
     def expand(*args, **kwargs):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(sync.recurring_ical_events, "of", expand)
+    monkeypatch.setattr(ics_import.recurring_ical_events, "of", expand)
     with pytest.raises(SoftTimeLimitExceeded):
         external_calendars_sync()
 
