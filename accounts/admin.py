@@ -1,9 +1,11 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Case, F, FloatField, OuterRef, Value, When
 from django.db.models.functions import Cast
 
+from accounts.forms import NormalizedEmailInputMixin
 from accounts.models import CoachProfile, User
 from core.admin import CoachListFilter, ReadOnlyAdminMixin
 from sessions_app.selectors import coach_cancellation_counts_annotation
@@ -17,8 +19,21 @@ class CoachFilter(CoachListFilter):
         return User.objects.filter(coach_profile__isnull=False)
 
 
+class UserAddForm(NormalizedEmailInputMixin, AdminUserCreationForm):
+    """The admin's Add user: the address normalised as at sign-up (a look-alike of an existing
+    account's address is refused as taken)."""
+
+    email_field_names = ("email",)
+
+
+class UserEditForm(NormalizedEmailInputMixin, UserChangeForm):
+    email_field_names = ("email",)
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    add_form = UserAddForm
+    form = UserEditForm
     ordering = ["email"]
     list_display = ["email", "display_name", "timezone", "is_staff", "date_joined"]
     search_fields = ["email", "display_name"]

@@ -3,6 +3,8 @@
 import zoneinfo
 from functools import cache
 
+from allauth.account.forms import LoginForm as AllauthLoginForm
+from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
 
 from accounts.models import (
@@ -10,6 +12,7 @@ from accounts.models import (
     MAX_BUFFER_MINUTES,
     MAX_START_INTERVAL_MINUTES,
     MIN_START_INTERVAL_MINUTES,
+    normalize_email_address,
     validate_display_name,
 )
 from accounts.services import MAX_WINDOW_HOURS
@@ -26,6 +29,39 @@ def timezone_names() -> tuple[str, ...]:
         if "/" in name and not name.startswith(_SKIPPED_PREFIXES)
     }
     return ("UTC", *sorted(names))
+
+
+class NormalizedEmailInputMixin:
+    """Normalises the typed email address (`normalize_email_address`) before any validation, so
+    a look-alike (a pasted zero-width space, full-width letters, a Unicode domain) is checked,
+    looked up and shown again as the one address it stands for."""
+
+    email_field_names: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            return
+        data = self.data.copy()
+        for name in self.email_field_names:
+            key = self.add_prefix(name)
+            if isinstance(data.get(key), str):
+                data[key] = normalize_email_address(data[key])
+        self.data = data
+
+
+class SignupForm(NormalizedEmailInputMixin, AllauthSignupForm):
+    """allauth's sign-up (ACCOUNT_FORMS): an address that is an existing account's once
+    normalised counts as that account's, which allauth's enumeration rules then handle."""
+
+    email_field_names = ("email", "email2")
+
+
+class LoginForm(NormalizedEmailInputMixin, AllauthLoginForm):
+    """allauth's login (ACCOUNT_FORMS): the owner can log in with a pasted invisible character,
+    and every spelling of one address shares its failed-login limits."""
+
+    email_field_names = ("login",)
 
 
 class ProfileForm(forms.Form):

@@ -30,21 +30,86 @@ def one_line(text: str) -> str:
     return " ".join(cleaned.split())
 
 
+# Invisible in a name: format characters (zero-width space and joiners, U+FEFF, soft hyphen),
+# spaces of every width, controls, and the blank "letters" (Hangul fillers, braille blank).
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp", "Mn", "Me", "Cn", "Co"})
+_BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Bidirectional controls reorder the text around them ("evil\u202egnp.exe" reads "exe.png").
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def is_invisible(char: str) -> bool:
+    return char in _BLANK_CHARACTERS or unicodedata.category(char) in _INVISIBLE_CATEGORIES
+
+
 def validate_display_name(value: str) -> None:
-    """A display name is one line of visible text: no newlines, tabs or other control codes."""
+    """A display name is one line of visible text: no newlines, tabs or other control codes, no
+    bidirectional controls, and at least one visible character (not only zero-width ones)."""
     if any(unicodedata.category(char) in _BREAKING_CATEGORIES for char in value):
         raise ValidationError(
             "Use one line without tabs or other control characters.", code="control_characters"
         )
+    if any(char in BIDI_CONTROLS for char in value):
+        raise ValidationError(
+            "Remove the text-direction control characters (such as U+202E): they make a name "
+            "read differently from what it is.",
+            code="bidi_controls",
+        )
+    if value and all(is_invisible(char) for char in value):
+        raise ValidationError(
+            "Use at least one visible letter or digit; this name shows as blank.",
+            code="invisible",
+        )
+
+
+# Removed from an email address wherever it is typed: format characters (zero-width space,
+# joiners, U+FEFF, soft hyphen, bidi controls) and whitespace of any kind (after NFKC, which
+# turns full-width letters and U+FF20 into plain ones). A mail server ignores none of these, so an
+# address that differs only by them is a look-alike of the plain one.
+_EMAIL_STRIPPED_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+
+
+def normalize_email_address(value: str) -> str:
+    """The one stored form of an email address: Unicode NFKC, without format or whitespace
+    characters, lower-cased, and its domain IDNA-encoded (punycode, ``xn--``).
+
+    Every place an address is set or looked up goes through this, so ``sam@example.com`` with
+    a zero-width space, or in full-width letters, is the same address as the plain one. An
+    address whose domain cannot be encoded is returned without the encoding; the email
+    validator then refuses it.
+    """
+    value = unicodedata.normalize("NFKC", value or "")
+    value = "".join(
+        char for char in value if unicodedata.category(char) not in _EMAIL_STRIPPED_CATEGORIES
+    )
+    value = value.lower()
+    local, at, domain = value.rpartition("@")
+    if not at:
+        return value
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return value
+    return f"{local}@{domain.lower()}"
 
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
+    @classmethod
+    def normalize_email(cls, email):
+        """See `normalize_email_address`: NFKC, no invisible characters, IDNA domain, lower."""
+        return normalize_email_address(email or "")
+
+    def get_by_natural_key(self, username):
+        return self.get(**{self.model.USERNAME_FIELD: normalize_email_address(username or "")})
+
     def _create_user(self, email, password, **extra_fields):
         if not email:
             raise ValueError("An email address is required.")
-        user = self.model(email=self.normalize_email(email).lower(), **extra_fields)
+        user = self.model(email=self.normalize_email(email), **extra_fields)
         user.set_password(password)
         user.save(using=self._db)
         return user

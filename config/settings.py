@@ -7,9 +7,11 @@ makes these settings ignore `.env` (the settings tests use it, so a developer's 
 change their outcome).
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
+from csp import constants as csp
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -45,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "csp",
     "accounts",
     "calendars",
     "catalog",
@@ -54,7 +57,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: drops X-Forwarded-Proto unless it comes from a trusted proxy (the security section).
+    "core.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -64,6 +70,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # A view that finds the database down answers the branded 503 page (core/views.py).
+    "core.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -119,7 +127,21 @@ ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mand
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
-# allauth's rate limits (failed logins, sign-ups, password resets) stay at their defaults.
+# Sign-up and login normalise the typed address (accounts.models.normalize_email_address).
+ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm", "login": "accounts.forms.LoginForm"}
+# Failed logins (docs/decisions.md, "Login limits"; accounts.adapters.AccountAdapter): 10 a
+# minute per client IP; 5 in 5 minutes per account *from one IP* (allauth's "key", which the
+# adapter makes account + IP, so someone else's guesses never lock the owner out); 30 an hour
+# per account over all IPs, which an IP the account logged in from in the last 30 days passes.
+# A successful login takes its own attempt back. The other limits stay at allauth's defaults.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "10/m/ip,5/5m/key",
+    "login_failed_account": "30/h/key",
+}
+# The client IP of every per-IP limit: the X-Forwarded-For entry this many proxies from the
+# right (0: REMOTE_ADDR; X-Forwarded-For is ignored). Set to the number of proxies you run in
+# front of the site (docker compose: 1); more than you run lets a client pick its own IP.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("ALLAUTH_TRUSTED_PROXY_COUNT", default=0)
 
 # --- Time and language ----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -261,12 +283,57 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Security (production) ------------------------------------------------------------------
+# --- Security (docs/operations.md, "Security") ----------------------------------------------
+# Production (DEBUG=false) defaults pass `check --deploy --fail-level WARNING`: HTTPS only
+# (redirect and HSTS) and Secure cookies. Each can be turned off for plain-HTTP trials.
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    # Only allows submitting the domain to the browsers' preload list; nothing submits it.
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# The proxies (IP addresses or networks, comma-separated; `*` for any) whose X-Forwarded-Proto
+# is believed: the same FORWARDED_ALLOW_IPS gunicorn reads. Unset, no client can claim https;
+# core.middleware.TrustedProxyMiddleware drops the header from every other address.
+TRUSTED_PROXIES = [entry for entry in env.list("FORWARDED_ALLOW_IPS", default=[]) if entry]
+for _proxy in TRUSTED_PROXIES:
+    if _proxy != "*":
+        try:
+            ipaddress.ip_network(_proxy, strict=False)
+        except ValueError as _error:
+            raise ImproperlyConfigured(
+                f"FORWARDED_ALLOW_IPS: {_proxy!r} is not an IP address or network."
+            ) from _error
+if TRUSTED_PROXIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy (django-csp; core.middleware adds the Stripe.js, Stripe frame and
+# Stripe API origins from STRIPE_JS_URL and STRIPE_API_BASE). No inline script anywhere; the
+# style attributes that place blocks on the week grid (CSS variables) need style-src-attr.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF],
+        "style-src": [csp.SELF],
+        "style-src-attr": [csp.UNSAFE_INLINE],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "frame-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.SELF],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    },
+}
+# Where browsers report what the policy blocked (optional; any collector URL).
+# (Not a CSP_* setting: django-csp refuses its pre-4.0 names.)
+if _csp_report_uri := env.str("CSP_REPORT_URI", default=""):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [_csp_report_uri]
+# Seconds the 503 page (database unreachable) asks clients to wait (Retry-After).
+DATABASE_UNAVAILABLE_RETRY_AFTER = env.int("DATABASE_UNAVAILABLE_RETRY_AFTER", default=30)
 
 LOGGING = {
     "version": 1,

@@ -5,6 +5,8 @@ from sessions_app import views as sessions_views
 
 admin.site.site_header = "Coachbook administration"
 admin.site.site_title = "Coachbook admin"
+# A database outage anywhere (not only in a view) answers the branded 503 page (core/views.py).
+handler500 = "core.views.server_error"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -14,7 +14,6 @@ moves money; the failed refund stays as it is and the retry is a new refund poin
 A card payment's page also shows its amounts "As Stripe reports it" next to Coachbook's own.
 """
 
-import csv
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from core.admin import (
     email_column,
     money_column,
 )
+from core.csv import safe_row, safe_writer
 from core.errors import DomainError
 from core.money import format_amount, format_money
 from refunds import gateways, services
@@ -110,34 +110,32 @@ def _utc(value) -> str:
     return value.astimezone(UTC).isoformat() if value else ""
 
 
-def _safe_text(value: str) -> str:
-    """Keep spreadsheets from running free text as a formula (CSV injection)."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def refund_csv_row(refund: Refund) -> list:
+    """One refund's cells; every text cell neutralised against formulas (core.csv)."""
     session = refund.session
-    return [
-        refund.pk,
-        _utc(refund.created_at),
-        session.pk,
-        session.package_id,
-        session.coach.email,
-        session.student.email,
-        format_amount(refund.amount_cents),
-        refund.amount_cents,
-        refund.currency,
-        refund.kind,
-        refund.state,
-        refund.gateway,
-        _safe_text(refund.reference),
-        refund.issued_by.email if refund.issued_by else "",
-        _safe_text(refund.reason),
-        _utc(refund.settled_at),
-        _safe_text(refund.failure_reason),
-        _safe_text(refund.payment.reference),
-        refund.retry_of_id or "",
-    ]
+    return safe_row(
+        [
+            refund.pk,
+            _utc(refund.created_at),
+            session.pk,
+            session.package_id,
+            session.coach.email,
+            session.student.email,
+            format_amount(refund.amount_cents),
+            refund.amount_cents,
+            refund.currency,
+            refund.kind,
+            refund.state,
+            refund.gateway,
+            refund.reference,
+            refund.issued_by.email if refund.issued_by else "",
+            refund.reason,
+            _utc(refund.settled_at),
+            refund.failure_reason,
+            refund.payment.reference,
+            refund.retry_of_id or "",
+        ]
+    )
 
 
 class _Echo:
@@ -148,7 +146,7 @@ class _Echo:
 def refunds_csv_response(queryset: QuerySet, filename: str) -> StreamingHttpResponse:
     """Stream `queryset`'s refunds as CSV with the fixed CSV_HEADER columns."""
     rows = queryset.select_related("session__coach", "session__student", "issued_by", "payment")
-    writer = csv.writer(_Echo())
+    writer = safe_writer(_Echo())
 
     def lines() -> Iterator[str]:
         yield writer.writerow(CSV_HEADER)
