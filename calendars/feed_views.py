@@ -6,7 +6,6 @@ Thin views: reads through `calendars.feeds` / `calendars.selectors`, writes thro
 
 from datetime import date
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -22,6 +21,7 @@ from calendars import feeds
 from calendars import selectors as calendar_selectors
 from calendars import services as calendar_services
 from calendars import week as calendar_week
+from calendars.forms import ExternalCalendarForm
 from core.errors import DomainError
 from core.guards import safe_next_url
 
@@ -129,11 +129,6 @@ def _stopped_blocking(count: int) -> str:
         return "it had no busy times blocking your availability"
     noun = "busy time" if count == 1 else "busy times"
     return f"{count} {noun} it had stopped blocking your availability"
-
-
-class ExternalCalendarForm(forms.Form):
-    url = forms.CharField(label="Secret iCal address", max_length=2000)
-    name = forms.CharField(label="Name (optional)", max_length=80, required=False)
 
 
 @login_required

@@ -379,3 +379,21 @@ def and_list(words: list[str]) -> str:
     if len(words) < 2:
         return "".join(words)
     return f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+class ExternalCalendarForm(forms.Form):
+    """Connect an external calendar. The address is refused here with the sync's own messages
+    (`calendars.sync.normalize_url`: scheme, form, length); `external_calendar_add` then
+    resolves its host and refuses a private or loopback one, with the sync's message too."""
+
+    # No max_length here: an over-long address gets the sync's message, not Django's.
+    url = forms.CharField(label="Secret iCal address", required=False)
+    name = forms.CharField(label="Name (optional)", max_length=80, required=False)
+
+    def clean_url(self) -> str:
+        from calendars import sync
+
+        try:
+            return sync.normalize_url(self.cleaned_data["url"])
+        except sync.CalendarFetchError as exc:
+            raise forms.ValidationError(exc.message) from exc

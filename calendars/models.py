@@ -134,6 +134,10 @@ class ExternalCalendar(models.Model):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # When a sync last began fetching it (whatever came of it): the sync's order of work.
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # What the last good read skipped or repaired, for the coach (sentences, bounded).
+    last_sync_notes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -144,6 +148,12 @@ class ExternalCalendar(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.url
+
+    @property
+    def sync_deferred(self) -> bool:
+        """Whether the last error only says the last run did not get to it (no fault of the
+        calendar's)."""
+        return self.last_error.startswith(("Not reached in this run", "Not finished in this run"))
 
 
 class BusyTime(_Interval):

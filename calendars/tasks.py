@@ -30,16 +30,42 @@ def _counts(result: services.SyncResult) -> dict:
     }
 
 
-@shared_task(name="calendars.sync_external_calendars", soft_time_limit=600, time_limit=660)
+def run_budget(soft_time_limit: float) -> float:
+    """How long a sync task may go on starting fetches: its soft time limit less the wait for
+    the fetches under way (each ends by its own deadline, CALENDAR_SYNC_TIMEOUT, plus a grace)
+    and a margin to store the last coaches' busy times, so a run ends on its own, recording
+    what it did not reach, before Celery's time limit has to stop it."""
+    from calendars.sync import FETCH_GRACE_SECONDS, sync_timeout
+
+    return max(soft_time_limit - (sync_timeout() + FETCH_GRACE_SECONDS) - 60, sync_timeout())
+
+
+SYNC_SOFT_TIME_LIMIT = 600
+
+
+@shared_task(
+    name="calendars.sync_external_calendars",
+    soft_time_limit=SYNC_SOFT_TIME_LIMIT,
+    time_limit=SYNC_SOFT_TIME_LIMIT + 60,
+)
 def sync_external_calendars() -> dict:
     """Fetch every coach's active external calendars and bring their busy times in line (one
     bad feed never stops the others: its error is recorded on the calendar, and it keeps its
-    busy times). Sessions are never moved: a busy time on an agreed session is a Tasks item."""
-    return _counts(services.external_calendars_sync())
+    busy times). Sessions are never moved: a busy time on an agreed session is a Tasks item.
+    The run stops starting fetches in time to end before its time limit (`run_budget`)."""
+    budget = run_budget(SYNC_SOFT_TIME_LIMIT)
+    return _counts(services.external_calendars_sync(budget=budget))
 
 
-# At most 10 calendars, 8 fetched at a time, each at most 3 x CALENDAR_SYNC_TIMEOUT (10 s).
-@shared_task(name="calendars.sync_coach_calendars", soft_time_limit=120, time_limit=150)
+COACH_SYNC_SOFT_TIME_LIMIT = 120
+
+
+# At most 10 calendars, 8 fetched at a time, each ending by CALENDAR_SYNC_TIMEOUT (10 s).
+@shared_task(
+    name="calendars.sync_coach_calendars",
+    soft_time_limit=COACH_SYNC_SOFT_TIME_LIMIT,
+    time_limit=COACH_SYNC_SOFT_TIME_LIMIT + 30,
+)
 def sync_coach_calendars(*, coach_id: int) -> dict | None:
     """Sync one coach's external calendars (queued by adding or resuming a calendar and by
     "Sync now"); nothing if the coach is gone."""
@@ -47,6 +73,8 @@ def sync_coach_calendars(*, coach_id: int) -> dict | None:
     if coach is None:
         logger.info("sync_coach_calendars: coach %s no longer exists", coach_id)
         return None
-    result = services.external_calendars_sync(coach=coach)
+    result = services.external_calendars_sync(
+        coach=coach, budget=run_budget(COACH_SYNC_SOFT_TIME_LIMIT)
+    )
     logger.info("sync_coach_calendars: coach %s: %s", coach_id, result)
     return _counts(result)

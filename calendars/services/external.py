@@ -1,7 +1,8 @@
 """External calendars: a coach's secret iCal addresses elsewhere (Google, Outlook, Apple).
 
-Every sync fetches the coaches' active calendars (`calendars.sync`: guarded, several at a
-time, outside any transaction, least recently synced coaches first); as soon as all of one
+Every sync fetches the coaches' active calendars (`calendars.sync`: guarded, each fetch under
+one deadline, several at a time, outside any transaction, least recently attempted first and
+in turns across coaches); as soon as all of one
 coach's calendars are fetched, the busy times of each calendar that could be read are brought
 in line with what it says (`BusyTime` rows, diffed: an unchanged busy time keeps the moment it
 was first seen, `created_at`; one gone from the calendar is deleted, a new one inserted). A
@@ -127,12 +128,15 @@ class SyncResult:
 def external_calendar_add(*, coach: User, url: str, name: str = "") -> ExternalCalendar:
     """Add one of the coach's external calendars (an http, https or webcal iCal address).
 
-    Checks the address's form and scheme only; the first sync, queued in the background on
-    commit, says whether it can be read.
+    Refuses, with the sync's own message, what the sync would refuse before fetching: the
+    address's form, scheme and length, and a host that cannot be found or resolves to a
+    private, loopback or otherwise non-public address (unless CALENDAR_SYNC_ALLOW_PRIVATE).
+    Nothing is fetched here (the host is only resolved); the first sync, queued in the
+    background on commit, says whether the calendar can be read.
     """
     _require_coach(coach)
     try:
-        url = calendar_sync.normalize_url(url)
+        url = calendar_sync.check_address(url)
     except calendar_sync.CalendarFetchError as exc:
         raise ExternalCalendarInvalid(exc.message) from exc
     name = (name or "").strip()[:80] or (urllib.parse.urlsplit(url).hostname or "")[:80]
@@ -211,18 +215,33 @@ def external_calendar_set_active(
     return None
 
 
+# A coach's calendars are fetched in turns with everyone else's (round-robin): each run
+# takes every coach's least recently attempted calendar first, then everyone's second, and so
+# on, and at most this many of one coach's calendars per run.
+PER_COACH_PER_RUN = MAX_EXTERNAL_CALENDARS
+
+
 def external_calendars_sync(
-    *, now: datetime | None = None, coach: User | None = None
+    *, now: datetime | None = None, coach: User | None = None, budget: float | None = None
 ) -> SyncResult:
     """Sync every active external calendar (or only `coach`'s) into busy times.
 
-    Coaches go least recently synced first, and each coach's busy times are stored as soon as
-    all of that coach's calendars are fetched, so a run cut short (the task's time limit) keeps
-    the work it did and the next run starts with the coaches it missed. Safe to run twice or
-    concurrently (each coach is written under a lock on their calendars; a calendar paused or
-    removed while it was being fetched is left as it is now). Never raises for a bad feed: it
-    is recorded on the calendar and reported in the result. The number of queries grows with
-    the number of calendars, not with the number of busy times (bulk inserts, chunked deletes).
+    The order of work is by last attempt (`last_attempt_at`, never attempted first): coaches
+    by their least recently attempted calendar, and the fetches taken in turns across coaches
+    (every coach's first calendar, then every coach's second, ...; at most PER_COACH_PER_RUN of
+    one coach's per run), so one coach with many slow calendars cannot hold another back.
+    Every fetch ends by its own deadline (CALENDAR_SYNC_TIMEOUT); `budget` (seconds) is how
+    long the run may go on starting fetches. A calendar the run did not finish (not reached
+    within the budget, still being read, or the task's time limit) records why in its
+    `last_error`; one not reached keeps its last attempt, so it goes first next run, while one
+    attempted goes behind the others, so a slow calendar is neither starved nor always first.
+
+    Each coach's busy times are stored as soon as all of that coach's calendars have an
+    outcome, so a run cut short keeps the work it did. Safe to run twice or concurrently (each
+    coach is written under a lock on their calendars; a calendar paused or removed while it
+    was being fetched is left as it is now). Never raises for a bad feed: it is recorded on the
+    calendar and reported in the result. The number of queries grows with the number of
+    calendars, not with the number of busy times (bulk inserts, chunked deletes).
     """
     now = now or timezone.now()
     result = SyncResult(calendars=0, failed=0, added=0, removed=0, errors={})
@@ -231,17 +250,24 @@ def external_calendars_sync(
     calendars = ExternalCalendar.objects.filter(is_active=True).select_related("coach")
     if coach is not None:
         calendars = calendars.filter(coach=coach)
-    by_coach: dict[int, list[ExternalCalendar]] = {}
-    for calendar in calendars.order_by("coach_id", "pk"):
-        by_coach.setdefault(calendar.coach_id, []).append(calendar)
     never = datetime.min.replace(tzinfo=UTC)
-    order = sorted(
-        by_coach,
-        key=lambda coach_id: (
-            min(calendar.last_synced_at or never for calendar in by_coach[coach_id]),
-            coach_id,
-        ),
-    )
+    by_coach: dict[int, list[ExternalCalendar]] = {}
+
+    def turn(calendar: ExternalCalendar) -> tuple:
+        # Least recently attempted first; of those attempted at the same moment (one run), the
+        # one least recently read well (a calendar that run did not finish goes first).
+        return (
+            calendar.last_attempt_at or never,
+            calendar.last_synced_at or never,
+            calendar.coach_id,
+            calendar.pk,
+        )
+
+    for calendar in sorted(calendars, key=turn):
+        mine = by_coach.setdefault(calendar.coach_id, [])
+        if len(mine) < PER_COACH_PER_RUN:
+            mine.append(calendar)
+    order = sorted(by_coach, key=lambda coach_id: turn(by_coach[coach_id][0]))
     result.calendars = sum(len(mine) for mine in by_coach.values())
     window_ends = _sync_window_ends(coach_ids=list(by_coach), now=now)
     jobs = [
@@ -249,35 +275,64 @@ def external_calendars_sync(
             "calendar_id": calendar.pk,
             "url": calendar.url,
             "start": now,
-            "end": window_ends[coach_id],
+            "end": window_ends[calendar.coach_id],
             "tz": calendar.coach.tzinfo,
         }
+        for turn in range(max((len(mine) for mine in by_coach.values()), default=0))
         for coach_id in order
-        for calendar in by_coach[coach_id]
+        for calendar in by_coach[coach_id][turn : turn + 1]
     ]
     coach_of = {calendar.pk: calendar.coach_id for mine in by_coach.values() for calendar in mine}
     fetched: dict[int, list] = {coach_id: [] for coach_id in by_coach}
-    for outcome in calendar_sync.fetch_as_completed(jobs):
-        coach_id = coach_of[outcome.calendar_id]
-        mine = fetched[coach_id]
-        mine.append(outcome)
-        if len(mine) < len(by_coach[coach_id]):
-            continue
-        try:
-            added, removed = _busy_times_apply(coach_id, mine, now)
-        except SoftTimeLimitExceeded:
-            raise  # the task's time limit stops the run; what was applied stays
-        except Exception:  # one coach's trouble must not stop the others
-            logger.exception("external calendar sync failed for coach %s", coach_id)
-            continue
-        result.added += added
-        result.removed += removed
-        for outcome in mine:
-            if not outcome.ok:
-                result.failed += 1
-                result.errors[outcome.calendar_id] = outcome.error
+    applied: set[int] = set()
+    started: set[int] = set()
+    try:
+        for outcome in calendar_sync.fetch_as_completed(jobs, budget=budget, started=started):
+            coach_id = coach_of[outcome.calendar_id]
+            mine = fetched[coach_id]
+            mine.append(outcome)
+            if len(mine) < len(by_coach[coach_id]):
+                continue
+            applied.add(coach_id)
+            try:
+                added, removed = _busy_times_apply(coach_id, mine, now)
+            except SoftTimeLimitExceeded:
+                raise  # the task's time limit stops the run; what was applied stays
+            except Exception:  # one coach's trouble must not stop the others
+                logger.exception("external calendar sync failed for coach %s", coach_id)
+                continue
+            result.added += added
+            result.removed += removed
+            for outcome in mine:
+                if not outcome.ok:
+                    result.failed += 1
+                    result.errors[outcome.calendar_id] = outcome.error
+    except SoftTimeLimitExceeded:
+        _record_unfinished(
+            [calendar.pk for c in by_coach if c not in applied for calendar in by_coach[c]],
+            started=started,
+            now=now,
+        )
+        raise
     logger.info("external calendar sync: %s", result)
     return result
+
+
+def _record_unfinished(calendar_ids: list[int], *, started: set[int], now: datetime) -> None:
+    """The task's time limit stopped the run: each calendar it did not finish says so (those
+    whose fetch had begun count as attempted, so they do not go first every time). Two
+    queries at most; busy times are left as they were."""
+    begun = [pk for pk in calendar_ids if pk in started]
+    waiting = [pk for pk in calendar_ids if pk not in started]
+    active = ExternalCalendar.objects.filter(is_active=True)
+    if begun:
+        active.filter(pk__in=begun).update(
+            last_error=calendar_sync.NOT_FINISHED, last_error_at=now, last_attempt_at=now
+        )
+    if waiting:
+        active.filter(pk__in=waiting).update(
+            last_error=calendar_sync.NOT_REACHED, last_error_at=now
+        )
 
 
 def _busy_times_expired(*, coach: User | None, now: datetime) -> int:
@@ -342,10 +397,17 @@ def _busy_times_apply(coach_id: int, outcomes: list, now: datetime) -> tuple[int
         outcomes = [outcome for outcome in outcomes if outcome.calendar_id in active]
         for outcome in outcomes:
             mine = ExternalCalendar.objects.filter(pk=outcome.calendar_id)
+            attempted = {"last_attempt_at": now} if outcome.attempted else {}
             if not outcome.ok:
-                mine.update(last_error=outcome.error[:2000], last_error_at=now)
+                mine.update(last_error=outcome.error[:2000], last_error_at=now, **attempted)
                 continue
-            mine.update(last_synced_at=now, last_error="", last_error_at=None)
+            mine.update(
+                last_synced_at=now,
+                last_error="",
+                last_error_at=None,
+                last_sync_notes=calendar_sync.bounded_notes(outcome.notes),
+                **attempted,
+            )
             wanted = {(start, end) for start, end in outcome.busy if end > now}
             seen: set = set()
             gone = []
