@@ -97,6 +97,20 @@ def allow_local(settings):
 
 
 @pytest.fixture
+def public_dns(monkeypatch):
+    """Every host name resolves to one public address (no DNS in tests): Add resolves the host
+    of the address it is given."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in ("127.0.0.1", "localhost", "::1"):
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port or 443))]
+
+    monkeypatch.setattr(sync.socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
 def frozen():
     """The clock stands at NOW (tests move it with `frozen.move_to`)."""
     with time_machine.travel(NOW, tick=False) as traveller:
@@ -736,9 +750,12 @@ def test_a_sync_cut_short_keeps_what_it_applied_and_the_next_run_starts_with_the
     assert (busy(first_coach), busy(second_coach)) == ([ten], [])
     first.refresh_from_db()
     second.refresh_from_db()
-    assert (first.last_synced_at, second.last_synced_at, second.last_error) == (NOW, None, "")
+    assert (first.last_synced_at, second.last_synced_at) == (NOW, None)
+    assert second.last_error == sync.NOT_FINISHED  # it says why, and counts as attempted
+    assert (second.last_error_at, second.last_attempt_at) == (NOW, NOW)
 
-    # The next run starts with the coach it missed, so the time limit cannot starve anyone.
+    # The next run starts with the coach it missed (of those attempted at the same moment,
+    # the one least recently read), so the time limit cannot starve anyone.
     monkeypatch.setattr(sync, "fetch", time_limit_at(first))
     with pytest.raises(SoftTimeLimitExceeded):
         external_calendars_sync()
@@ -776,7 +793,7 @@ def test_fetches_run_as_many_at_once_as_calendar_sync_workers(settings, monkeypa
     assert (pools, sorted(outcome.calendar_id for outcome in outcomes)) == ([3], list(range(5)))
 
 
-def test_the_time_limit_while_reading_a_calendar_file_stops_the_sync_unrecorded(
+def test_the_time_limit_while_reading_a_calendar_file_stops_the_sync_and_says_so(
     feeds, allow_local, frozen, monkeypatch
 ):
     from celery.exceptions import SoftTimeLimitExceeded
@@ -789,12 +806,16 @@ def test_the_time_limit_while_reading_a_calendar_file_stops_the_sync_unrecorded(
     def expand(*args, **kwargs):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(ics_import.recurring_ical_events, "of", expand)
+    monkeypatch.setattr(ics_import.icalendar.Calendar, "from_ical", expand)
     with pytest.raises(SoftTimeLimitExceeded):
         external_calendars_sync()
 
     calendar.refresh_from_db()
-    assert (calendar.last_synced_at, calendar.last_error, busy(coach)) == (None, "", [])
+    assert (calendar.last_synced_at, calendar.last_error, busy(coach)) == (
+        None,
+        sync.NOT_FINISHED,
+        [],
+    )
 
 
 def test_the_time_limit_while_applying_a_coachs_busy_times_stops_the_sync(
@@ -1167,7 +1188,7 @@ def test_external_calendar_add_refuses_bad_addresses_and_writes_nothing(url, mes
     assert ExternalCalendar.objects.count() == 0
 
 
-def test_external_calendar_add_reads_webcal_as_https_and_names_it_after_the_host():
+def test_external_calendar_add_reads_webcal_as_https_and_names_it_after_the_host(public_dns):
     coach = CoachFactory()
 
     calendar = services.external_calendar_add(
@@ -1178,7 +1199,7 @@ def test_external_calendar_add_reads_webcal_as_https_and_names_it_after_the_host
     assert calendar.name == "p01-caldav.icloud.com"
 
 
-def test_external_calendar_add_refuses_the_same_address_twice():
+def test_external_calendar_add_refuses_the_same_address_twice(public_dns):
     coach = CoachFactory()
     services.external_calendar_add(coach=coach, url="https://example.com/a.ics", name="Work")
 
@@ -1578,7 +1599,7 @@ def test_sync_now_queues_a_sync_and_refuses_another_within_a_minute(
 
 
 def test_sync_now_is_not_held_back_by_adding_pausing_or_resuming_a_calendar(
-    client, frozen, monkeypatch, django_capture_on_commit_callbacks
+    client, frozen, monkeypatch, django_capture_on_commit_callbacks, public_dns
 ):
     from django.core.cache import cache
 
