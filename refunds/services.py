@@ -159,6 +159,13 @@ def payment_pay_with_card(*, payment: Payment, card_token: str):
                 if again.state == PaymentState.DONE:  # paid meanwhile (another tab)
                     _payment_apply(payment, again)
                     return again
+                if again.status != "canceled":
+                    # Stripe refused to cancel it: it is being paid (another tab finished its
+                    # 3-D Secure step). Replacing it would lose that payment, or charge twice.
+                    raise PaymentNotPossible(
+                        "Your last payment is still being processed. Wait a moment and reload "
+                        "this page."
+                    )
             intent = _new_intent(gateway, payment)
     # The card attempt itself runs outside the lock's transaction: its outcome is read back
     # from the processor and applied under the lock, like a webhook's.

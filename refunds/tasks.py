@@ -15,6 +15,7 @@ from celery import shared_task
 from django.db.models import Q
 from django.utils import timezone
 
+from core.errors import DomainError
 from refunds.gateways import GatewayUnavailable
 from refunds.models import ProcessorEvent, Refund, RefundState
 from refunds.services import (
@@ -110,7 +111,16 @@ def process_processor_event(*, event_id: int) -> str | None:
     event = ProcessorEvent.objects.filter(pk=event_id).first()
     if event is None:
         return None
-    outcome = processor_event_process(event=event)
+    try:
+        outcome = processor_event_process(event=event)
+    except DomainError as exc:
+        # The processor refused to show the object (not ours, deleted): asking again would be
+        # refused again, so the event is finished, with the reason in the log.
+        ProcessorEvent.objects.filter(pk=event.pk, processed_at__isnull=True).update(
+            processed_at=timezone.now()
+        )
+        logger.error("processor event %s (%s) refused: %s", event.event_id, event.type, exc)
+        return f"refused: {exc}"
     logger.info("processor event %s (%s): %s", event.event_id, event.type, outcome)
     return outcome
 

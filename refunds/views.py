@@ -34,6 +34,11 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 UNREACHABLE = (
     "The card processor cannot be reached just now. Nothing was charged; try again in a minute."
 )
+# After a card was sent the outcome is unknown: the return page and the webhook will tell.
+CARD_UNREACHABLE = (
+    "The card processor did not answer in time. Reload this page in a minute: if your payment "
+    "went through your sessions are ready, otherwise you can try again (nothing is charged twice)."
+)
 
 
 def _own_payment(request, pk: int):
@@ -97,7 +102,7 @@ def pay_card(request, pk: int):
         intent = services.payment_pay_with_card(payment=payment, card_token=token)
     except GatewayUnavailable:
         logger.warning("card payment %s: the processor is unreachable", payment.pk, exc_info=True)
-        return JsonResponse({"state": "error", "message": UNREACHABLE}, status=503)
+        return JsonResponse({"state": "error", "message": CARD_UNREACHABLE}, status=503)
     except DomainError as exc:
         return JsonResponse({"state": "error", "message": exc.message}, status=400)
     return_url = reverse("payments:pay_return", args=[payment.pk])

@@ -368,6 +368,25 @@ def test_a_package_takes_no_more_cards_after_its_last_allowed_attempt(localstrip
     assert credits(package) == []
 
 
+def test_an_attempt_stripe_will_not_cancel_is_never_replaced(localstripe, monkeypatch):
+    """Another tab finished 3-D Secure and the first PaymentIntent is being paid: Stripe refuses
+    to cancel it, so no second PaymentIntent is made (that would lose the payment or charge
+    twice); the student is asked to wait."""
+    from refunds.gateways import StripeGateway
+
+    package = awaiting(localstripe)
+    first = pay(localstripe, package.payment, CARD_3DS)
+    assert first.status == "requires_action"
+    monkeypatch.setattr(StripeGateway, "intent_cancel", lambda self, reference: None)
+
+    with pytest.raises(services.PaymentNotPossible, match="still being processed"):
+        pay(localstripe, package.payment, CARD_OK)
+
+    payment = fresh(package.payment)
+    assert (payment.reference, payment.attempts) == (first.id, 1)
+    assert server_intent(localstripe, first.id)["status"] == "requires_action"
+
+
 # --- 3-D Secure ---------------------------------------------------------------------------------
 
 
@@ -794,8 +813,9 @@ def test_pay_card_answers_503_when_stripe_cannot_be_reached(
     assert answer.status_code == 503
     assert answer.json() == {
         "state": "error",
-        "message": "The card processor cannot be reached just now. Nothing was charged; "
-        "try again in a minute.",
+        "message": "The card processor did not answer in time. Reload this page in a minute: "
+        "if your payment went through your sessions are ready, otherwise you can try again "
+        "(nothing is charged twice).",
     }
     payment = fresh(package.payment)
     assert (payment.state, payment.reference, payment.attempts) == ("CREATED", reference, 1)

@@ -507,3 +507,32 @@ def test_localstripe_delivers_payment_intent_succeeded_to_the_live_app(localstri
     assert state_of(package) == ("DONE", 3)
     event = ProcessorEvent.objects.get(type="payment_intent.succeeded", object_id=intent.id)
     assert event.event_id.startswith("evt_") and event.processed_at is not None
+
+
+def test_an_event_whose_object_stripe_refuses_to_show_is_finished_not_retried(
+    localstripe, monkeypatch, caplog
+):
+    """A refusal (not an outage) would be refused again: the task marks the event processed and
+    logs why, so the sweep does not queue it forever."""
+    from refunds.gateways import GatewayRefused
+
+    package = make_card_package(localstripe, card="")
+    services.payment_prepare(payment=package.payment)
+    package.payment.refresh_from_db()
+    event = ProcessorEvent.objects.create(
+        gateway="stripe",
+        event_id="evt_refused",
+        type="payment_intent.succeeded",
+        object_id=package.payment.reference,
+    )
+
+    def refuse(self, reference):
+        raise GatewayRefused("No such payment_intent")
+
+    monkeypatch.setattr(StripeGateway, "intent_retrieve", refuse)
+
+    assert tasks.process_processor_event(event_id=event.pk) == "refused: No such payment_intent"
+    event.refresh_from_db()
+    assert event.processed_at is not None
+    assert "processor event evt_refused (payment_intent.succeeded) refused" in caplog.text
+    assert Session.objects.filter(package=package).count() == 0
