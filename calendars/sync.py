@@ -135,8 +135,9 @@ class Deadline:
         return left
 
 
-class _DeadlineSocket(socket.socket):
-    """A socket whose timeout is set to the time left before every read and write."""
+class _DeadlineArmed:
+    """Sets the socket's timeout to the time left before every read and write (a mixin for
+    the plain and the TLS socket)."""
 
     deadline: Deadline | None = None
 
@@ -157,30 +158,16 @@ class _DeadlineSocket(socket.socket):
         return super().sendall(*args, **kwargs)
 
 
-class _DeadlineSSLSocket(ssl.SSLSocket):
+class _DeadlineSocket(_DeadlineArmed, socket.socket):
+    """A socket whose timeout is set to the time left before every read and write."""
+
+
+class _DeadlineSSLSocket(_DeadlineArmed, ssl.SSLSocket):
     """The TLS counterpart of `_DeadlineSocket` (made by the context, `sslsocket_class`)."""
-
-    deadline: Deadline | None = None
-
-    def _arm(self) -> None:
-        if self.deadline is not None:
-            self.settimeout(self.deadline.remaining())
-
-    def recv(self, *args, **kwargs):
-        self._arm()
-        return super().recv(*args, **kwargs)
-
-    def recv_into(self, *args, **kwargs):
-        self._arm()
-        return super().recv_into(*args, **kwargs)
 
     def read(self, *args, **kwargs):
         self._arm()
         return super().read(*args, **kwargs)
-
-    def sendall(self, *args, **kwargs):
-        self._arm()
-        return super().sendall(*args, **kwargs)
 
 
 def _tls_context() -> ssl.SSLContext:
