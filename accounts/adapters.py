@@ -1,4 +1,5 @@
 import hashlib
+from urllib.parse import urlsplit, urlunsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.internal import ratelimit
@@ -13,6 +14,16 @@ from accounts.models import normalize_email_address
 KNOWN_IP_DAYS = 30
 KNOWN_IPS_PER_ACCOUNT = 20
 ACCOUNT_WIDE_ACTION = "login_failed_account"
+SITE_NAME = "Coachbook"  # what account emails greet and sign off as (never the request's host)
+
+
+def on_site_url(url: str) -> str:
+    """`url` (absolute or a path) on SITE_URL: email links follow the configured address, so
+    set SITE_URL to the address people open (README, "Run")."""
+    parts = urlsplit(url)
+    if not parts.path.startswith("/"):
+        return url
+    return settings.SITE_URL + urlunsplit(("", "", parts.path, parts.query, parts.fragment))
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -34,10 +45,28 @@ class AccountAdapter(DefaultAccountAdapter):
     """
 
     def get_email_confirmation_url(self, request, emailconfirmation):
-        url = super().get_email_confirmation_url(request, emailconfirmation)
-        if request is None and url.startswith("/"):
-            return settings.SITE_URL + url
-        return url
+        return on_site_url(super().get_email_confirmation_url(request, emailconfirmation))
+
+    def get_reset_password_from_key_url(self, key: str) -> str:
+        return on_site_url(super().get_reset_password_from_key_url(key))
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        """Every account email is from Coachbook (templates/account/email/) and its links
+        start with SITE_URL, not with whatever host the request came in on."""
+        context = {
+            **context,
+            **{
+                key: on_site_url(value)
+                for key, value in context.items()
+                if key.endswith("_url") and isinstance(value, str)
+            },
+            "site_name": SITE_NAME,
+            "site_url": settings.SITE_URL,
+        }
+        super().send_mail(template_prefix, email, context)
+
+    def format_email_subject(self, subject: str) -> str:
+        return f"[{SITE_NAME}] {subject.strip()}"
 
     def clean_email(self, email: str) -> str:
         return super().clean_email(normalize_email_address(email))

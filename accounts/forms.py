@@ -50,11 +50,74 @@ class NormalizedEmailInputMixin:
         self.data = data
 
 
+ROLE_COACH, ROLE_STUDENT = "coach", "student"
+
+
+def _timezone_choices() -> list[tuple[str, str]]:
+    return [(name, name.replace("_", " ")) for name in timezone_names()]
+
+
 class SignupForm(NormalizedEmailInputMixin, AllauthSignupForm):
     """allauth's sign-up (ACCOUNT_FORMS): an address that is an existing account's once
-    normalised counts as that account's, which allauth's enumeration rules then handle."""
+    normalised counts as that account's, which allauth's enumeration rules then handle.
+
+    It also asks who the person is: a display name, whether they coach or learn (no default),
+    and their timezone, which static/js/timezone.js preselects from the browser (UTC without
+    JavaScript). `custom_signup` saves all three through `services.user_sign_up`."""
 
     email_field_names = ("email", "email2")
+
+    display_name = forms.CharField(
+        label="Your name",
+        max_length=120,
+        validators=[validate_display_name],
+        help_text="What coaches and students see, for example “Ana Pérez”.",
+        error_messages={"required": "Enter your name."},
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    role = forms.ChoiceField(
+        label="How will you use Coachbook?",
+        choices=[(ROLE_COACH, "I coach"), (ROLE_STUDENT, "I'm a student")],
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose “I coach” or “I'm a student”.",
+            "invalid_choice": "Choose “I coach” or “I'm a student”.",
+        },
+    )
+    timezone = forms.ChoiceField(
+        label="Your timezone",
+        initial="UTC",
+        help_text="Detected from your browser; change it if it is wrong. Every time is shown "
+        "to you in this timezone.",
+        error_messages={
+            "required": "Choose your timezone from the list.",
+            "invalid_choice": "Choose your timezone from the list.",
+        },
+        widget=forms.Select(attrs={"data-detect-timezone": "", "autocomplete": "off"}),
+    )
+
+    FIELD_ORDER = ("display_name", "email", "email2", "role", "timezone", "password1", "password2")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["timezone"].choices = _timezone_choices()
+        if self.is_bound:  # sent back with errors: keep the person's choice over the browser's
+            self.fields["timezone"].widget.attrs["data-chosen"] = ""
+        order = [name for name in self.FIELD_ORDER if name in self.fields]
+        self.order_fields(order)
+
+    def clean_display_name(self) -> str:
+        return self.cleaned_data["display_name"].strip()
+
+    def custom_signup(self, request, user) -> None:
+        from accounts import services
+
+        services.user_sign_up(
+            user=user,
+            display_name=self.cleaned_data["display_name"],
+            timezone=self.cleaned_data["timezone"],
+            is_coach=self.cleaned_data["role"] == ROLE_COACH,
+        )
 
 
 class LoginForm(NormalizedEmailInputMixin, AllauthLoginForm):

@@ -39,6 +39,20 @@ def user_update_profile(*, user: User, display_name: str, timezone: str) -> User
 
 
 @transaction.atomic
+def user_sign_up(*, user: User, display_name: str, timezone: str, is_coach: bool) -> User:
+    """Finish a new account from the sign-up form: its display name and timezone, and, for
+    someone who coaches, their (empty) coach profile, so they land on Get started.
+
+    Raises `ValidationError` (nothing saved) for an unknown timezone or a display name that is
+    not one line of visible text.
+    """
+    user_update_profile(user=user, display_name=display_name, timezone=timezone)
+    if is_coach:
+        coach_profile_create(user=user)
+    return user
+
+
+@transaction.atomic
 def calendar_token_regenerate(*, user: User) -> User:
     """Give `user` a new secret calendar feed URL; the old URL stops working at once."""
     user.calendar_token = new_calendar_token()

@@ -10,4 +10,5 @@ urlpatterns = [
     path("update/", views.profile_update, name="profile_update"),
     path("coach/become/", views.coach_become, name="coach_become"),
     path("coach/", views.coach_update, name="coach_update"),
+    path("get-started/", views.get_started, name="get_started"),
 ]

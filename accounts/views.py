@@ -2,13 +2,14 @@
 profile (headline, bio and session windows) for coaches. Every change goes through one service in
 `accounts.services`; bad input is shown on the page and changes nothing."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import services
+from accounts import selectors, services
 from accounts.forms import CoachProfileForm, ProfileForm
 from core.errors import DomainError
 
@@ -88,3 +89,15 @@ def coach_update(request):
             messages.success(request, "Coach profile saved.")
             return redirect("accounts:profile")
     return _page(request, status=400, coach_form=form)
+
+
+@login_required
+@require_GET
+def get_started(request):
+    """A new coach's checklist (profile, weekly hours, first offering, calendar, booking link),
+    each step linking to where it is done; it stays in the navigation until all are done."""
+    if not request.user.is_coach:
+        messages.info(request, "Get started is for coaches. Become a coach on your profile.")
+        return redirect("accounts:profile")
+    checklist = selectors.coach_get_started(coach=request.user, site_url=settings.SITE_URL)
+    return render(request, "accounts/get_started.html", {"checklist": checklist})

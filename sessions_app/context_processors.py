@@ -1,20 +1,24 @@
 """Template context for every page: the main navigation, with the coach's Tasks count.
 
-Coaches see their own pages plus Coaches (so they can buy from other coaches), and My sessions
-once they have bought a package; the Tasks count and that check are one query
-(`coach_navigation`). Students see the student pages.
+Coaches see Get started while its steps are not all done, their own pages (Students among them)
+plus Coaches (so they can buy from other coaches), and My sessions once they have
+bought a package; the Tasks count, Get started and that check are one query
+(`coach_navigation`). Students see the student pages, with a badge on My sessions counting the
+reschedule proposals waiting on them (one query, `student_navigation`). Staff also see Admin.
 """
 
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
-from sessions_app.selectors import coach_navigation
+from sessions_app.selectors import coach_navigation, student_navigation
 
 # (label, route name, extra route names that mark the item as the current page)
+GET_STARTED_NAV = [("Get started", "accounts:get_started", ())]
 COACH_NAV = [
     ("Tasks", "sessions:tasks", ()),
     ("Upcoming", "sessions:upcoming", ()),
     ("Completed", "sessions:completed", ("sessions:canceled",)),
+    ("Students", "sessions:students", ("sessions:student_detail",)),
     ("Availability", "calendars:availability", ()),
     ("Offerings", "catalog:offerings", ()),
     ("Calendar", "feeds:week", ()),
@@ -25,6 +29,7 @@ STUDENT_NAV = [
     ("Calendar", "feeds:week", ()),
 ]
 COMMON_NAV = [("Profile", "accounts:profile", ())]
+STAFF_NAV = [("Admin", "admin:index", ())]
 # What a coach also sees as a learner: My sessions only once they have bought a package.
 COACH_AS_STUDENT_NAV = [
     ("My sessions", "sessions:my_sessions", ()),
@@ -32,36 +37,57 @@ COACH_AS_STUDENT_NAV = [
 ]
 
 
+def _badge(count: int, words: str) -> dict:
+    return {"badge": count, "aria_label": f"{count} {words}" if count else ""}
+
+
+def _proposal_badge(count: int) -> dict:
+    return _badge(
+        count,
+        "new time waiting for your answer" if count == 1 else "new times waiting for your answer",
+    )
+
+
 def _nav_items(request) -> list[dict]:
     user = request.user
     current = getattr(getattr(request, "resolver_match", None), "view_name", None)
-    task_count = 0
+    badges: dict[str, dict] = {}
     if user.is_coach:
         coach = coach_navigation(coach=user)
-        task_count = coach.task_count
+        badges["sessions:tasks"] = _badge(coach.task_count, "waiting")
+        badges["sessions:my_sessions"] = _proposal_badge(coach.proposal_count)
         learner = COACH_AS_STUDENT_NAV
         if not coach.has_packages:
             learner = [entry for entry in learner if entry[1] != "sessions:my_sessions"]
-        entries = COACH_NAV + learner + COMMON_NAV
+        start = [] if coach.get_started_done else GET_STARTED_NAV
+        entries = start + COACH_NAV + learner + COMMON_NAV
     else:
+        student = student_navigation(student=user)
+        badges["sessions:my_sessions"] = _proposal_badge(student.proposal_count)
         entries = STUDENT_NAV + COMMON_NAV
+    if user.is_staff:
+        entries = entries + STAFF_NAV
     items = []
     for label, name, also in entries:
-        badge = task_count if name == "sessions:tasks" else 0
         items.append(
             {
                 "label": label,
                 "url": reverse(name),
                 "current": current == name or current in also,
-                "badge": badge,
+                **badges.get(name, {"badge": 0, "aria_label": ""}),
             }
         )
     return items
 
 
 def navigation(request) -> dict:
-    """`nav_items` for a signed-in user (one query for coaches, none for students)."""
+    """`nav_items` for a signed-in user (one query for coaches and for students), and
+    `get_started_pending`: the coach has Get started steps left (from the same query)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav_items": []}
-    return {"nav_items": SimpleLazyObject(lambda: _nav_items(request))}
+        return {"nav_items": [], "get_started_pending": False}
+    items = SimpleLazyObject(lambda: _nav_items(request))
+    pending = SimpleLazyObject(
+        lambda: any(item["label"] == GET_STARTED_NAV[0][0] for item in items)
+    )
+    return {"nav_items": items, "get_started_pending": pending}

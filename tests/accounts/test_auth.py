@@ -24,7 +24,14 @@ def test_create_user_logs_in_with_email_and_normalises_it():
 def test_signup_creates_unverified_user_and_sends_verification(client):
     response = client.post(
         reverse("account_signup"),
-        {"email": "new@example.com", "password1": "a-long-pass-42", "password2": "a-long-pass-42"},
+        {
+            "email": "new@example.com",
+            "password1": "a-long-pass-42",
+            "password2": "a-long-pass-42",
+            "display_name": "New",
+            "role": "student",
+            "timezone": "UTC",
+        },
     )
 
     assert response.status_code == 302

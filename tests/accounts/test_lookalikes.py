@@ -48,7 +48,15 @@ def sam():
 
 
 def signup(client, email, **extra):
-    data = {"email": email, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD, **extra}
+    data = {
+        "email": email,
+        "password1": NEW_PASSWORD,
+        "password2": NEW_PASSWORD,
+        "display_name": "Sam",
+        "role": "student",
+        "timezone": "UTC",
+        **extra,
+    }
     return client.post(SIGNUP, data)
 
 
