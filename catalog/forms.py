@@ -9,6 +9,7 @@ from django.core import signing
 from catalog.services import MAX_OFFERING_PRICE_CENTS, OFFERING_CURRENCIES
 from core.forms import MoneyField
 from core.money import format_amount
+from sessions_app import selectors as sessions_selectors
 
 PURCHASE_TOKEN_SALT = "coachbook.catalog.purchase"
 PURCHASE_TOKEN_MAX_AGE = 3600  # seconds a confirmation page stays valid
@@ -80,10 +81,11 @@ class PurchaseForm(forms.Form):
     offering within the last hour; `nonce` is stored on the package it buys, so it buys once."""
 
     token = forms.CharField(widget=forms.HiddenInput)
+    again = forms.BooleanField(required=False, label="Yes, buy another package")
 
-    def __init__(self, *args, user, offering, **kwargs):
+    def __init__(self, *args, user, offering, unused=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.user, self.offering = user, offering
+        self.user, self.offering, self.unused = user, offering, unused
 
     def clean_token(self) -> str:
         try:
@@ -104,3 +106,22 @@ class PurchaseForm(forms.Form):
             )
         self.nonce = str(payload.get("n", ""))
         return self.cleaned_data["token"]
+
+    def clean(self):
+        """With sessions of this offering still to book (or a package of it still to pay),
+        buying another needs "Yes, buy another package", unless this page's token already
+        bought one (a double click or a resent page finds that package instead)."""
+        cleaned = super().clean()
+        nonce = getattr(self, "nonce", "")
+        if (
+            self.unused
+            and not cleaned.get("again")
+            and nonce
+            and not sessions_selectors.purchase_token_used(student=self.user, nonce=nonce)
+        ):
+            self.add_error(
+                "again",
+                "You still have sessions of this package to use. Tick “Yes, buy another "
+                "package” to buy one more, or book the ones you have in My sessions.",
+            )
+        return cleaned

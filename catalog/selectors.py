@@ -138,6 +138,101 @@ def coach_offerings(*, coach) -> QuerySet:
     )
 
 
+def coach_offering_choices(*, coach) -> list[Offering]:
+    """The coach's offerings by title (only ids and titles), for a session list's filter."""
+    return list(Offering.objects.filter(coach=coach).only("pk", "title").order_by("title", "pk"))
+
+
 def coach_offering(*, coach, pk: int) -> Offering | None:
     """One of the coach's own offerings (None for anyone else's or an unknown id)."""
     return Offering.objects.filter(coach=coach, pk=pk).first()
+
+
+# --- prices, savings, the policy and repeat purchases (the coach page and the Buy page) -------
+
+
+def per_session_cents(*, price_cents: int, session_count: int) -> int:
+    """The price of one session of a package, in whole cents, half a cent rounded up."""
+    return (2 * price_cents + session_count) // (2 * session_count)
+
+
+@dataclass(frozen=True)
+class Savings:
+    """What a package saves against buying its sessions one by one."""
+
+    cents: int
+    percent: int  # rounded half up; 0 means "less than 1 %"
+
+
+def bundle_savings(*, offering, single) -> Savings | None:
+    """`offering`'s saving against `single` (a one-session offering of the same length and
+    currency) bought `session_count` times; None without a single or without a saving.
+    Integer cents only."""
+    if single is None or offering.session_count < 2 or single.currency != offering.currency:
+        return None
+    singly = single.price_cents * offering.session_count
+    saved = singly - offering.price_cents
+    if saved <= 0 or singly <= 0:
+        return None
+    return Savings(cents=saved, percent=(200 * saved + singly) // (2 * singly))
+
+
+def offerings_price_facts(offerings, *, singles=None) -> None:
+    """Set `per_session_cents` and `savings` on each offering. `singles` (default: the same
+    list) are the offerings compared against: the cheapest one-session offering of each
+    length and currency is the "buying singly" price. No query."""
+    offerings = list(offerings)
+    cheapest: dict[tuple[int, str], Offering] = {}
+    for single in offerings if singles is None else singles:
+        if single.session_count != 1:
+            continue
+        key = (single.duration_minutes, single.currency)
+        if key not in cheapest or single.price_cents < cheapest[key].price_cents:
+            cheapest[key] = single
+    for offering in offerings:
+        offering.per_session_cents = per_session_cents(
+            price_cents=offering.price_cents, session_count=offering.session_count
+        )
+        offering.savings = bundle_savings(
+            offering=offering,
+            single=cheapest.get((offering.duration_minutes, offering.currency)),
+        )
+
+
+def offering_with_price_facts(*, offering) -> Offering:
+    """`offerings_price_facts` for one offering against its coach's offerings on sale (one
+    query)."""
+    singles = Offering.objects.filter(coach_id=offering.coach_id, is_active=True, session_count=1)
+    offerings_price_facts([offering], singles=list(singles))
+    return offering
+
+
+def _hours(hours: int) -> str:
+    if hours and hours % 24 == 0:
+        days = hours // 24
+        return f"{days} day{'' if days == 1 else 's'}"
+    return f"{hours} hour{'' if hours == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class BookingPolicy:
+    """What happens when a session is canceled or moved, in words, from a coach's windows
+    (`templates/catalog/_policy.html`). A per-coach written policy can replace this later."""
+
+    request_window: str  # how long a booking request waits for the coach
+    reschedule_window: str  # how long a proposed new time waits for an answer
+    minimum_notice: str  # "" when students can book up to the last moment
+    booking_horizon_days: int
+
+
+def coach_booking_policy(*, coach) -> BookingPolicy:
+    """`coach`'s policy, from the profile already loaded (no query with `coach_profile`)."""
+    from accounts.selectors import coach_windows
+
+    windows = coach_windows(coach=coach)
+    return BookingPolicy(
+        request_window=_hours(windows.request_window_hours),
+        reschedule_window=_hours(windows.reschedule_window_hours),
+        minimum_notice=_hours(windows.minimum_notice_hours) if windows.minimum_notice_hours else "",
+        booking_horizon_days=windows.booking_horizon_days,
+    )

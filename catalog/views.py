@@ -9,6 +9,11 @@ valid for an hour). `package_purchase` stores the nonce on the package in the pu
 transaction (a unique column), so a double click, a reload or the back button finds the package
 already bought instead of buying a second one, across processes and servers; a purchase that
 fails stores nothing, so the same page can be submitted again.
+
+A fresh page (a new token) for an offering the student still has unbooked sessions of, or an
+unpaid package of, asks for "Yes, buy another package" first; without it the POST shows the
+page again with the warning and buys nothing. So Back, reload and Buy never buys a second
+package silently, whether the browser resends the old page or fetches a new one.
 """
 
 from django.contrib import messages
@@ -25,6 +30,7 @@ from core.guards import coach_required
 from refunds import selectors as refund_selectors
 from refunds.gateways import get_gateway
 from refunds.models import PaymentState
+from sessions_app import selectors as sessions_selectors
 from sessions_app import services as sessions_services
 
 COACHES_PER_PAGE = 20
@@ -58,10 +64,12 @@ def coach_detail(request, coach_id: int):
     coach = selectors.coach_page(coach_id=coach_id, viewer=request.user)
     if coach is None:
         raise Http404("No such coach.")
+    selectors.offerings_price_facts(coach.active_offerings)
     context = {
         "coach": coach,
         "can_buy": coach.pk != request.user.pk,
         "free_weeks": selectors.FREE_TIMES_WEEKS,
+        "policy": selectors.coach_booking_policy(coach=coach),
     }
     return render(request, "catalog/coach_detail.html", context)
 
@@ -74,9 +82,17 @@ def offering_buy(request, pk: int):
     if offering is None:
         raise Http404("This offering is not on sale.")
     own = offering.coach_id == request.user.pk
+    unused = (
+        sessions_selectors.student_unused_credits(student=request.user, offering=offering)
+        if not own
+        else None
+    )
     if request.method == "POST" and not own:
-        form = PurchaseForm(request.POST, user=request.user, offering=offering)
+        form = PurchaseForm(request.POST, user=request.user, offering=offering, unused=unused)
         if not form.is_valid():
+            if "again" in form.errors and "token" not in form.errors:
+                # Nothing is bought: the page again, with the warning and the checkbox.
+                return _buy_page(request, offering, unused=unused, form=form, status=400)
             messages.error(request, " ".join(form.errors.get("token", ["Please confirm again."])))
             return redirect("catalog:offering_buy", pk=offering.pk)
         try:
@@ -105,20 +121,32 @@ def offering_buy(request, pk: int):
             request,
             f"You bought “{package.title}”: {package.session_count} "
             f"session{'' if package.session_count == 1 else 's'} ready to book. "
-            f"{offering.coach.name} settles the payment with you directly.",
+            f"You'll settle the payment with {offering.coach.name} directly.",
         )
         return redirect("sessions:my_sessions")
+    return _buy_page(request, offering, unused=unused, own=own)
+
+
+def _buy_page(request, offering, *, unused, own=False, form=None, status=None):
+    """The Buy confirmation page: terms, per-session price, the policy and a fresh one-time
+    token (a re-shown page gets a new one: the old one was never spent)."""
+    fresh = PurchaseForm(
+        initial={"token": purchase_token_issue(user=request.user, offering=offering)},
+        user=request.user,
+        offering=offering,
+        unused=unused,
+    )
     context = {
-        "offering": offering,
+        "offering": selectors.offering_with_price_facts(offering=offering),
         "own": own,
         "card_payment": getattr(get_gateway(), "takes_cards", False),
-        "form": PurchaseForm(
-            initial={"token": purchase_token_issue(user=request.user, offering=offering)},
-            user=request.user,
-            offering=offering,
-        ),
+        "form": fresh,
+        "unused": unused,
+        "again_error": " ".join(form.errors.get("again", [])) if form is not None else "",
+        "policy": selectors.coach_booking_policy(coach=offering.coach),
     }
-    return render(request, "catalog/buy_confirm.html", context, status=403 if own else 200)
+    status = status or (403 if own else 200)
+    return render(request, "catalog/buy_confirm.html", context, status=status)
 
 
 # --- a coach's own offerings ------------------------------------------------------------------
