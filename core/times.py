@@ -78,3 +78,41 @@ def clock_range(start: datetime, end: datetime) -> str:
 def slot_label(slot) -> str:
     """A reservation (anything with `start` and `end`) as its range; "" for None."""
     return range_label(slot.start, slot.end) if slot is not None else ""
+
+
+# --- relative times (issue 13): "in 11 h", for deadlines -----------------------------------
+
+URGENT_WITHIN_SECONDS = 6 * 3600
+SOON_WITHIN_SECONDS = 24 * 3600
+
+
+def relative_label(moment: datetime | None, now: datetime) -> str:
+    """How far `moment` lies after `now`: "in 40 min" under an hour, "in 11 h" under 48 hours,
+    "in 2 days" beyond; "overdue" once past; "" for None. Rounded down, so a deadline is never
+    later than the words say."""
+    if moment is None:
+        return ""
+    seconds = (moment - now).total_seconds()
+    if seconds <= 0:
+        return "overdue"
+    if seconds < 60:
+        return "in under 1 min"
+    if seconds < 3600:
+        return f"in {int(seconds // 60)} min"
+    if seconds < 48 * 3600:
+        return f"in {int(seconds // 3600)} h"
+    return f"in {int(seconds // 86400)} days"
+
+
+def urgency(moment: datetime | None, now: datetime) -> str:
+    """ "overdue", "urgent" (under 6 h), "soon" (under 24 h) or "" for a deadline."""
+    if moment is None:
+        return ""
+    seconds = (moment - now).total_seconds()
+    if seconds <= 0:
+        return "overdue"
+    if seconds < URGENT_WITHIN_SECONDS:
+        return "urgent"
+    if seconds < SOON_WITHIN_SECONDS:
+        return "soon"
+    return ""

@@ -13,6 +13,7 @@ REFUND_CHOICES = [
     ("none", "Cancel without refund"),
 ]
 MAX_REASON = 500
+AMOUNT_NEEDS_PARTIAL = "Choose Partial refund to refund an amount, or clear the amount."
 
 
 # How the refund drawer words the parser's refusals (`core.money.parse_money`, the parser of
@@ -138,6 +139,10 @@ class CancelForm(forms.Form):
         data = super().clean()
         refund = data.get("refund")
         data["amount_cents"] = None
+        if refund in ("full", "none") and (data.get("amount") or "").strip():
+            # Without JavaScript the amount stays enabled: a typed amount is never ignored.
+            self.add_error("amount", AMOUNT_NEEDS_PARTIAL)
+            return data
         if refund in ("full", "partial") and self.refundable_cents <= 0:
             raise forms.ValidationError(
                 "Nothing is left to refund for this session; choose Cancel without refund."

@@ -81,6 +81,11 @@ def session_available_actions(
     return list(allowed_actions(session.status, roles))
 
 
+# A coach's cancellation rate at or above this share is "High": the refund drawer then advises
+# rescheduling instead (Metafy's advice: canceling too often hurts students).
+CANCELLATION_RATE_HIGH = 0.10
+
+
 @dataclass(frozen=True)
 class CancellationRate:
     canceled: int
@@ -94,6 +99,10 @@ class CancellationRate:
     @property
     def percent(self) -> int:
         return round(self.rate * 100)
+
+    @property
+    def is_high(self) -> bool:
+        return self.booked > 0 and self.rate >= CANCELLATION_RATE_HIGH
 
 
 def coach_cancellation_rate(
@@ -182,12 +191,16 @@ def coach_tasks_filter(*, coach, now: datetime) -> Q:
 class CoachNavigation:
     task_count: int  # the Tasks badge
     has_packages: bool  # the coach bought packages from other coaches (show My sessions)
+    get_started_done: bool = True  # every Get started step done (hide Get started)
+    proposal_count: int = 0  # as a student: new times waiting on them (the My sessions badge)
 
 
 def coach_navigation(*, coach, now: datetime | None = None) -> CoachNavigation:
-    """What a coach's navigation needs, in one query: the Tasks count and whether the coach
-    has bought any package as a student."""
+    """What a coach's navigation needs, in one query: the Tasks count, whether the coach has
+    bought any package as a student (and the new times waiting on them as one), and whether
+    Get started is done."""
     from accounts.models import User
+    from accounts.selectors import GET_STARTED_KEYS, get_started_annotations
     from sessions_app.models import Package
 
     now = now or timezone.now()
@@ -199,16 +212,30 @@ def coach_navigation(*, coach, now: datetime | None = None) -> CoachNavigation:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    task_count, has_packages = (
+    waiting = (
+        _proposals_waiting_on_student(student=OuterRef("pk"), now=now)
+        .order_by()
+        .values("session__student")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    task_count, has_packages, proposal_count, *get_started = (
         User.objects.filter(pk=coach.pk)
         .annotate(
             task_count=Coalesce(Subquery(tasks, output_field=IntegerField()), 0),
             has_packages=Exists(Package.objects.filter(student=OuterRef("pk"))),
+            proposal_count=Coalesce(Subquery(waiting, output_field=IntegerField()), 0),
+            **get_started_annotations(),
         )
-        .values_list("task_count", "has_packages")
+        .values_list("task_count", "has_packages", "proposal_count", *GET_STARTED_KEYS)
         .get()
     )
-    return CoachNavigation(task_count=task_count, has_packages=has_packages)
+    return CoachNavigation(
+        task_count=task_count,
+        has_packages=has_packages,
+        get_started_done=all(get_started),
+        proposal_count=proposal_count,
+    )
 
 
 def _pending_proposals() -> Prefetch:
@@ -315,35 +342,158 @@ def coach_tasks(*, coach, now: datetime | None = None) -> CoachTasks:
     )
 
 
-def coach_upcoming_sessions(*, coach, now: datetime | None = None) -> QuerySet:
-    """Confirmed sessions that have not ended, and sessions being rescheduled, soonest first."""
+def _filtered(queryset: QuerySet, *, search=None, offering_id=None, status=None) -> QuerySet:
+    """A coach list narrowed to a student whose name or email contains `search`, to one
+    offering and to one status (each skipped when None or empty)."""
+    if search:
+        queryset = queryset.filter(
+            Q(student__display_name__icontains=search) | Q(student__email__icontains=search)
+        )
+    if offering_id is not None:
+        queryset = queryset.filter(package__offering_id=offering_id)
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset
+
+
+def coach_upcoming_sessions(
+    *, coach, now: datetime | None = None, search=None, offering_id=None, status=None
+) -> QuerySet:
+    """Confirmed sessions that have not ended, and sessions being rescheduled, soonest first
+    (optionally filtered: see `_filtered`)."""
     now = now or timezone.now()
-    return (
+    return _filtered(
         _list_base()
         .filter(coach=coach)
         .filter(Q(status=Status.CONFIRMED, slot__end__gt=now) | Q(status=Status.RESCHEDULING))
         .prefetch_related(_pending_proposals())
-        .order_by("slot__start", "pk")
+        .order_by("slot__start", "pk"),
+        search=search,
+        offering_id=offering_id,
+        status=status,
     )
 
 
-def coach_completed_sessions(*, coach) -> QuerySet:
-    """Completed sessions, newest first."""
-    return (
+def coach_completed_sessions(*, coach, search=None, offering_id=None) -> QuerySet:
+    """Completed sessions, newest first (optionally filtered: see `_filtered`)."""
+    return _filtered(
         _list_base()
         .filter(coach=coach, status=Status.COMPLETED)
-        .order_by(F("slot__start").desc(nulls_last=True), "-pk")
+        .order_by(F("slot__start").desc(nulls_last=True), "-pk"),
+        search=search,
+        offering_id=offering_id,
     )
 
 
-def coach_canceled_sessions(*, coach) -> QuerySet:
+def coach_canceled_sessions(*, coach, search=None, offering_id=None) -> QuerySet:
     """Canceled sessions, most recently canceled first, with what was refunded and each of
-    their refunds (prefetched: one query per page, for each refund's amount and state)."""
+    their refunds (prefetched: one query per page, for each refund's amount and state);
+    optionally filtered (see `_filtered`)."""
     return _with_refunded_cents(
-        _list_base()
-        .filter(coach=coach, status=Status.CANCELED)
-        .prefetch_related("refunds")
-        .order_by("-updated_at", "-pk")
+        _filtered(
+            _list_base()
+            .filter(coach=coach, status=Status.CANCELED)
+            .prefetch_related("refunds")
+            .order_by("-updated_at", "-pk"),
+            search=search,
+            offering_id=offering_id,
+        )
+    )
+
+
+def coach_students(*, coach, search=None, now: datetime | None = None) -> QuerySet:
+    """The students who bought from `coach`, by name, each annotated (subqueries: one query
+    per page) with `packages_count`, `credits_left` (unscheduled sessions), `next_start`
+    (the next confirmed or rescheduling session) and `last_start` (the latest completed)."""
+    from accounts.models import User
+    from sessions_app.models import Package
+
+    now = now or timezone.now()
+
+    def sessions(**conditions):
+        return Session.objects.filter(coach=coach, student=OuterRef("pk"), **conditions).order_by()
+
+    def count(queryset):
+        return Coalesce(
+            Subquery(
+                queryset.values("student").annotate(n=Count("pk")).values("n"),
+                output_field=IntegerField(),
+            ),
+            0,
+        )
+
+    packages = Package.objects.filter(coach=coach, student=OuterRef("pk")).order_by()
+    queryset = (
+        User.objects.filter(Exists(packages))
+        .annotate(
+            packages_count=count(packages),
+            credits_left=count(sessions(status=Status.UNSCHEDULED)),
+            next_start=Subquery(
+                sessions(status__in=[Status.CONFIRMED, Status.RESCHEDULING], slot__end__gt=now)
+                .order_by("slot__start")
+                .values("slot__start")[:1]
+            ),
+            last_start=Subquery(
+                sessions(status=Status.COMPLETED).order_by("-slot__start").values("slot__start")[:1]
+            ),
+        )
+        .order_by("display_name", "email", "pk")
+    )
+    if search:
+        queryset = queryset.filter(Q(display_name__icontains=search) | Q(email__icontains=search))
+    return queryset
+
+
+@dataclass(frozen=True)
+class CoachStudent:
+    student: object
+    packages: list  # each with `sessions_list`, `used` and `credits_left`
+    credits_left: int
+    upcoming: list[Session]
+    history: list[Session]
+
+
+def coach_student(*, coach, student_id) -> CoachStudent | None:
+    """One student of `coach` (None when they never bought from this coach): their packages
+    with progress, their upcoming sessions and their history. Three queries."""
+    from accounts.models import User
+    from sessions_app.models import Package
+
+    student = User.objects.filter(pk=student_id, packages__coach=coach).distinct().first()
+    if student is None:
+        return None
+    packages = list(
+        Package.objects.filter(coach=coach, student=student).prefetch_related(
+            Prefetch(
+                "sessions",
+                queryset=Session.objects.select_related("slot").order_by("number"),
+                to_attr="sessions_list",
+            )
+        )
+    )
+    credits_left = 0
+    upcoming, history = [], []
+    for package in packages:
+        package.credits_left = sum(
+            1 for s in package.sessions_list if s.status == Status.UNSCHEDULED
+        )
+        package.used = len(package.sessions_list) - package.credits_left
+        credits_left += package.credits_left
+        for session in package.sessions_list:
+            session.package = package
+            if session.status in (Status.REQUESTED, Status.CONFIRMED, Status.RESCHEDULING):
+                upcoming.append(session)
+            elif session.status in (Status.COMPLETED, Status.CANCELED):
+                history.append(session)
+    far = datetime.max.replace(tzinfo=timezone.get_current_timezone())
+    upcoming.sort(key=lambda s: (s.slot.start if s.slot_id else far, s.pk))
+    history.sort(key=lambda s: (s.slot.start if s.slot_id else far, s.pk), reverse=True)
+    return CoachStudent(
+        student=student,
+        packages=packages,
+        credits_left=credits_left,
+        upcoming=upcoming,
+        history=history,
     )
 
 
@@ -596,3 +746,131 @@ def events_by_id(*, ids, exclude_actions=()) -> list[SessionEvent]:
         .exclude(action__in=list(exclude_actions))
         .order_by("pk")
     )
+
+
+# --- packages: repeat purchases and My sessions (appended) ----------------------------------
+
+
+@dataclass(frozen=True)
+class UnusedCredits:
+    """A student's sessions of one offering not yet booked, and packages still to be paid."""
+
+    sessions: int
+    awaiting_payment: int
+
+    def __bool__(self) -> bool:
+        return bool(self.sessions or self.awaiting_payment)
+
+
+def student_unused_credits(*, student, offering) -> UnusedCredits:
+    """How many of `student`'s sessions of `offering` wait to be booked, and how many of their
+    packages of it wait for their payment (one query)."""
+    from refunds.models import PaymentState
+    from sessions_app.models import Package
+
+    counts = Package.objects.filter(student=student, offering_id=offering.pk).aggregate(
+        unbooked=Count("sessions", filter=Q(sessions__status=Status.UNSCHEDULED)),
+        unpaid=Count(
+            "pk",
+            filter=Q(sessions__isnull=True) & ~Q(payment__state=PaymentState.DONE),
+            distinct=True,
+        ),
+    )
+    return UnusedCredits(sessions=counts["unbooked"], awaiting_payment=counts["unpaid"])
+
+
+def purchase_token_used(*, student, nonce: str) -> bool:
+    """Whether `student` already bought a package from the confirmation page with `nonce`."""
+    from sessions_app.models import Package
+
+    return bool(nonce) and Package.objects.filter(student=student, purchase_token=nonce).exists()
+
+
+STUDENT_PACKAGES_SHOWN = 50  # newest first, on My sessions
+
+
+def student_packages(*, student, limit: int = STUDENT_PACKAGES_SHOWN) -> list:
+    """The student's paid packages (those with sessions), newest first, each with `to_book`
+    (unscheduled), `canceled`, `used` (the rest: requested, confirmed or completed),
+    `ordinal` (1 for the first package of its offering the student bought) and `of_offering`
+    (how many of that offering they bought). One query."""
+    from django.db.models import Window
+    from django.db.models.functions import RowNumber
+
+    from sessions_app.models import Package
+
+    def sessions_in(*statuses) -> Coalesce:
+        counted = (
+            Session.objects.filter(package=OuterRef("pk"), status__in=statuses)
+            .order_by()
+            .values("package")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+    packages = list(
+        Package.objects.filter(student=student)
+        .filter(Exists(Session.objects.filter(package=OuterRef("pk"))))
+        .select_related("coach")
+        .annotate(
+            to_book=sessions_in(Status.UNSCHEDULED),
+            canceled=sessions_in(Status.CANCELED),
+            ordinal=Window(
+                RowNumber(), partition_by=[F("offering_id")], order_by=[F("purchased_at"), F("pk")]
+            ),
+            of_offering=Window(Count("pk"), partition_by=[F("offering_id")]),
+        )
+        .order_by("-purchased_at", "-pk")[:limit]
+    )
+    for package in packages:
+        package.used = package.session_count - package.to_book - package.canceled
+    return packages
+
+
+@dataclass(frozen=True)
+class CreditGroup:
+    package: object  # a Package, annotated as in `student_packages` when it is listed there
+    sessions: list[Session]
+
+
+def student_credit_groups(*, credits: list[Session], packages: list) -> list[CreditGroup]:
+    """`credits` (sessions to book) grouped by package, in the order they come; each group's
+    package is the annotated one from `packages` when present. No query."""
+    by_pk = {package.pk: package for package in packages}
+    groups: dict[int, CreditGroup] = {}
+    for session in credits:
+        group = groups.get(session.package_id)
+        if group is None:
+            package = by_pk.get(session.package_id, session.package)
+            group = groups[session.package_id] = CreditGroup(package=package, sessions=[])
+        group.sessions.append(session)
+    return list(groups.values())
+
+
+# --- navigation (issue 13): the student's badge -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudentNavigation:
+    proposal_count: int  # reschedule proposals waiting on the student (the My sessions badge)
+
+
+def student_navigation(*, student, now: datetime | None = None) -> StudentNavigation:
+    """What a student's navigation needs, in one count query: the live reschedule proposals
+    the student has to answer (pending, not expired, made by someone else on a session being
+    rescheduled). Uses the proposals' (status, expires_at) index."""
+    now = now or timezone.now()
+    count = _proposals_waiting_on_student(student=student, now=now).count()
+    return StudentNavigation(proposal_count=count)
+
+
+def _proposals_waiting_on_student(*, student, now: datetime) -> QuerySet:
+    """Live proposals on `student`'s sessions that someone else made (`student` may be an
+    OuterRef)."""
+    return RescheduleProposal.objects.filter(
+        status=ProposalStatus.PENDING,
+        expires_at__gt=now,
+        session__student=student,
+        session__status=Status.RESCHEDULING,
+    ).exclude(proposed_by=student)

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from calendars import services as calendar_services
 from calendars.selectors import booking_bounds, start_refusal
+from catalog import selectors as catalog_selectors
 from core.errors import DomainError
 from core.guards import coach_required, safe_next_url
 from core.money import format_money
@@ -55,9 +56,16 @@ NEXT_OPEN_WEEKS = 12
 
 
 def home(request):
-    """Coaches land on Tasks, students on My sessions, visitors on the landing page."""
+    """Coaches land on Get started until students can book them, then on Tasks (Get started
+    stays in the navigation until every step is done); students on My sessions; visitors on the
+    landing page."""
     if request.user.is_authenticated:
-        return redirect("sessions:tasks" if request.user.is_coach else "sessions:my_sessions")
+        if request.user.is_coach:
+            from accounts.selectors import coach_is_bookable
+
+            bookable = coach_is_bookable(coach=request.user)
+            return redirect("sessions:tasks" if bookable else "accounts:get_started")
+        return redirect("sessions:my_sessions")
     return render(request, "home.html")
 
 
@@ -143,9 +151,39 @@ def _page(request, queryset, size: int | None = None):
     return Paginator(queryset, size or LIST_PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _describe(session: Session) -> str:
-    when = slot_label(session.slot) if session.slot_id else "no time yet"
-    return f"{session.package.title} ({session.number} of {session.package.session_count}), {when}"
+def _where(session: Session, user) -> str:
+    """Where a confirmed (or rescheduling) session lives for the viewer."""
+    if user.pk == session.coach_id:
+        return "in Upcoming and on your calendar"
+    return "in My sessions"
+
+
+# The detail page's back link: ?from=<key> names the list the person came from (a whitelist:
+# anything else falls back to the viewer's usual list). (label, URL name).
+BACK_LINKS = {
+    "tasks": ("Tasks", "sessions:tasks"),
+    "upcoming": ("Upcoming", "sessions:upcoming"),
+    "completed": ("Completed", "sessions:completed"),
+    "canceled": ("Canceled", "sessions:canceled"),
+    "my": ("My sessions", "sessions:my_sessions"),
+    "students": ("Students", "sessions:students"),
+    "calendar": ("Calendar", "feeds:week"),
+}
+COACH_ONLY_BACK = {"tasks", "upcoming", "completed", "canceled", "students"}
+
+
+def _back_link(request, session: Session, as_coach: bool) -> tuple[str, str, str]:
+    """(key, label, url) of the page the person came from, by the whitelisted ?from= key."""
+    key = request.GET.get("from") or ""
+    if key not in BACK_LINKS or (key in COACH_ONLY_BACK and not as_coach):
+        if not as_coach:
+            key = "my"
+        elif session.status == Status.REQUESTED:
+            key = "tasks"
+        else:
+            key = "upcoming"
+    label, name = BACK_LINKS[key]
+    return key, label, reverse(name)
 
 
 def _other_side(session: Session, user) -> str:
@@ -155,28 +193,105 @@ def _other_side(session: Session, user) -> str:
 # --- coach lists ------------------------------------------------------------------------------
 
 
+SEARCH_MAX_LENGTH = 100
+UPCOMING_STATUSES = [(Status.CONFIRMED, "Confirmed"), (Status.RESCHEDULING, "Rescheduling")]
+
+
+@dataclass
+class ListFilters:
+    """What a coach list's filter form asked for, checked: bad values are dropped and named
+    in `errors` (shown on the page), never a 500."""
+
+    search: str = ""
+    offering_id: int | None = None
+    status: str = ""
+    errors: list[str] | None = None
+    offerings: list | None = None
+    statuses: list | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.search or self.offering_id or self.status)
+
+    @property
+    def query(self) -> str:
+        """The filters as a query string prefix for pagination links ("search=a&")."""
+        params = {
+            key: value
+            for key, value in (
+                ("search", self.search),
+                ("offering", self.offering_id or ""),
+                ("status", self.status),
+            )
+            if value
+        }
+        return urlencode(params) + "&" if params else ""
+
+
+def _list_filters(request, *, statuses=None) -> ListFilters:
+    errors = []
+    offerings = catalog_selectors.coach_offering_choices(coach=request.user)
+    search = request.GET.get("search", "").strip()
+    if len(search) > SEARCH_MAX_LENGTH:
+        errors.append(
+            f"The search is longer than {SEARCH_MAX_LENGTH} characters; showing all sessions."
+        )
+        search = ""
+    offering_id = None
+    raw = request.GET.get("offering", "").strip()
+    if raw:
+        if raw.isdigit() and int(raw) in {o.pk for o in offerings}:
+            offering_id = int(raw)
+        else:
+            errors.append("That offering is not one of yours; showing all offerings.")
+    status = request.GET.get("status", "").strip()
+    if status and statuses is not None:
+        if status not in {value for value, _ in statuses}:
+            errors.append("Unknown status; showing every status.")
+            status = ""
+    else:
+        status = ""
+    return ListFilters(search, offering_id, status, errors, offerings, statuses)
+
+
+def _list_context(filters: ListFilters, page, tab: str, **extra) -> dict:
+    return {"page_obj": page, "tab": tab, "filters": filters, "from_key": tab, **extra}
+
+
 @login_required
 @require_GET
 @coach_only
 def tasks(request):
     """Booking requests, reschedule proposals waiting on the coach (oldest deadline first),
     and agreed times that a busy time in the coach's own calendar now overlaps."""
+    now = timezone.now()
     return render(
         request,
         "sessions_app/tasks.html",
-        {"tasks": selectors.coach_tasks(coach=request.user)},
+        {"tasks": selectors.coach_tasks(coach=request.user, now=now), "now": now},
     )
+
+
+def _day_list(request, tab: str, select: Callable, statuses=None):
+    """A coach list shown as one table with a row per day: `select(**filters)` gives the
+    sessions, narrowed by the page's checked filters (status only where `statuses` are)."""
+    filters = _list_filters(request, statuses=statuses)
+    narrowing = {"search": filters.search, "offering_id": filters.offering_id}
+    if statuses is not None:
+        narrowing["status"] = filters.status
+    page = _page(request, select(coach=request.user, **narrowing))
+    days = _group_by_day(page.object_list, lambda s: s.slot.start if s.slot_id else None)
+    return render(request, f"sessions_app/{tab}.html", _list_context(filters, page, tab, days=days))
 
 
 @login_required
 @require_GET
 @coach_only
 def upcoming(request):
-    """Confirmed and rescheduling sessions from now on, grouped by day, paginated."""
-    page = _page(request, selectors.coach_upcoming_sessions(coach=request.user))
-    days = _group_by_day(page.object_list, lambda s: s.slot.start if s.slot_id else None)
-    return render(
-        request, "sessions_app/upcoming.html", {"page_obj": page, "days": days, "tab": "upcoming"}
+    """Confirmed and rescheduling sessions from now on, by day, filtered by student, offering
+    and status, paginated."""
+    return _day_list(
+        request, "upcoming", selectors.coach_upcoming_sessions, statuses=UPCOMING_STATUSES
     )
 
 
@@ -184,18 +299,40 @@ def upcoming(request):
 @require_GET
 @coach_only
 def completed(request):
-    """Completed sessions, newest first, paginated."""
-    page = _page(request, selectors.coach_completed_sessions(coach=request.user))
-    return render(request, "sessions_app/completed.html", {"page_obj": page, "tab": "completed"})
+    """Completed sessions, newest first, by day, filtered by student and offering, paginated."""
+    return _day_list(request, "completed", selectors.coach_completed_sessions)
 
 
 @login_required
 @require_GET
 @coach_only
 def canceled(request):
-    """Canceled sessions with what was refunded, newest first, paginated."""
-    page = _page(request, selectors.coach_canceled_sessions(coach=request.user))
-    return render(request, "sessions_app/canceled.html", {"page_obj": page, "tab": "canceled"})
+    """Canceled sessions with what was refunded, newest first, by the day they were booked
+    for, filtered by student and offering, paginated."""
+    return _day_list(request, "canceled", selectors.coach_canceled_sessions)
+
+
+@login_required
+@require_GET
+@coach_only
+def students(request):
+    """Everyone who bought from the coach: packages, credits left, next and last session."""
+    filters = _list_filters(request)
+    page = _page(request, selectors.coach_students(coach=request.user, search=filters.search))
+    return render(request, "sessions_app/students.html", _list_context(filters, page, "students"))
+
+
+@login_required
+@require_GET
+@coach_only
+def student_detail(request, student_id: int):
+    """One student of the coach: packages with progress, upcoming sessions and history."""
+    found = selectors.coach_student(coach=request.user, student_id=student_id)
+    if found is None:
+        raise Http404("No such student.")
+    return render(
+        request, "sessions_app/student_detail.html", {"found": found, "from_key": "students"}
+    )
 
 
 # --- student list -----------------------------------------------------------------------------
@@ -207,10 +344,16 @@ def my_sessions(request):
     """A student's credits, requests, proposals to answer, upcoming and past sessions."""
     sections = selectors.student_session_sections(student=request.user)
     past = _page(request, selectors.student_past_sessions(student=request.user))
+    packages = selectors.student_packages(student=request.user)
     context = {
         **vars(sections),
+        "packages": packages,
+        "credit_groups": selectors.student_credit_groups(
+            credits=sections.credits, packages=packages
+        ),
         "page_obj": past,
         "awaiting_payment": refund_selectors.payments_awaiting(student=request.user),
+        "now": timezone.now(),  # one clock for the page's "in 11 h" deadlines
     }
     return render(request, "sessions_app/my_sessions.html", context)
 
@@ -238,14 +381,23 @@ def detail(request, pk: int):
         "refunded_cents": session.refunded_cents,
         "decline_form": DeclineForm(),
     }
+    context["back_key"], context["back_label"], context["back_url"] = _back_link(
+        request, session, context["as_coach"]
+    )
     if Action.CANCEL in actions:
         context.update(_cancel_context(session, actions))
     return render(request, "sessions_app/detail.html", context)
 
 
+# The refund choice the drawer preselects: None (the coach chooses). A coach's refund policy
+# (a later issue) may make it "full".
+DEFAULT_REFUND = None
+
+
 def _cancel_context(session: Session, actions: set, form: CancelForm | None = None) -> dict:
     refundable = session_refundable_cents(session=session)
     return {
+        "default_refund": DEFAULT_REFUND,
         "refundable_cents": refundable,
         "cancel_form": form or CancelForm(refundable_cents=refundable, currency=session.currency),
         "rate": selectors.coach_cancellation_rate(
@@ -262,11 +414,11 @@ def cancel(request, pk: int):
     session = _session_or_404(request, pk)
     if request.method == "POST" and (stale := _stale_message(request, session)):
         messages.warning(request, stale)
-        return redirect("sessions:detail", pk=session.pk)
+        return redirect(_next_url(request, session))
     actions = set(selectors.session_available_actions(session=session, user=request.user))
     if Action.CANCEL not in actions:
         messages.error(request, _cannot(session, "cancel"))
-        return redirect("sessions:detail", pk=session.pk)
+        return redirect(_next_url(request, session))
     form = None
     if request.method == "POST":
         refundable = session_refundable_cents(session=session)
@@ -284,19 +436,29 @@ def cancel(request, pk: int):
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
-                messages.success(request, _cancel_message(session, data))
-                return redirect("sessions:detail", pk=session.pk)
-    context = {"session": session, **_cancel_context(session, actions, form)}
+                messages.success(request, _cancel_message(session, data, request.user))
+                return redirect(_next_url(request, session))
+    context = {
+        "session": session,
+        "next": safe_next_url(request),
+        **_cancel_context(session, actions, form),
+    }
     return render(request, "sessions_app/cancel.html", context)
 
 
-def _cancel_message(session: Session, data: dict) -> str:
+def _cancel_message(session: Session, data: dict, user) -> str:
+    """ "Canceled: <whose session, when>; it's under Canceled; <refund outcome>"."""
+    when = f" on {slot_label(session.slot)}" if session.slot_id else ""
+    if user.pk == session.coach_id:
+        head = f"Canceled: {session.student.name}'s session{when} is under Canceled"
+    else:
+        head = f"Canceled: your session{when} with {session.coach.name} is in My sessions"
     if data["refund"] == "none":
-        return "Session canceled without refund."
+        return f"{head}; canceled without refund."
     refund = session.refunds.order_by("-created_at", "-id").first()
     amount = format_money(refund.amount_cents, refund.currency) if refund else ""
     kind = "full" if data["refund"] == "full" else "partial"
-    message = f"Session canceled with a {kind} refund of {amount}."
+    message = f"{head}; a {kind} refund of {amount}."
     if refund is not None and refund.state == RefundState.CREATED:
         # A card processor settles it after this page: its state shows on the session.
         message += " It goes back to the student's card; its state shows below."
@@ -586,14 +748,17 @@ def _picker_submit(request, picker, session, weeks: PickerWeeks):
     if picker.kind == "book":
         messages.success(
             request,
-            f"Requested {slot_label(result.slot)}. {result.coach.name} will answer by "
-            f"{moment_label(result.request_expires_at)}.",
+            f"Requested: {slot_label(result.slot)} waits for {result.coach.name} to accept, "
+            f"by {moment_label(result.request_expires_at)}; you'll get an email. "
+            "It is under Requests in My sessions.",
         )
     else:
+        other = _other_side(session, request.user)
         messages.success(
             request,
-            f"Proposed {slot_label(result.slot)}. Until it is answered, the session stays at "
-            f"{slot_label(agreed)}.",
+            f"Rescheduling: you proposed {slot_label(result.slot)}; the agreed time "
+            f"{slot_label(agreed)} stays until {other} answers. "
+            f"The session stays {_where(session, request.user)}.",
         )
     return redirect(target or reverse("sessions:detail", args=[session.pk]))
 
@@ -629,7 +794,10 @@ def withdraw(request, pk: int):
         request,
         pk,
         lambda s: services.session_withdraw(session=s, actor=request.user),
-        lambda s: f"Request withdrawn: {s.package.title} is a credit to book again.",
+        lambda s: (
+            "Withdrawn: the session is back to Unscheduled in My sessions, "
+            f"a credit of {s.package.title} to book again."
+        ),
     )
 
 
@@ -640,7 +808,10 @@ def accept(request, pk: int):
         request,
         pk,
         lambda s: services.session_accept(session=s, actor=request.user),
-        lambda s: f"Accepted: {s.student.name}, {_describe(s)}.",
+        lambda s: (
+            f"Confirmed: {s.student.name}'s session on {slot_label(s.slot)} is in Upcoming "
+            "and on your calendar."
+        ),
     )
 
 
@@ -657,7 +828,10 @@ def decline(request, pk: int):
         request,
         pk,
         lambda s: services.session_decline(session=s, actor=request.user, reason=reason),
-        lambda s: f"Declined: {s.student.name} keeps the credit to book another time.",
+        lambda s: (
+            f"Declined: the session is back to Unscheduled; {s.student.name} keeps the credit "
+            "and can book another time."
+        ),
     )
 
 
@@ -669,7 +843,10 @@ def confirm_reschedule(request, pk: int):
         request,
         pk,
         lambda s: services.session_confirm_reschedule(session=s, actor=request.user),
-        lambda s: f"New time confirmed: {slot_label(s.slot)}.",
+        lambda s: (
+            f"Confirmed at the new time: {slot_label(s.slot)}. "
+            f"The session is {_where(s, request.user)}."
+        ),
     )
 
 
@@ -681,7 +858,10 @@ def decline_reschedule(request, pk: int):
         request,
         pk,
         lambda s: services.session_decline_reschedule(session=s, actor=request.user),
-        lambda s: f"Kept the current time: {slot_label(s.slot)}. The proposed time was declined.",
+        lambda s: (
+            f"Confirmed at the current time: {slot_label(s.slot)}. The proposed time was "
+            f"declined; the session stays {_where(s, request.user)}."
+        ),
     )
 
 
@@ -693,7 +873,10 @@ def withdraw_proposal(request, pk: int):
         request,
         pk,
         lambda s: services.session_withdraw_proposal(session=s, actor=request.user),
-        lambda s: f"Proposal withdrawn. The session stays at {slot_label(s.slot)}.",
+        lambda s: (
+            f"Confirmed at the agreed time: your proposal was withdrawn; the session stays at "
+            f"{slot_label(s.slot)}, {_where(s, request.user)}."
+        ),
     )
 
 
@@ -718,7 +901,8 @@ def keep_time(request, pk: int):
         else:
             messages.success(
                 request,
-                f"Kept {slot_label(session.slot)} with {session.student.name}. It leaves Tasks "
+                f"Kept {slot_label(session.slot)} with {session.student.name}: it stays "
+                f"{session.get_status_display()} in Upcoming. It leaves Tasks "
                 "unless another busy time in your calendar overlaps it.",
             )
     return redirect(_next_url(request, session))

@@ -49,3 +49,27 @@ def iso_span(details) -> str:
     except (TypeError, ValueError):
         end = None
     return times.range_label(start, end)
+
+
+@register.filter
+def relative_to(value, now) -> str:
+    """A deadline relative to the page's `now`: "in 11 h", "in 40 min", "overdue"."""
+    if not isinstance(value, datetime) or not isinstance(now, datetime):
+        return ""
+    return times.relative_label(value, now)
+
+
+@register.filter
+def urgency_to(value, now) -> str:
+    """ "overdue", "urgent", "soon" or "" for a deadline, against the page's `now`."""
+    if not isinstance(value, datetime) or not isinstance(now, datetime):
+        return ""
+    return times.urgency(value, now)
+
+
+@register.filter
+def clock_span(slot) -> str:
+    """Only the clock times of a reservation, for a row under a day heading: "11:00-12:00"."""
+    if not slot or getattr(slot, "start", None) is None:
+        return ""
+    return times.clock_range(slot.start, slot.end)

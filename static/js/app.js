@@ -29,8 +29,9 @@
     }
     function sync() {
       var choice = form.querySelector("input[name=refund]:checked");
-      var partial = choice && choice.value === "partial";
+      var partial = Boolean(choice && choice.value === "partial");
       amount.required = partial;
+      amount.disabled = !partial; // a disabled field is not submitted: no stray amount
     }
     form.addEventListener("change", sync);
     sync();

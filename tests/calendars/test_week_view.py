@@ -628,8 +628,9 @@ def test_student_week_query_count_does_not_grow_with_entries(
             propose(session, day + timedelta(hours=8), actor=coach)
     client.force_login(student)
 
-    # The session, the user, the coach-profile check, the sessions, the proposals.
-    with django_assert_num_queries(5):
+    # The session, the user, the coach-profile check, the sessions, the proposals, and the
+    # navigation's count of new times waiting on the student.
+    with django_assert_num_queries(6):
         response = client.get(WEEK)
 
     assert len(response.context["week"].entries) == count + count // 2

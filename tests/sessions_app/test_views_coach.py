@@ -134,7 +134,8 @@ def test_keep_this_time_takes_the_conflict_off_tasks_until_a_new_busy_time(clien
     assert (session.status, session.slot.status) == ("CONFIRMED", SlotStatus.BOOKED)
     assert session.slot.conflict_kept_at == NOW
     assert messages_of(response) == [
-        f"Kept Sat 12 Jan, 13:00\u201314:00 CET with {session.student.name}. It leaves Tasks "
+        f"Kept Sat 12 Jan, 13:00\u201314:00 CET with {session.student.name}: it stays "
+        "Confirmed in Upcoming. It leaves Tasks "
         "unless another busy time in your calendar overlaps it."
     ]
     assert client.get(reverse("sessions:tasks")).context["tasks"].conflicts == []
@@ -208,8 +209,8 @@ def test_accept_from_tasks_confirms_the_session_and_returns_to_tasks(client, coa
     event = session.events.order_by("-id").first()
     assert (event.action, event.actor, event.to_status) == ("accept", coach, "CONFIRMED")
     assert messages_of(response) == [
-        f"Accepted: {session.student.name}, {session.package.title} (1 of 3), "
-        "Sat 12 Jan, 13:00\u201314:00 CET."
+        f"Confirmed: {session.student.name}'s session on Sat 12 Jan, 13:00\u201314:00 CET "
+        "is in Upcoming and on your calendar."
     ]
 
 
@@ -255,7 +256,8 @@ def test_decline_gives_the_credit_back_reopens_the_slot_and_keeps_the_reason(cli
     assert (session.status, session.slot_id, slot.status) == ("UNSCHEDULED", None, "RELEASED")
     assert session.events.get(action="decline").details["reason"] == "I am travelling"
     assert messages_of(response) == [
-        f"Declined: {session.student.name} keeps the credit to book another time."
+        f"Declined: the session is back to Unscheduled; {session.student.name} keeps the "
+        "credit and can book another time."
     ]
 
 
@@ -328,7 +330,10 @@ def test_coach_confirms_the_new_time_the_student_proposed(client, coach):
     assert (session.status, session.slot_id) == ("CONFIRMED", proposal.slot_id)
     assert proposal.status == ProposalStatus.ACCEPTED
     assert agreed.status == SlotStatus.RELEASED
-    assert messages_of(response) == ["New time confirmed: Sun 13 Jan, 13:00\u201314:00 CET."]
+    assert messages_of(response) == [
+        "Confirmed at the new time: Sun 13 Jan, 13:00\u201314:00 CET. "
+        "The session is in Upcoming and on your calendar."
+    ]
 
 
 def test_confirming_a_proposal_that_was_replaced_meanwhile_changes_nothing(client, coach):
@@ -384,8 +389,9 @@ def test_coach_proposes_another_time_from_the_picker(client, coach):
     proposal = session.proposals.get(status=ProposalStatus.PENDING)
     assert (proposal.slot.start, proposal.proposed_by_id) == (other, coach.pk)
     assert messages_of(response) == [
-        "Proposed Sun 13 Jan, 16:00\u201317:00 CET. Until it is answered, the session stays at "
-        "Sat 12 Jan, 13:00\u201314:00 CET."
+        "Rescheduling: you proposed Sun 13 Jan, 16:00\u201317:00 CET; the agreed time "
+        f"Sat 12 Jan, 13:00\u201314:00 CET stays until {session.student.name} answers. "
+        "The session stays in Upcoming and on your calendar."
     ]
 
 
@@ -409,7 +415,8 @@ def test_coach_keeps_the_current_time_from_tasks(client, coach):
     assert (session.status, session.slot_id) == ("CONFIRMED", agreed)
     assert session.proposals.get().status == ProposalStatus.DECLINED
     assert messages_of(response) == [
-        "Kept the current time: Sat 12 Jan, 13:00\u201314:00 CET. The proposed time was declined."
+        "Confirmed at the current time: Sat 12 Jan, 13:00\u201314:00 CET. The proposed time "
+        "was declined; the session stays in Upcoming and on your calendar."
     ]
 
 
@@ -433,7 +440,8 @@ def test_coach_withdraws_their_proposal_from_upcoming(client, coach):
     assert (session.status, proposal.status) == ("CONFIRMED", ProposalStatus.WITHDRAWN)
     assert TimeSlot.objects.get(pk=proposal.slot_id).status == SlotStatus.RELEASED
     assert messages_of(response) == [
-        "Proposal withdrawn. The session stays at Sat 12 Jan, 13:00\u201314:00 CET."
+        "Confirmed at the agreed time: your proposal was withdrawn; the session stays at "
+        "Sat 12 Jan, 13:00\u201314:00 CET, in Upcoming and on your calendar."
     ]
 
 
@@ -537,11 +545,15 @@ def test_upcoming_groups_confirmed_and_rescheduling_sessions_by_local_day(client
     html = response.content.decode()
     assert "Saturday 12 January" in html
     text = " ".join(re.sub(r"<[^>]+>", "", html).split())
-    # The agreed time stays labelled as agreed while the new one waits for the student.
+    # The agreed time stays labelled as agreed while the new one waits for the student; under
+    # its day row the agreed time shows only its clock times, the proposed one its day too.
     assert (
-        "Agreed: Sat 12 Jan, 10:00\u201311:00 CET Proposed: Wed 16 Jan, 13:00\u201314:00 CET "
+        "Agreed: 10:00\u201311:00 Proposed: Wed 16 Jan, 13:00\u201314:00 CET "
         f"(waiting for {moving.student.name})"
     ) in text
+    # One table for the whole list, with a row per day.
+    assert html.count("<thead>") == 1
+    assert html.count('class="day-row"') == 2
 
 
 def test_upcoming_is_paginated(client, coach, monkeypatch):
@@ -646,7 +658,8 @@ def test_details_offer_the_refund_drawer_as_a_dialog_and_a_page(client, coach):
     client.force_login(coach)
     html = client.get(reverse("sessions:detail", args=[session.pk])).content.decode()
     cancel_url = reverse("sessions:cancel", args=[session.pk])
-    assert f'href="{cancel_url}" data-dialog="refund-drawer">Cancel Session</a>' in html
+    assert f'href="{cancel_url}?next=' in html
+    assert 'data-dialog="refund-drawer">Cancel Session</a>' in html
     assert '<dialog id="refund-drawer" class="drawer"' in html
 
 
@@ -665,7 +678,11 @@ def test_cancel_page_offers_the_three_choices_the_rate_and_rescheduling(client, 
     assert '<label for="refund-full">Full refund <span class="muted">($100.00)</span>' in html
     assert '<label for="refund-partial">Partial refund</label>' in html
     assert '<label for="refund-none">Cancel without refund</label>' in html
-    assert "over the last 90 days: <strong>50%</strong> (1 of 2 booked sessions)" in html
+    assert (
+        'over the last 90 days: <strong class="refund-rate refund-rate--high">50% \u00b7 High'
+        in html
+    )
+    assert "(1 of 2 booked sessions)" in html
     reschedule_url = reverse("sessions:reschedule", args=[session.pk])
     assert f'<a href="{reschedule_url}">Reschedule instead</a>' in html
 
@@ -682,7 +699,10 @@ def test_cancel_with_full_refund_refunds_the_share_and_reopens_the_slot(client, 
     assert TimeSlot.objects.get(pk=session.slot_id).status == SlotStatus.RELEASED
     refund = Refund.objects.get(session=session)
     assert (refund.kind, refund.amount_cents, refund.reason) == ("full", 10000, "Sick")
-    assert messages_of(response) == ["Session canceled with a full refund of $100.00."]
+    assert messages_of(response) == [
+        f"Canceled: {session.student.name}'s session on Sat 12 Jan, 13:00\u201314:00 CET is "
+        "under Canceled; a full refund of $100.00."
+    ]
 
 
 def test_cancel_with_a_refund_a_processor_settles_later_says_it_goes_back_to_the_card(
@@ -696,7 +716,8 @@ def test_cancel_with_a_refund_a_processor_settles_later_says_it_goes_back_to_the
     refund = Refund.objects.get(session=session)
     assert (refund.state, refund.amount_cents) == ("CREATED", 1250)
     assert messages_of(response) == [
-        "Session canceled with a partial refund of $12.50. It goes back to the student's card; "
+        f"Canceled: {session.student.name}'s session on Sat 12 Jan, 13:00\u201314:00 CET is "
+        "under Canceled; a partial refund of $12.50. It goes back to the student's card; "
         "its state shows below."
     ]
 
@@ -717,11 +738,14 @@ def test_cancel_with_partial_refund_takes_the_amount_in_money_units(client, coac
 def test_cancel_without_refund_writes_no_refund(client, coach):
     session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
     client.force_login(coach)
-    response = post(client, "sessions:cancel", session, refund="none", amount="5")
+    response = post(client, "sessions:cancel", session, refund="none")
     assert Session.objects.get(pk=session.pk).status == "CANCELED"
     assert Refund.objects.count() == 0
     assert session.events.get(action="cancel").details["refund"] == "none"
-    assert messages_of(response) == ["Session canceled without refund."]
+    assert messages_of(response) == [
+        f"Canceled: {session.student.name}'s session on Sat 12 Jan, 13:00\u201314:00 CET is "
+        "under Canceled; canceled without refund."
+    ]
 
 
 @pytest.mark.parametrize(

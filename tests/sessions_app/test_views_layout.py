@@ -24,9 +24,10 @@ def test_home_shows_the_landing_page_to_a_visitor(client):
     assert "Coaching sessions, booked and kept" in html
 
 
-def test_home_sends_a_coach_to_tasks(client):
+def test_home_sends_a_new_coach_to_get_started(client):
+    # A coach who has done every step lands on Tasks (tests/accounts/test_signup_onboarding.py).
     client.force_login(CoachFactory())
-    assert client.get(reverse("home")).url == reverse("sessions:tasks")
+    assert client.get(reverse("home")).url == reverse("accounts:get_started")
 
 
 def test_home_sends_a_student_to_my_sessions(client):

@@ -31,22 +31,26 @@ BUDGETS = {
     # auth session + user, coach profile (is_coach), the Tasks count, then the page's own reads:
     # requests, proposals (+ their pending proposals), conflicts
     "tasks": 8,
-    "upcoming": 7,
-    "completed": 6,
+    # The lists also read the coach's offerings once, for their filter form.
+    "upcoming": 8,
+    "completed": 7,
     # + the page's refunds (prefetched once: each refund's amount and state is listed)
-    "canceled": 7,
-    # + the packages awaiting payment
-    "my_sessions": 8,
+    "canceled": 8,
+    # + the packages awaiting payment, + the student's My sessions badge (proposals waiting),
+    # + the student's packages with their progress
+    "my_sessions": 10,
     # + events, refunds, proposals (read once), refundable (2), cancellation rate
     "detail": 11,
     # the pickers: auth session + user, the session, the coach's schedule (rules, windows, time
-    # off, reservations, busy times, the student's reservations), is_coach for the navigation
-    "book": 10,
-    "book_confirm": 10,
+    # off, reservations, busy times, the student's reservations), is_coach for the navigation,
+    # the student's My sessions badge
+    "book": 11,
+    "book_confirm": 11,
     # + the Tasks count for a coach
     "reschedule": 11,
-    # + the pending proposal (read once: for the roles and for the times it excludes)
-    "counter": 11,
+    # + the pending proposal (read once: for the roles and for the times it excludes), + the
+    # student's My sessions badge
+    "counter": 12,
 }
 
 

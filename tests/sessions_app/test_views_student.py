@@ -340,8 +340,8 @@ def test_book_requests_the_time_and_holds_exactly_the_sessions_length(client, co
     )
     assert credit.request_expires_at == start  # sooner than the 48-hour window
     assert messages_of(response) == [
-        "Requested Fri 11 Jan, 07:00\u201308:00 EST. Coach Kim will answer by "
-        "Fri 11 Jan, 07:00 EST."
+        "Requested: Fri 11 Jan, 07:00\u201308:00 EST waits for Coach Kim to accept, by "
+        "Fri 11 Jan, 07:00 EST; you'll get an email. It is under Requests in My sessions."
     ]
     assert credit.events.get(action="book").actor == credit.student
 
@@ -457,7 +457,8 @@ def test_withdraw_turns_the_request_back_into_a_credit(client, credit):
     slot.refresh_from_db()
     assert (session.status, session.slot_id, slot.status) == ("UNSCHEDULED", None, "RELEASED")
     assert messages_of(response) == [
-        f"Request withdrawn: {session.package.title} is a credit to book again."
+        "Withdrawn: the session is back to Unscheduled in My sessions, "
+        f"a credit of {session.package.title} to book again."
     ]
 
 
@@ -513,8 +514,9 @@ def test_student_reschedules_and_the_agreed_time_stays_booked(client, credit):
         SlotStatus.BOOKED,
     )
     assert messages_of(response) == [
-        "Proposed Sat 12 Jan, 07:00\u201308:00 EST. Until it is answered, the session stays at "
-        "Fri 11 Jan, 07:00\u201308:00 EST."
+        "Rescheduling: you proposed Sat 12 Jan, 07:00\u201308:00 EST; the agreed time "
+        "Fri 11 Jan, 07:00\u201308:00 EST stays until Coach Kim answers. "
+        "The session stays in My sessions."
     ]
 
 
@@ -531,7 +533,10 @@ def test_student_confirms_the_new_time_the_coach_proposed(client, credit):
     assert (session.status, session.slot_id) == ("CONFIRMED", proposal.slot_id)
     assert TimeSlot.objects.get(pk=proposal.slot_id).status == SlotStatus.BOOKED
     assert agreed.status == SlotStatus.RELEASED
-    assert messages_of(response) == ["New time confirmed: Sat 12 Jan, 07:00\u201308:00 EST."]
+    assert messages_of(response) == [
+        "Confirmed at the new time: Sat 12 Jan, 07:00\u201308:00 EST. "
+        "The session is in My sessions."
+    ]
 
 
 def test_student_proposes_another_time_instead(client, credit):
@@ -555,8 +560,9 @@ def test_student_proposes_another_time_instead(client, credit):
     assert (pending.slot.start, pending.proposed_by_id) == (other, credit.student_id)
     assert Session.objects.get(pk=session.pk).slot.status == SlotStatus.BOOKED
     assert messages_of(response) == [
-        "Proposed Sun 13 Jan, 07:00\u201308:00 EST. Until it is answered, the session stays at "
-        "Fri 11 Jan, 07:00\u201308:00 EST."
+        "Rescheduling: you proposed Sun 13 Jan, 07:00\u201308:00 EST; the agreed time "
+        "Fri 11 Jan, 07:00\u201308:00 EST stays until Coach Kim answers. "
+        "The session stays in My sessions."
     ]
 
 
@@ -597,7 +603,8 @@ def test_student_keeps_the_current_time(client, credit):
     event = session.events.order_by("-id").first()
     assert (event.action, event.actor_id) == ("decline_reschedule", credit.student_id)
     assert messages_of(response) == [
-        "Kept the current time: Fri 11 Jan, 07:00\u201308:00 EST. The proposed time was declined."
+        "Confirmed at the current time: Fri 11 Jan, 07:00\u201308:00 EST. The proposed time "
+        "was declined; the session stays in My sessions."
     ]
 
 
@@ -612,7 +619,8 @@ def test_student_withdraws_their_own_proposal_and_may_propose_again(client, cred
     proposal.refresh_from_db()
     assert (session.status, proposal.status) == ("CONFIRMED", ProposalStatus.WITHDRAWN)
     assert messages_of(response) == [
-        "Proposal withdrawn. The session stays at Fri 11 Jan, 07:00\u201308:00 EST."
+        "Confirmed at the agreed time: your proposal was withdrawn; the session stays at "
+        "Fri 11 Jan, 07:00\u201308:00 EST, in My sessions."
     ]
     page = client.get(reverse("sessions:reschedule", args=[session.pk]))
     assert shown_starts(page) == [("2030-01-12", [proposal.slot.start])]

@@ -1,0 +1,204 @@
+"""The coach's lists: one aligned table with day rows, search and filters that survive paging,
+bad filter values explained on the page, deadlines in words, and the Students pages."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.urls import reverse
+
+from sessions_app import views
+from sessions_app.lifecycle import Status
+from tests.factories import CoachFactory, OfferingFactory, StudentFactory, make_package
+from tests.sessions_app.test_views_coach import booked, proposed
+
+NOW = datetime(2030, 1, 10, 12, 0, tzinfo=UTC)
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=False)]
+UPCOMING = reverse("sessions:upcoming")
+
+
+@pytest.fixture
+def coach():
+    return CoachFactory(timezone="Europe/Berlin")
+
+
+@pytest.fixture
+def two_students(coach, client):
+    ada = StudentFactory(display_name="Ada Lovelace", email="ada@example.com")
+    bob = StudentFactory(display_name="Bob Byte", email="bob@example.org")
+    first = booked(coach, NOW + timedelta(days=2), status="CONFIRMED", student=ada)
+    second = booked(coach, NOW + timedelta(days=3), status="CONFIRMED", student=bob)
+    client.force_login(coach)
+    return first, second
+
+
+def listed(response) -> list[int]:
+    return [s.pk for s in response.context["page_obj"]]
+
+
+def test_upcoming_is_one_table_with_a_row_per_day_and_end_times(client, two_students):
+    html = client.get(UPCOMING).content.decode()
+
+    assert html.count("<thead>") == 1
+    assert html.count('class="day-row"') == 2
+    # Under its day row a session shows its start and end, not the day again.
+    assert "13:00\u201314:00" in html
+
+
+@pytest.mark.parametrize("search", ["ada", "LOVELACE", "ada@example", "  ada  "])
+def test_search_finds_a_student_by_name_or_email(client, two_students, search):
+    ada_session, _ = two_students
+    assert listed(client.get(UPCOMING, {"search": search})) == [ada_session.pk]
+
+
+def test_offering_and_status_filters(client, coach, two_students):
+    ada_session, bob_session = two_students
+    proposed(bob_session, NOW + timedelta(days=4), actor=coach)
+
+    by_offering = client.get(UPCOMING, {"offering": ada_session.package.offering_id})
+    by_status = client.get(UPCOMING, {"status": Status.RESCHEDULING})
+
+    assert listed(by_offering) == [ada_session.pk]
+    assert listed(by_status) == [bob_session.pk]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"search": "x" * 101}, "longer than 100 characters"),
+        ({"offering": "999999"}, "not one of yours"),
+        ({"offering": "abc"}, "not one of yours"),
+        ({"status": "CANCELED"}, "Unknown status"),
+    ],
+)
+def test_a_bad_filter_is_explained_and_ignored(client, two_students, params, message):
+    response = client.get(UPCOMING, params)
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert len(listed(response)) == 2
+
+
+def test_another_coachs_offering_is_refused(client, two_students):
+    theirs = OfferingFactory(coach=CoachFactory())
+    response = client.get(UPCOMING, {"offering": theirs.pk})
+    assert "not one of yours" in response.content.decode()
+    assert len(listed(response)) == 2
+
+
+def test_no_match_says_so_with_a_clear_link(client, two_students):
+    html = client.get(UPCOMING, {"search": "nobody"}).content.decode()
+    assert "No sessions match" in html
+    assert 'href="?">Clear filters' in html
+
+
+def test_filters_stay_in_the_pagination_links(client, coach, monkeypatch):
+    monkeypatch.setattr(views, "LIST_PAGE_SIZE", 1)
+    ada = StudentFactory(display_name="Ada Lovelace")
+    for days in (2, 3):
+        booked(coach, NOW + timedelta(days=days), status="CONFIRMED", student=ada)
+    client.force_login(coach)
+
+    html = client.get(UPCOMING, {"search": "ada"}).content.decode()
+
+    assert 'href="?search=ada&amp;page=2"' in html
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [("sessions:upcoming", "upcoming"), ("sessions:tasks", "tasks")],
+)
+def test_details_links_say_which_list_they_came_from(client, coach, name, key):
+    booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    booked(coach, NOW + timedelta(days=3))
+    client.force_login(coach)
+    assert f"?from={key}" in client.get(reverse(name)).content.decode()
+
+
+def test_tasks_deadline_reads_relative_with_urgency(client, coach):
+    booked(coach, NOW + timedelta(hours=3))  # the request expires at its start: in 3 h
+    client.force_login(coach)
+    html = client.get(reverse("sessions:tasks")).content.decode()
+    assert "<strong>Urgent:</strong> in 3 h" in html
+    assert "deadline--urgent" in html
+
+
+@pytest.mark.parametrize("count", [1, 6])
+def test_list_query_counts_do_not_grow_with_a_search(
+    client, coach, count, django_assert_max_num_queries
+):
+    for index in range(count):
+        booked(coach, NOW + timedelta(days=2, hours=index), status="CONFIRMED")
+    client.force_login(coach)
+    with django_assert_max_num_queries(8):
+        client.get(UPCOMING, {"search": "Student"})
+
+
+# --- Students ---------------------------------------------------------------------------------
+
+
+def test_students_lists_each_buyer_once_with_credits_and_next_session(client, coach, two_students):
+    ada_session, _ = two_students
+    make_package(student=ada_session.student, coach=coach)  # a second package, unbooked
+    StudentFactory()  # never bought from this coach
+
+    response = client.get(reverse("sessions:students"))
+    rows = {student.display_name: student for student in response.context["page_obj"]}
+
+    assert set(rows) == {"Ada Lovelace", "Bob Byte"}
+    ada = rows["Ada Lovelace"]
+    assert ada.packages_count == 2
+    assert ada.next_start == ada_session.slot.start
+    assert ada.credits_left >= 1
+    assert listed_names(client.get(reverse("sessions:students"), {"search": "bob@"})) == [
+        "Bob Byte"
+    ]
+
+
+def listed_names(response) -> list[str]:
+    return [student.display_name for student in response.context["page_obj"]]
+
+
+@pytest.mark.parametrize("count", [1, 8])
+def test_students_query_count_is_flat(client, coach, count, django_assert_max_num_queries):
+    for _ in range(count):
+        make_package(coach=coach)
+    client.force_login(coach)
+    with django_assert_max_num_queries(7):
+        response = client.get(reverse("sessions:students"))
+    assert len(response.context["page_obj"].object_list) == count
+
+
+def test_a_students_page_shows_progress_and_history(client, coach, two_students):
+    ada_session, _ = two_students
+    response = client.get(reverse("sessions:student_detail", args=[ada_session.student_id]))
+    html = response.content.decode()
+
+    assert response.status_code == 200
+    assert "Ada Lovelace" in html
+    assert "1 of " in html and "used" in html
+    assert f"/sessions/{ada_session.pk}/?from=students" in html
+
+
+def test_a_student_of_another_coach_is_not_found(client, coach):
+    stranger = make_package().student
+    client.force_login(coach)
+    assert client.get(reverse("sessions:student_detail", args=[stranger.pk])).status_code == 404
+    assert client.get(reverse("sessions:student_detail", args=[999999])).status_code == 404
+
+
+def test_students_is_for_coaches(client):
+    client.force_login(StudentFactory())
+    assert client.get(reverse("sessions:students")).status_code == 302
+
+
+def test_my_sessions_deadlines_read_relative_and_only_the_students_own_are_urgent(client, coach):
+    student = StudentFactory()
+    booked(coach, NOW + timedelta(hours=3), student=student)  # the coach answers within 3 h
+    moving = booked(coach, NOW + timedelta(hours=20), status="CONFIRMED", student=student)
+    proposed(moving, NOW + timedelta(hours=40), actor=coach)  # answer before it starts: soon
+    client.force_login(student)
+
+    html = client.get(reverse("sessions:my_sessions")).content.decode()
+
+    assert '<span class="deadline">in 3 h</span>' in html  # the coach's deadline: calm
+    assert html.count("<strong>Urgent:</strong>") + html.count("<strong>Soon:</strong>") == 1
