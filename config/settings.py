@@ -145,6 +145,8 @@ ALLAUTH_TRUSTED_PROXY_COUNT = env.int("ALLAUTH_TRUSTED_PROXY_COUNT", default=0)
 
 # --- Time and language ----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
+# config/formats/en/formats.py: one date format in the admin ("2 Dec 2026, 11:00").
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

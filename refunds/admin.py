@@ -253,21 +253,21 @@ class RefundInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Refund)
 class RefundAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Money first, so it fits 1280 px without a horizontal scroll (the rest is on the page).
     list_display = [
+        "amount_display",
+        "kind",
+        "state_display",
+        "reason_short",
         "created_at",
         "session_link",
         "coach",
         "student",
-        "amount_display",
-        "kind",
-        "state_display",
         "gateway",
         "reference_display",
         "retry_display",
-        "issued_by_display",
-        "reason_short",
     ]
-    list_display_links = ["created_at"]
+    list_display_links = ["amount_display"]
     list_filter = ["kind", "state", GatewayListFilter, CoachWithRefundsFilter, "created_at"]
     search_fields = [
         "session__student__email",
@@ -461,7 +461,10 @@ class RefundAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
 
     @admin.display(description="reason")
     def reason_short(self, obj):
-        return Truncator(obj.reason).chars(60) or "-"
+        if not obj.reason:
+            return "-"
+        short = Truncator(obj.reason).chars(40)
+        return format_html('<span title="{}">{}</span>', obj.reason, short)
 
     @admin.display(description="payment")
     def payment_link(self, obj):
@@ -545,7 +548,11 @@ def processor_amounts(payment: Payment) -> ProcessorAmounts:
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Money first, as on the refund list, so it fits 1280 px.
     list_display = [
+        "amount_display",
+        "state",
+        "refunded_display",
         "id",
         "created_at",
         "package_link",
@@ -553,9 +560,6 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "coach",
         "gateway",
         "reference_display",
-        "state",
-        "amount_display",
-        "refunded_display",
         "paid_at",
         "attempts",
     ]
