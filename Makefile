@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: install run run-stripe test test-sqlite test-postgres lint format bench clean
+.PHONY: install run run-stripe test test-sqlite test-postgres lint format bench clean screenshots
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ format: install
 
 bench: install
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# Full-page PNGs of every page per role at 1280 and 375 px, plus screenshots/index.html
+# (docs/screenshots.md); needs Chromium, exits 2 without it.
+screenshots: install
+	$(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3

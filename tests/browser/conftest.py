@@ -49,9 +49,10 @@ def new_page(chromium, live_server):
     """Open pages in fresh browser contexts (separate cookies), all closed after the test."""
     contexts = []
 
-    def open_page(width: int = 1280, height: int = 900):
+    def open_page(width: int = 1280, height: int = 900, timezone_id: str | None = None):
+        extra = {"timezone_id": timezone_id} if timezone_id else {}
         context = chromium.new_context(
-            viewport={"width": width, "height": height}, base_url=live_server.url
+            viewport={"width": width, "height": height}, base_url=live_server.url, **extra
         )
         context.set_default_timeout(10_000)
         contexts.append(context)
@@ -82,6 +83,23 @@ def log_in(page, user, password):
     page.get_by_label("Password").first.fill(password)
     page.locator("main form button[type=submit]").first.click()
     page.wait_for_load_state()
+
+
+WCAG_AA_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+def wcag_violations(page) -> list[str]:
+    """Every axe-core violation of a WCAG 2.0, 2.1 or 2.2 level A or AA rule on the current
+    page, whatever its impact."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    options = {"runOnly": {"type": "tag", "values": WCAG_AA_TAGS}}
+    results = Axe().run(page, options=options)
+    return [
+        f"{violation['id']} ({violation['impact']}): {violation['help']} "
+        f"-> {[node['target'] for node in violation['nodes']][:3]}"
+        for violation in results.response["violations"]
+    ]
 
 
 def serious_violations(page) -> list[str]:
