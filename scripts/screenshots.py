@@ -30,6 +30,7 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-d
 
 
 def chromium_path() -> str | None:
+    """The system Chromium (CHROMIUM_PATH first), or None; the browser tests use it too."""
     return (
         os.environ.get("CHROMIUM_PATH")
         or shutil.which("chromium")

@@ -72,6 +72,7 @@ def _nav_items(request) -> list[dict]:
         items.append(
             {
                 "label": label,
+                "name": name,
                 "url": reverse(name),
                 "current": current == name or current in also,
                 **badges.get(name, {"badge": 0, "aria_label": ""}),
@@ -87,7 +88,5 @@ def navigation(request) -> dict:
     if user is None or not user.is_authenticated:
         return {"nav_items": [], "get_started_pending": False}
     items = SimpleLazyObject(lambda: _nav_items(request))
-    pending = SimpleLazyObject(
-        lambda: any(item["label"] == GET_STARTED_NAV[0][0] for item in items)
-    )
+    pending = SimpleLazyObject(lambda: any(item["name"] == GET_STARTED_NAV[0][1] for item in items))
     return {"nav_items": items, "get_started_pending": pending}

@@ -6,7 +6,6 @@ A test that needs a component this machine lacks (PostgreSQL, redis-server, Chro
 """
 
 import os
-import shutil
 import threading
 
 import pytest
@@ -14,6 +13,7 @@ from django.contrib.messages import get_messages
 from django.core.cache import cache
 from django.db import connection
 
+from scripts.screenshots import chromium_path  # noqa: F401  (one lookup for tests and the script)
 from tests.factories import CoachFactory, StudentFactory
 
 REQUIRE_ALL = os.environ.get("COACHBOOK_REQUIRE_ALL") == "1"
@@ -25,14 +25,6 @@ def require_component(available: bool, reason: str) -> None:
     if REQUIRE_ALL:
         pytest.fail(f"{reason} (COACHBOOK_REQUIRE_ALL=1 forbids skipping)")
     pytest.skip(reason)
-
-
-def chromium_path() -> str | None:
-    return (
-        os.environ.get("CHROMIUM_PATH")
-        or shutil.which("chromium")
-        or shutil.which("chromium-browser")
-    )
 
 
 def pytest_collection_modifyitems(config, items):
