@@ -32,26 +32,34 @@ from core.guards import safe_next_url
 def feed(request, token: str):
     """The user's sessions as an iCalendar feed; the token in the URL is the only credential.
 
-    Conditional GETs: a strong ETag (a hash of the bytes) and Last-Modified (the latest change
-    of a session in it); a matching If-None-Match (or, without one, If-Modified-Since) gets a
-    304 with no body, in the same two queries. The token is checked first: an unknown token
-    is a 404 whatever validators it sends.
+    Conditional GETs: a strong ETag (from the feed's version, `feeds.feed_version`) and
+    Last-Modified (the latest change of one of the user's sessions, or the window's day); a
+    matching If-None-Match (or, without one, If-Modified-Since) gets a 304 with no body from
+    the token lookup and the version's query, before any feed is built or read from the cache.
+    Otherwise the body comes from the cache, or is built once for this version (one more
+    query). The token is checked first: an unknown token is a 404 whatever validators it sends.
     """
     user = feeds.user_by_calendar_token(token=token)
     if user is None:
         raise Http404("No calendar feed at this address.")
-    document = feeds.feed_document(user=user)
-    response = HttpResponse(document.body, content_type="text/calendar; charset=utf-8")
+    version = feeds.feed_version(user=user)
+    response = HttpResponse(content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="coachbook.ics"'
     response["Cache-Control"] = "private, max-age=300"
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Referrer-Policy"] = "no-referrer"
-    response["ETag"] = document.etag
-    last_modified = int(document.last_modified.timestamp())
+    response["ETag"] = version.etag
+    last_modified = int(version.last_modified.timestamp())
     response["Last-Modified"] = http_date(last_modified)
-    return get_conditional_response(
-        request, etag=document.etag, last_modified=last_modified, response=response
+    # A 304 (or 412) copies the validators and Cache-Control from `response`; any other answer
+    # is `response` itself, which then gets the body.
+    answer = get_conditional_response(
+        request, etag=version.etag, last_modified=last_modified, response=response
     )
+    if answer is not response:
+        return answer
+    response.content = feeds.feed_document(user=user, version=version).body
+    return response
 
 
 def _back(request, default: str):

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import icalendar
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.db import connection
 from django.template.loader import render_to_string
 from django.test import RequestFactory
@@ -14,8 +15,11 @@ from django.utils import timezone
 from django.utils.http import http_date, parse_http_date
 
 from accounts.services import calendar_token_regenerate
+from calendars import feeds, ical
 from sessions_app import services
 from tests.factories import (
+    AvailabilityWindowFactory,
+    CoachFactory,
     OfferingFactory,
     StudentFactory,
     make_package,
@@ -24,6 +28,14 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _empty_feed_cache():
+    """Built feeds are cached under the user's id: ids come round again between tests."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def feed_url(user) -> str:
@@ -202,7 +214,8 @@ def test_feed_query_count_does_not_grow_with_sessions(client):
         calendar = get_feed(client, offering.coach)
 
     assert len(calendar.walk("VEVENT")) == 7
-    assert len(one.captured_queries) == len(seven.captured_queries) == 2
+    # The token's user, the feed's version, the feed's sessions (a change: built again).
+    assert len(one.captured_queries) == len(seven.captured_queries) == 3
 
 
 def test_feed_instructions_show_the_url_the_apps_and_the_regenerate_form():
@@ -260,7 +273,7 @@ def test_if_none_match_gets_a_304_without_a_body_in_two_queries(client, frozen):
     assert response["ETag"] == first["ETag"]
     assert response["Last-Modified"] == first["Last-Modified"]
     assert response["Cache-Control"] == "private, max-age=300"
-    assert len(queries.captured_queries) == 2  # the token's user, the feed's sessions
+    assert len(queries.captured_queries) == 2  # the token's user, the feed's version
     head = client.head(feed_url(session.coach), HTTP_IF_NONE_MATCH=f'"other", {first["ETag"]}')
     assert head.status_code == 304
 
@@ -303,16 +316,36 @@ def test_a_change_gets_a_200_with_a_new_etag_and_the_new_one_a_304(client, froze
     assert both.status_code == 200
 
 
-def test_a_renamed_other_side_changes_the_etag(client, frozen):
+def test_a_renamed_other_side_reaches_the_feed_the_next_day(client, frozen):
+    """The documented limitation: a rename moves no session's `updated_at`, so the version
+    holds until the window's day moves (or one of the user's sessions changes)."""
     session = make_session("CONFIRMED")
     old = client.get(feed_url(session.coach))["ETag"]
     session.student.display_name = "Renamed Student"
     session.student.save(update_fields=["display_name"])
 
-    response = client.get(feed_url(session.coach), HTTP_IF_NONE_MATCH=old)
+    same_day = client.get(feed_url(session.coach), HTTP_IF_NONE_MATCH=old)
+    frozen.shift(timedelta(days=1))
+    next_day = client.get(feed_url(session.coach), HTTP_IF_NONE_MATCH=old)
+
+    assert same_day.status_code == 304
+    assert next_day.status_code == 200
+    assert b"with Renamed Student" in next_day.content
+
+
+def test_renaming_oneself_renames_the_calendar_at_once(client, frozen):
+    session = make_session("CONFIRMED")
+    coach = session.coach
+    old = client.get(feed_url(coach))["ETag"]
+    coach.display_name = "Carla Renamed"
+    coach.save(update_fields=["display_name"])
+
+    response = client.get(feed_url(coach), HTTP_IF_NONE_MATCH=old)
 
     assert response.status_code == 200
-    assert b"with Renamed Student" in response.content
+    assert str(icalendar.Calendar.from_ical(response.content)["X-WR-CALNAME"]) == (
+        "Coachbook: Carla Renamed"
+    )
 
 
 def test_an_empty_feed_has_validators_too(client, frozen):
@@ -335,3 +368,271 @@ def test_validators_do_not_get_past_the_token_check(client, frozen):
     assert client.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 404
     unknown = "/calendar/feed/not-a-real-token-at-all-0000.ics"
     assert client.get(unknown, HTTP_IF_NONE_MATCH="*").status_code == 404
+
+
+# --- the window: a year ahead, the recent past ----------------------------------------------------
+
+
+def confirmed_at(start, **package_fields):
+    """A session booked and accepted at `start` (a one-off window opened there first)."""
+    package = make_package(**package_fields)
+    coach = package.offering.coach
+    session = package.sessions.order_by("number").first()
+    minutes = package.duration_minutes
+    AvailabilityWindowFactory(coach=coach, start=start, end=start + timedelta(minutes=minutes))
+    services.session_book(session=session, start=start, actor=package.student)
+    services.session_accept(session=session, actor=coach)
+    session.refresh_from_db()
+    return session
+
+
+def uids(response) -> set[str]:
+    assert response.status_code == 200
+    return set(events_by_uid(icalendar.Calendar.from_ical(response.content)))
+
+
+def uid(session) -> str:
+    return f"session-{session.pk}@coachbook"
+
+
+def test_feed_publishes_a_year_ahead_and_not_beyond(client, frozen):
+    coach = CoachFactory()
+    soon = confirmed_at(FROZEN + timedelta(days=3), coach=coach)
+    eleven_months = confirmed_at(FROZEN + timedelta(days=335), coach=coach)
+    thirteen_months = confirmed_at(FROZEN + timedelta(days=395), coach=coach)
+
+    shown = uids(client.get(feed_url(coach)))
+
+    assert shown == {uid(soon), uid(eleven_months)}
+    assert uid(thirteen_months) not in uids(client.get(feed_url(thirteen_months.student)))
+    # The window moves with the days: a month later the far session is in.
+    frozen.shift(timedelta(days=31))
+    assert uid(thirteen_months) in uids(client.get(feed_url(coach)))
+
+
+def test_feed_keeps_the_recent_past_only(client, frozen):
+    coach = CoachFactory()
+    frozen.move_to(FROZEN - timedelta(days=120))
+    old = confirmed_at(FROZEN - timedelta(days=95), coach=coach)
+    recent = confirmed_at(FROZEN - timedelta(days=60), coach=coach)
+    unmarked = confirmed_at(FROZEN - timedelta(days=30), coach=coach)
+    frozen.move_to(FROZEN - timedelta(days=40))
+    completed = services.sessions_complete_past()  # old and recent; `unmarked` was still ahead
+    frozen.move_to(FROZEN)
+
+    shown = uids(client.get(feed_url(coach)))
+
+    old.refresh_from_db()
+    unmarked.refresh_from_db()
+    assert (completed, old.status, unmarked.status) == (2, "COMPLETED", "CONFIRMED")
+    assert shown == {uid(recent), uid(unmarked)}  # old ended 95 days ago: out
+
+
+def test_a_confirmed_session_past_its_time_stays_until_the_window_drops_it(client, frozen):
+    coach = CoachFactory()
+    frozen.move_to(FROZEN - timedelta(days=10))
+    session = confirmed_at(FROZEN - timedelta(days=5), coach=coach)
+    frozen.move_to(FROZEN)  # no completion sweep ran: still confirmed, its time passed
+
+    assert uids(client.get(feed_url(coach))) == {uid(session)}
+    frozen.shift(timedelta(days=86))
+    assert uids(client.get(feed_url(coach))) == set()
+
+
+# --- the version: 304s in two queries, every change seen -------------------------------------
+
+
+def test_a_poll_with_the_etag_is_a_304_in_exactly_two_queries(
+    client, frozen, monkeypatch, django_assert_num_queries
+):
+    coach = CoachFactory()
+    for day in range(5):
+        confirmed_at(FROZEN + timedelta(days=3 + day), coach=coach)
+    first = client.get(feed_url(coach))
+    cache.clear()  # a 304 needs no body: neither built nor read from the cache
+
+    def must_not_fetch(**kwargs):
+        raise AssertionError("a 304 fetched the feed's body")
+
+    monkeypatch.setattr(feeds, "feed_document", must_not_fetch)
+
+    with django_assert_num_queries(2):  # the token's user, the version
+        response = client.get(feed_url(coach), HTTP_IF_NONE_MATCH=first["ETag"])
+    with django_assert_num_queries(2):
+        by_date = client.get(feed_url(coach), HTTP_IF_MODIFIED_SINCE=first["Last-Modified"])
+
+    assert (response.status_code, response.content) == (304, b"")
+    assert response["ETag"] == first["ETag"]
+    assert by_date.status_code == 304
+
+
+def test_a_second_fetch_is_served_from_the_cache_without_building(
+    client, frozen, monkeypatch, django_assert_num_queries
+):
+    session = make_session("CONFIRMED")
+    first = client.get(feed_url(session.coach))
+
+    def must_not_build(**kwargs):
+        raise AssertionError("the feed was built again")
+
+    monkeypatch.setattr(feeds, "feed_body", must_not_build)
+    with django_assert_num_queries(2):  # the token's user, the version: no sessions query
+        again = client.get(feed_url(session.coach))
+
+    assert again.status_code == 200
+    assert (again.content, again["ETag"]) == (first.content, first["ETag"])
+
+
+def test_a_lost_cache_builds_the_same_bytes_again(client, frozen, django_assert_num_queries):
+    session = make_session("CONFIRMED")
+    first = client.get(feed_url(session.coach))
+    cache.clear()
+
+    with django_assert_num_queries(3):
+        again = client.get(feed_url(session.coach))
+
+    assert (again.content, again["ETag"]) == (first.content, first["ETag"])
+
+
+def test_a_cancellation_gets_a_200_with_a_new_etag_and_the_new_content(client, frozen):
+    session = make_session("CONFIRMED")
+    first = client.get(feed_url(session.student))
+    frozen.shift(timedelta(minutes=3))
+    services.session_cancel(session=session, actor=session.coach, refund="none")
+
+    response = client.get(feed_url(session.student), HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert response.status_code == 200
+    assert response["ETag"] != first["ETag"]
+    [event] = icalendar.Calendar.from_ical(response.content).walk("VEVENT")
+    assert (str(event["STATUS"]), int(event["SEQUENCE"])) == ("CANCELLED", 1)
+    assert parse_http_date(response["Last-Modified"]) == int(FROZEN.timestamp()) + 180
+    unconditional = client.get(feed_url(session.student))
+    assert b"STATUS:CANCELLED" in unconditional.content  # not the cached confirmed feed
+
+
+def test_a_sweep_stamping_an_older_time_still_changes_the_etag(client, frozen):
+    """A sweep writes `updated_at` = the `now` it started with, which can be older than another
+    session's latest change: the version must not rest on the latest stamp alone."""
+    coach = CoachFactory()
+    frozen.move_to(FROZEN - timedelta(days=2))
+    past = confirmed_at(FROZEN - timedelta(days=1), coach=coach)
+    frozen.move_to(FROZEN)
+    later = make_session("CONFIRMED", coach=coach)  # stamped FROZEN, the latest change
+    first = client.get(feed_url(coach))
+
+    swept = services.sessions_complete_past(now=FROZEN - timedelta(minutes=5))
+    response = client.get(feed_url(coach), HTTP_IF_NONE_MATCH=first["ETag"])
+
+    past.refresh_from_db()
+    assert swept == 1
+    assert past.updated_at < later.updated_at
+    assert response.status_code == 200
+    assert response["ETag"] != first["ETag"]
+    event = events_by_uid(icalendar.Calendar.from_ical(response.content))[uid(past)]
+    assert event["LAST-MODIFIED"].dt == FROZEN - timedelta(minutes=5)
+
+
+def test_if_modified_since_hears_of_the_window_moving_once_a_day(client, frozen):
+    session = make_session("CONFIRMED")
+    first = client.get(feed_url(session.coach))
+    frozen.shift(timedelta(days=1))
+
+    response = client.get(feed_url(session.coach), HTTP_IF_MODIFIED_SINCE=first["Last-Modified"])
+
+    assert response.status_code == 200
+    next_midnight = datetime(2025, 3, 4, tzinfo=UTC)
+    assert parse_http_date(response["Last-Modified"]) == int(next_midnight.timestamp())
+    assert (
+        client.get(
+            feed_url(session.coach), HTTP_IF_MODIFIED_SINCE=response["Last-Modified"]
+        ).status_code
+        == 304
+    )
+
+
+def test_an_unknown_token_is_404_even_with_a_cached_feed(client, frozen):
+    session = make_session("CONFIRMED")
+    etag = client.get(feed_url(session.coach))["ETag"]
+
+    unknown = "/calendar/feed/not-a-real-token-at-all-0000.ics"
+    assert client.get(unknown).status_code == 404
+    assert client.get(unknown, HTTP_IF_NONE_MATCH=etag).status_code == 404
+
+
+# --- the writer: icalendar's bytes, RFC 5545 lines ------------------------------------------------
+
+AWKWARD_NAMES = [
+    "Zoë Ünïcödé-Ålesund 李小龍 🎻",
+    'Backslash \\ Semi; Comma, Colon: Quote"',
+    "A" * 60 + "é" * 30 + "\\" * 3 + ";,",
+    "Ab,",
+]
+
+
+def _reference_body(user, sessions) -> bytes:
+    """The feed as icalendar builds it from `session_vevent`, the invitations' builder."""
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", ical.PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    calendar.add("x-wr-calname", f"Coachbook: {user.name}")
+    calendar.add("x-wr-caldesc", "Your Coachbook sessions. Keep this address secret.")
+    calendar.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", "PT1H")
+    for session in sessions:
+        fields = feeds.feed_event_fields(session, user)
+        created, last_modified = fields.pop("created"), fields.pop("last_modified")
+        event = ical.session_vevent(**fields)
+        event.add("last-modified", last_modified.astimezone(UTC))
+        event.add("created", created.astimezone(UTC))
+        calendar.add_component(event)
+    return calendar.to_ical()
+
+
+def test_the_feed_writer_gives_icalendars_bytes_for_awkward_names(frozen):
+    coach = CoachFactory(display_name="Carla, the; Coach \\ " + "ñ" * 50)
+    for index, name in enumerate(AWKWARD_NAMES):
+        session = confirmed_at(
+            FROZEN + timedelta(days=3 + index),
+            coach=coach,
+            student=StudentFactory(display_name=name[:120]),
+            title=f"Title {index}: {name}"[:120],
+        )
+    make_session("RESCHEDULING", coach=coach)
+    services.session_cancel(session=session, actor=coach, refund="none")
+    sessions = feeds.feed_sessions(user=coach)
+    assert {s.status for s in sessions} == {"CONFIRMED", "RESCHEDULING", "CANCELED"}
+
+    body = feeds.feed_body(user=coach, sessions=sessions)
+
+    assert body == _reference_body(coach, sessions)
+    parsed = icalendar.Calendar.from_ical(body)
+    by_uid = events_by_uid(parsed)
+    for session in sessions:
+        event, fields = by_uid[uid(session)], feeds.feed_event_fields(session, coach)
+        assert str(event["SUMMARY"]) == fields["summary"]
+        assert str(event["DESCRIPTION"]) == fields["description"]
+        assert (event["DTSTART"].dt, event["DTEND"].dt) == (session.start, session.end)
+        assert int(event["SEQUENCE"]) == session.sequence
+    assert str(parsed["X-WR-CALNAME"]) == f"Coachbook: {coach.name}"
+
+
+def test_feed_lines_are_folded_crlf_lines_of_at_most_75_octets():
+    text = "Zoë 🎻 \\;, " * 40
+    body = ical.ics_lines(["BEGIN:VEVENT", f"DESCRIPTION:{ical.ics_text(text)}", "END:VEVENT"])
+
+    assert body.endswith(b"\r\n")
+    physical = body[:-2].split(b"\r\n")
+    assert all(len(line) <= 75 for line in physical)
+    assert all(line.startswith(b" ") for line in physical[2:-1])
+    for line in physical:
+        line.decode("utf-8")  # never a character cut in two
+    wrapped = b"BEGIN:VCALENDAR\r\n" + body + b"END:VCALENDAR\r\n"
+    [event] = icalendar.Calendar.from_ical(wrapped).walk("VEVENT")
+    assert str(event["DESCRIPTION"]) == text
+
+
+def test_ics_text_escapes_and_drops_control_characters():
+    assert ical.ics_text("a\\b;c,d\r\ne\nf\rg\x00h\x07\ti") == "a\\\\b\\;c\\,d\\ne\\nf\\ngh\ti"
