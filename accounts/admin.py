@@ -64,8 +64,8 @@ class CoachProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         """Annotate the cancellation rate of `coach_cancellation_rate`, in the list's one query.
 
-        Canceled by the coach (from Requested, Confirmed or Rescheduling) over sessions booked,
-        both counted as distinct sessions with such an event in the last CANCELLATION_RATE_DAYS.
+        Canceled by the coach (from Requested, Confirmed or Rescheduling) over sessions booked in
+        the last CANCELLATION_RATE_DAYS, summed from each coach's daily tallies.
         """
         return (
             super()

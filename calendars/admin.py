@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from accounts.admin import CoachFilter
 from calendars.models import AvailabilityRule, AvailabilityWindow, BusyTime, TimeOff, TimeSlot
-from core.admin import NumberOrTextSearchMixin, ReadOnlyAdminMixin
+from core.admin import LargeTableAdminMixin, NumberOrTextSearchMixin, ReadOnlyAdminMixin
 
 
 class _CoachTimeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -78,7 +78,9 @@ class BusyTimeAdmin(_CoachTimeAdmin):
 
 
 @admin.register(TimeSlot)
-class TimeSlotAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class TimeSlotAdmin(
+    LargeTableAdminMixin, NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     """Reservations: a session's agreed time (BOOKED, or HELD while requested) or a pending
     proposal's time (HELD); RELEASED ones are history."""
 

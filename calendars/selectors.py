@@ -321,7 +321,14 @@ def coach_conflicting_slot_ids(*, coach, now: datetime | None = None) -> QuerySe
         coach_id=OuterRef("coach_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
     )
     return (
-        TimeSlot.objects.filter(coach=coach, status=SlotStatus.BOOKED, end__gt=now)
+        # `reserved_end` (never before `end`) bounds the scan of the (coach, status,
+        # reserved_end) index.
+        TimeSlot.objects.filter(
+            coach=coach, status=SlotStatus.BOOKED, reserved_end__gt=now, end__gt=now
+        )
+        # Uncorrelated, so the database checks it once first: a coach with no busy time ahead
+        # (no external calendar) costs nothing here, however many sessions they have booked.
+        .filter(Exists(BusyTime.objects.filter(coach=coach, end__gt=now)))
         .filter(
             Q(Exists(overlapping), conflict_kept_at__isnull=True)
             | Q(Exists(overlapping.filter(created_at__gt=OuterRef("conflict_kept_at"))))

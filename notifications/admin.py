@@ -15,7 +15,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from core.admin import NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin_link
+from core.admin import LargeTableAdminMixin, NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin_link
 from core.errors import DomainError
 from notifications import emails, services
 from notifications.models import Delivery, DeliveryStatus
@@ -28,7 +28,9 @@ def resend_message(previous: Delivery) -> str:
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(
+    LargeTableAdminMixin, NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     list_display = [
         "id",
         "created_at",

@@ -36,6 +36,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import User
 from core.admin import (
     CoachListFilter,
+    LargeTableAdminMixin,
     NumberOrTextSearchMixin,
     ReadOnlyAdminMixin,
     admin_link,
@@ -252,7 +253,9 @@ class RefundInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Refund)
-class RefundAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class RefundAdmin(
+    LargeTableAdminMixin, NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     # Money first, so it fits 1280 px without a horizontal scroll (the rest is on the page).
     list_display = [
         "amount_display",
@@ -547,7 +550,7 @@ def processor_amounts(payment: Payment) -> ProcessorAmounts:
 
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PaymentAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     # Money first, as on the refund list, so it fits 1280 px.
     list_display = [
         "amount_display",

@@ -24,8 +24,8 @@ def refunded_cents_for_payment(*, payment) -> int:
 def refunded_cents_subquery(*, via: str) -> Coalesce:
     """For `.annotate()`: each outer row's counted refunds in cents, 0 when there are none.
 
-    `via` is the Refund lookup that leads to the outer row: "payment" for payments,
-    "payment__package" for packages.
+    `via` is the Refund lookup that leads to the outer row: "session" for sessions,
+    "payment" for payments, "payment__package" for packages.
     """
     total = (
         _counted_refunds(**{via: OuterRef("pk")})

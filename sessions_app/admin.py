@@ -28,6 +28,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.models import User
 from core.admin import (
     CoachListFilter,
+    LargeTableAdminMixin,
     NumberOrTextSearchMixin,
     ReadOnlyAdminMixin,
     admin_link,
@@ -188,7 +189,9 @@ class PackageSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Package)
-class PackageAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class PackageAdmin(
+    LargeTableAdminMixin, NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     list_display = [
         "id",
         "title",
@@ -253,7 +256,9 @@ class PackageAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
 
 @admin.register(Session)
-class SessionAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SessionAdmin(
+    LargeTableAdminMixin, NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     list_display = [
         "id",
         "package_link",
@@ -331,7 +336,9 @@ class SessionAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
 
 @admin.register(RescheduleProposal)
-class RescheduleProposalAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class RescheduleProposalAdmin(
+    LargeTableAdminMixin, NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     list_display = [
         "id",
         "session_link",
@@ -353,7 +360,9 @@ class RescheduleProposalAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin
 
 
 @admin.register(SessionEvent)
-class SessionEventAdmin(NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SessionEventAdmin(
+    LargeTableAdminMixin, NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     list_display = [
         "created_at",
         "session_link",

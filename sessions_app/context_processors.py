@@ -10,7 +10,7 @@ reschedule proposals waiting on them (one query, `student_navigation`). Staff al
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
-from sessions_app.selectors import coach_navigation, student_navigation
+from sessions_app.selectors import TASK_BADGE_MAX, coach_navigation, student_navigation
 
 # (label, route name, extra route names that mark the item as the current page)
 GET_STARTED_NAV = [("Get started", "accounts:get_started", ())]
@@ -38,6 +38,9 @@ COACH_AS_STUDENT_NAV = [
 
 
 def _badge(count: int, words: str) -> dict:
+    """A navigation count; past TASK_BADGE_MAX (where the count stops reading) it is "99+"."""
+    if count > TASK_BADGE_MAX:
+        return {"badge": f"{TASK_BADGE_MAX}+", "aria_label": f"More than {TASK_BADGE_MAX} {words}"}
     return {"badge": count, "aria_label": f"{count} {words}" if count else ""}
 
 

@@ -97,6 +97,10 @@ HOLDING_STATUSES = (Status.REQUESTED, Status.CONFIRMED, Status.RESCHEDULING)
 # Statuses in which a session's time has been put on calendars (feed and invitations): its
 # cancellation is published, with SEQUENCE raised.
 PUBLISHED_STATUSES = (Status.CONFIRMED, Status.RESCHEDULING, Status.COMPLETED)
+# Statuses listed under Upcoming: an agreed time, possibly being moved.
+UPCOMING_STATUSES = (Status.CONFIRMED, Status.RESCHEDULING)
+# Statuses a session ends in: a student's past sessions.
+ENDED_STATUSES = (Status.COMPLETED, Status.CANCELED)
 
 _VERBS = {
     Action.BOOK: "book",

@@ -1,7 +1,14 @@
 from django.conf import settings
 from django.db import models
 
-from sessions_app.lifecycle import HOLDING_STATUSES, Action, Status
+import core.lookups  # noqa: F401  (registers __in_constants, for the partial indexes below)
+from sessions_app.lifecycle import (
+    ENDED_STATUSES,
+    HOLDING_STATUSES,
+    UPCOMING_STATUSES,
+    Action,
+    Status,
+)
 
 
 class Package(models.Model):
@@ -54,6 +61,11 @@ class Session(models.Model):
         null=True,
         blank=True,
     )
+    # Copies of `slot.start` / `slot.end` (null with it), written with the slot by
+    # `services._transition`: the lists order and filter by them through the session's own
+    # indexes, with no join to the reservation (issue 14).
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
     price_share_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     request_expires_at = models.DateTimeField(null=True, blank=True)
@@ -68,10 +80,46 @@ class Session(models.Model):
 
     class Meta:
         ordering = ["package_id", "number"]
+        # Each list walks one of these in the order it shows and stops after a page: Tasks
+        # (requests by expiry), Completed and Canceled (newest first, read backwards), Upcoming
+        # (partial: the two statuses it shows), a student's active and past sessions, and the
+        # completion sweep (issue 14).
         indexes = [
-            models.Index(fields=["coach", "status"]),
-            models.Index(fields=["student", "status"]),
+            models.Index(
+                fields=["coach", "status", "request_expires_at", "id"],
+                name="session_coach_status_expiry",
+            ),
+            models.Index(
+                fields=["coach", "status", "starts_at", "id"], name="session_coach_status_start"
+            ),
+            models.Index(
+                fields=["coach", "status", "updated_at", "id"], name="session_coach_status_changed"
+            ),
+            models.Index(
+                fields=["student", "status", "starts_at", "id"],
+                name="session_student_status_start",
+            ),
+            models.Index(
+                fields=["coach", "starts_at", "id"],
+                condition=models.Q(status__in=UPCOMING_STATUSES),
+                name="session_coach_upcoming",
+            ),
+            models.Index(
+                fields=["student", "starts_at", "id"],
+                condition=models.Q(status__in=HOLDING_STATUSES),
+                name="session_student_holding",
+            ),
+            models.Index(
+                fields=["student", "updated_at", "id"],
+                condition=models.Q(status__in=ENDED_STATUSES),
+                name="session_student_past",
+            ),
             models.Index(fields=["status", "request_expires_at"]),
+            models.Index(
+                fields=["ends_at", "id"],
+                condition=models.Q(status=Status.CONFIRMED),
+                name="session_confirmed_by_end",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -169,3 +217,27 @@ class SessionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} ({self.from_status or '-'} -> {self.to_status})"
+
+
+class CoachDailyTally(models.Model):
+    """Per coach and UTC day: bookings made and bookings the coach canceled.
+
+    The cancellation rate sums at most its window's days of these rows (one index range),
+    instead of counting a coach's events, which grow with their history (issue 14). Written by
+    `session_book` and `session_cancel` in the same transaction as the change.
+    """
+
+    coach = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="daily_tallies"
+    )
+    day = models.DateField()
+    booked = models.PositiveIntegerField(default=0)
+    coach_canceled = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["coach", "day"], name="coach_daily_tally_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.coach_id} on {self.day}: {self.coach_canceled} of {self.booked} canceled"

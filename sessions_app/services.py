@@ -4,10 +4,11 @@ change. Refusals raise a `DomainError` whose message is fit to show a person.
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Value
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -24,6 +25,7 @@ from refunds import services as refund_services
 from refunds.models import PaymentState
 from refunds.services import RefundNotAllowed
 from sessions_app.lifecycle import (
+    HOLDING_STATUSES,
     PUBLISHED_STATUSES,
     Action,
     Role,
@@ -33,6 +35,7 @@ from sessions_app.lifecycle import (
     transition_for,
 )
 from sessions_app.models import (
+    CoachDailyTally,
     Package,
     ProposalStatus,
     RescheduleProposal,
@@ -89,6 +92,10 @@ def _transition(
     """Apply an authorized table row: save the new status (and `fields`) and log the event."""
     source = session.status
     session.status = row.target
+    if "slot" in fields:
+        slot = session.slot
+        session.starts_at, session.ends_at = (slot.start, slot.end) if slot else (None, None)
+        fields = (*fields, "starts_at", "ends_at")
     session.save(update_fields=["status", "updated_at", *fields])
     event = SessionEvent.objects.create(
         session=session,
@@ -102,6 +109,19 @@ def _transition(
     # The outbox: its emails are written with the event, and sent once the change commits.
     notification_services.deliveries_for_event(event=event)
     return event
+
+
+def _tally(coach_id: int, now: datetime, field: str) -> None:
+    """Add one to today's (UTC) `CoachDailyTally.<field>` of the coach, creating the row."""
+    day = now.astimezone(UTC).date()
+    today = CoachDailyTally.objects.filter(coach_id=coach_id, day=day)
+    if today.update(**{field: F(field) + 1}):
+        return
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent first write may win the row
+            CoachDailyTally.objects.create(coach_id=coach_id, day=day, **{field: 1})
+    except IntegrityError:
+        today.update(**{field: F(field) + 1})
 
 
 def _slot_details(slot: TimeSlot) -> dict:
@@ -250,6 +270,15 @@ def session_book(*, session: Session, start: datetime, actor) -> Session:
         window = coach_windows(coach=session.coach).request_window_hours
         session.slot = slot
         session.request_expires_at = min(now + timedelta(hours=window), slot.start)
+        # A rebooking (after a withdrawal, decline or expiry) within the rate's window is still
+        # one booked session for the cancellation rate.
+        rebooked = SessionEvent.objects.filter(
+            session=session,
+            action=Action.BOOK,
+            created_at__gte=now - timedelta(days=settings.CANCELLATION_RATE_DAYS),
+        ).exists()
+        if not rebooked:
+            _tally(session.coach_id, now, "booked")
         _transition(
             session,
             row,
@@ -536,6 +565,8 @@ def session_cancel(
                 idempotency_key=idempotency_key or f"session-{session.pk}-cancel",
             )
             details.update(refund_id=issued.pk, refund_amount_cents=issued.amount_cents)
+        if actor.pk == session.coach_id and session.status in HOLDING_STATUSES:
+            _tally(session.coach_id, now, "coach_canceled")  # the cancellation rate's count
         session.request_expires_at = None
         if session.status in PUBLISHED_STATUSES:
             session.sequence += 1  # the calendar entry becomes a cancellation
@@ -593,7 +624,12 @@ def sessions_expire_stale(*, now: datetime | None = None) -> int:
             Session.objects.filter(pk__in=ids, status=Status.REQUESTED).values_list("pk", "slot_id")
         )
         changed = Session.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-            status=Status.UNSCHEDULED, slot=None, request_expires_at=None, updated_at=now
+            status=Status.UNSCHEDULED,
+            slot=None,
+            starts_at=None,
+            ends_at=None,
+            request_expires_at=None,
+            updated_at=now,
         )
         _bulk_events(
             [(pk, {"slot_id": slot} if slot else {}) for pk, slot in rows],

@@ -13,12 +13,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.cache import cache
 from django.http import Http404
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calendars import services as calendar_services
@@ -27,6 +30,7 @@ from catalog import selectors as catalog_selectors
 from core.errors import DomainError
 from core.guards import coach_required, safe_next_url
 from core.money import format_money
+from core.pagination import keyset_page
 from core.times import (
     EN_DASH,
     clock_range,
@@ -49,6 +53,7 @@ from sessions_app.forms import (
 )
 from sessions_app.lifecycle import Action, Status
 from sessions_app.models import Session
+from sessions_app.rows import DAY_TABLE_SECONDS, coach_day_rows, day_table_key
 
 LIST_PAGE_SIZE = 25
 # How far past an empty week the picker looks for the next open time.
@@ -146,9 +151,11 @@ def _group_by_day(items, when: Callable) -> list[tuple[date | None, list]]:
     return groups
 
 
-def _page(request, queryset, size: int | None = None):
-    """One page of `queryset`; a missing or malformed page number gives the first or last."""
-    return Paginator(queryset, size or LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+def _page(request, queryset, keys, filters: "ListFilters | None" = None):
+    """The page of `queryset` (ordered by `keys`) that the request's cursor names, keeping the
+    list's filters in its links; a missing or malformed cursor gives the first page."""
+    base_query = filters.params if filters else {}
+    return keyset_page(queryset, request, keys=keys, size=LIST_PAGE_SIZE, base_query=base_query)
 
 
 def _where(session: Session, user) -> str:
@@ -194,7 +201,7 @@ def _other_side(session: Session, user) -> str:
 
 
 SEARCH_MAX_LENGTH = 100
-UPCOMING_STATUSES = [(Status.CONFIRMED, "Confirmed"), (Status.RESCHEDULING, "Rescheduling")]
+UPCOMING_STATUS_CHOICES = [(Status.CONFIRMED, "Confirmed"), (Status.RESCHEDULING, "Rescheduling")]
 
 
 @dataclass
@@ -214,9 +221,9 @@ class ListFilters:
         return bool(self.search or self.offering_id or self.status)
 
     @property
-    def query(self) -> str:
-        """The filters as a query string prefix for pagination links ("search=a&")."""
-        params = {
+    def params(self) -> dict:
+        """The filters set, as query parameters for pagination links."""
+        return {
             key: value
             for key, value in (
                 ("search", self.search),
@@ -225,7 +232,6 @@ class ListFilters:
             )
             if value
         }
-        return urlencode(params) + "&" if params else ""
 
 
 def _list_filters(request, *, statuses=None) -> ListFilters:
@@ -272,16 +278,45 @@ def tasks(request):
     )
 
 
-def _day_list(request, tab: str, select: Callable, statuses=None):
+def _day_list(request, tab: str, select: Callable, keys, statuses=None, rows: bool = False):
     """A coach list shown as one table with a row per day: `select(**filters)` gives the
-    sessions, narrowed by the page's checked filters (status only where `statuses` are)."""
+    sessions in the order of `keys`, narrowed by the page's checked filters (status only where
+    `statuses` are). With `rows`, each day's sessions also come as display rows
+    (`sessions_app.rows`) for the lean `_day_table.html`."""
     filters = _list_filters(request, statuses=statuses)
     narrowing = {"search": filters.search, "offering_id": filters.offering_id}
     if statuses is not None:
         narrowing["status"] = filters.status
-    page = _page(request, select(coach=request.user, **narrowing))
-    days = _group_by_day(page.object_list, lambda s: s.slot.start if s.slot_id else None)
-    return render(request, f"sessions_app/{tab}.html", _list_context(filters, page, tab, days=days))
+    page = _page(request, select(coach=request.user, **narrowing), keys, filters)
+    if rows:
+        selectors.with_pending_proposals(page.object_list)
+    days = _group_by_day(page.object_list, lambda s: s.starts_at)
+    extra = {"days": days}
+    if rows:
+        extra["day_table"] = _day_table(request, days, tab)
+    return render(request, f"sessions_app/{tab}.html", _list_context(filters, page, tab, **extra))
+
+
+DAY_TABLE_CAPTIONS = {
+    "upcoming": "Upcoming sessions by day, soonest first",
+    "completed": "Completed sessions by day, newest first",
+}
+
+
+def _day_table(request, days, tab: str) -> str:
+    """The page's table, rendered from display rows, or the same table rendered before for
+    the same viewer and rows (`rows.day_table_key`): a reload costs the list query only."""
+    get_token(request)  # the cached forms carry a token for this secret; keep its cookie set
+    key = day_table_key(request, days, tab)
+    html = cache.get(key)
+    if html is None:
+        context = {
+            "day_rows": coach_day_rows(request, days, back=tab),
+            "caption": DAY_TABLE_CAPTIONS[tab],
+        }
+        html = render_to_string("sessions_app/_day_table.html", context, request)
+        cache.set(key, html, DAY_TABLE_SECONDS)
+    return mark_safe(html)  # rendered by our own template, which escaped every value
 
 
 @login_required
@@ -291,7 +326,12 @@ def upcoming(request):
     """Confirmed and rescheduling sessions from now on, by day, filtered by student, offering
     and status, paginated."""
     return _day_list(
-        request, "upcoming", selectors.coach_upcoming_sessions, statuses=UPCOMING_STATUSES
+        request,
+        "upcoming",
+        selectors.coach_upcoming_sessions,
+        selectors.UPCOMING_KEYS,
+        statuses=UPCOMING_STATUS_CHOICES,
+        rows=True,
     )
 
 
@@ -300,7 +340,13 @@ def upcoming(request):
 @coach_only
 def completed(request):
     """Completed sessions, newest first, by day, filtered by student and offering, paginated."""
-    return _day_list(request, "completed", selectors.coach_completed_sessions)
+    return _day_list(
+        request,
+        "completed",
+        selectors.coach_completed_sessions,
+        selectors.COMPLETED_KEYS,
+        rows=True,
+    )
 
 
 @login_required
@@ -309,7 +355,9 @@ def completed(request):
 def canceled(request):
     """Canceled sessions with what was refunded, newest first, by the day they were booked
     for, filtered by student and offering, paginated."""
-    return _day_list(request, "canceled", selectors.coach_canceled_sessions)
+    return _day_list(
+        request, "canceled", selectors.coach_canceled_sessions, selectors.CANCELED_KEYS
+    )
 
 
 @login_required
@@ -318,7 +366,8 @@ def canceled(request):
 def students(request):
     """Everyone who bought from the coach: packages, credits left, next and last session."""
     filters = _list_filters(request)
-    page = _page(request, selectors.coach_students(coach=request.user, search=filters.search))
+    students = selectors.coach_students(coach=request.user, search=filters.search)
+    page = _page(request, students, selectors.STUDENTS_KEYS, filters)
     return render(request, "sessions_app/students.html", _list_context(filters, page, "students"))
 
 
@@ -326,12 +375,16 @@ def students(request):
 @require_GET
 @coach_only
 def student_detail(request, student_id: int):
-    """One student of the coach: packages with progress, upcoming sessions and history."""
+    """One student of the coach: packages with progress, upcoming sessions and their
+    history, paginated."""
     found = selectors.coach_student(coach=request.user, student_id=student_id)
     if found is None:
         raise Http404("No such student.")
+    history = _page(request, found.history, selectors.STUDENT_PAST_KEYS)
     return render(
-        request, "sessions_app/student_detail.html", {"found": found, "from_key": "students"}
+        request,
+        "sessions_app/student_detail.html",
+        {"found": found, "page_obj": history, "from_key": "students"},
     )
 
 
@@ -343,7 +396,11 @@ def student_detail(request, student_id: int):
 def my_sessions(request):
     """A student's credits, requests, proposals to answer, upcoming and past sessions."""
     sections = selectors.student_session_sections(student=request.user)
-    past = _page(request, selectors.student_past_sessions(student=request.user))
+    past = _page(
+        request,
+        selectors.student_past_sessions(student=request.user),
+        selectors.STUDENT_PAST_KEYS,
+    )
     packages = selectors.student_packages(student=request.user)
     context = {
         **vars(sections),

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from django import template
 
 from core import times
+from sessions_app.rows import STATUS_ICONS
 
 register = template.Library()
 
@@ -73,3 +74,9 @@ def clock_span(slot) -> str:
     if not slot or getattr(slot, "start", None) is None:
         return ""
     return times.clock_range(slot.start, slot.end)
+
+
+@register.filter
+def status_icon(status) -> str:
+    """The symbol shown beside a status word ("✓" for "CONFIRMED"; any case)."""
+    return STATUS_ICONS.get(str(status).upper(), "○")

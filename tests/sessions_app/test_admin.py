@@ -6,6 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -525,3 +527,23 @@ def test_timeline_shows_a_kept_time_with_the_proposed_start_in_local_time(client
     assert label in html
     assert f"proposed start: {proposal.slot.start.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}" in html
     assert f"start: {session.slot.start.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}" in html
+
+
+# --- large lists (issue 14) --------------------------------------------------------------------
+
+
+def test_session_list_counts_only_up_to_its_bound_newest_first(admin_client, monkeypatch):
+    from core import admin as core_admin
+
+    monkeypatch.setattr(core_admin, "ADMIN_COUNT_MAX", 2)
+    package = make_package(offering=OfferingFactory(session_count=4))
+    url = reverse("admin:sessions_app_session_changelist")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(url)
+
+    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    assert len(counts) == 1 and "LIMIT 3" in counts[0]  # one bounded count, no full count
+    assert "More than 2 sessions" in response.content.decode()
+    shown = [s.pk for s in response.context_data["cl"].result_list]
+    assert shown == sorted(package.sessions.values_list("pk", flat=True), reverse=True)

@@ -1,12 +1,15 @@
 """The coach's lists: one aligned table with day rows, search and filters that survive paging,
 bad filter values explained on the page, deadlines in words, and the Students pages."""
 
+import re
 from datetime import UTC, datetime, timedelta
+from html import unescape
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
 
-from sessions_app import views
+from sessions_app import selectors, services, views
 from sessions_app.lifecycle import Status
 from sessions_app.models import Session
 from tests.factories import CoachFactory, OfferingFactory, StudentFactory, make_package
@@ -95,13 +98,25 @@ def test_no_match_says_so_with_a_clear_link(client, two_students):
 def test_filters_stay_in_the_pagination_links(client, coach, monkeypatch):
     monkeypatch.setattr(views, "LIST_PAGE_SIZE", 1)
     ada = StudentFactory(display_name="Ada Lovelace")
-    for days in (2, 3):
+    first, second = (
         booked(coach, NOW + timedelta(days=days), status="CONFIRMED", student=ada)
+        for days in (2, 3)
+    )
+    booked(coach, NOW + timedelta(days=4), status="CONFIRMED")  # someone else: filtered out
     client.force_login(coach)
 
-    html = client.get(UPCOMING, {"search": "ada"}).content.decode()
+    response = client.get(UPCOMING, {"search": "ada"})
+    (next_link,) = re.findall(r'<a href="([^"]+)" rel="next">', response.content.decode())
+    next_link = unescape(next_link)
+    page_two = client.get(UPCOMING + next_link)
+    (previous_link,) = re.findall(r'<a href="([^"]+)" rel="prev">', page_two.content.decode())
 
-    assert 'href="?search=ada&amp;page=2"' in html
+    assert listed(response) == [first.pk]
+    assert next_link.startswith("?search=ada&after=") and next_link.endswith("&page=2")
+    assert listed(page_two) == [second.pk]
+    assert "Page 2" in page_two.content.decode()
+    assert 'rel="next"' not in page_two.content.decode()  # the third is not Ada's
+    assert unescape(previous_link) == "?search=ada"
 
 
 @pytest.mark.parametrize(
@@ -209,3 +224,78 @@ def test_my_sessions_deadlines_read_relative_and_only_the_students_own_are_urgen
 
     assert '<span class="deadline">in 3 h</span>' in html  # the coach's deadline: calm
     assert html.count("<strong>Urgent:</strong>") + html.count("<strong>Soon:</strong>") == 1
+
+
+# --- bounded lists (issue 14) ------------------------------------------------------------------
+
+
+def test_tasks_show_the_nearest_deadlines_and_say_more_are_waiting(client, coach, monkeypatch):
+    monkeypatch.setattr(selectors, "TASKS_SHOWN", 2)
+    requests = [booked(coach, NOW + timedelta(days=days)) for days in (3, 1, 2)]
+    client.force_login(coach)
+
+    response = client.get(reverse("sessions:tasks"))
+
+    page = response.content.decode()
+    soonest = sorted(requests, key=lambda s: s.request_expires_at)[:2]
+    assert [s.pk for s in response.context["tasks"].requests] == [s.pk for s in soonest]
+    assert 'Booking requests <span class="muted">(2+)</span>' in page
+    assert "More requests are waiting" in page
+    assert "More new times are waiting" not in page
+
+
+def test_the_tasks_badge_stops_counting_past_its_maximum(client, coach, monkeypatch):
+    from sessions_app import context_processors
+
+    monkeypatch.setattr(selectors, "TASK_BADGE_MAX", 2)
+    monkeypatch.setattr(context_processors, "TASK_BADGE_MAX", 2)
+    monkeypatch.setattr(selectors._COACH_NAVIGATION, "_compiled", {})  # compiled with 99
+    for days in (1, 2, 3, 4):
+        booked(coach, NOW + timedelta(days=days))
+    client.force_login(coach)
+
+    page = client.get(reverse("sessions:upcoming")).content.decode()
+
+    assert '<span class="count" aria-label="More than 2 waiting">2+</span>' in page
+    assert selectors.coach_navigation(coach=coach).task_count == 3  # read up to one past
+
+
+def test_my_sessions_lists_a_bounded_number_of_credits_and_says_so(client, monkeypatch):
+    monkeypatch.setattr(selectors, "STUDENT_CREDITS_SHOWN", 2)
+    package = make_package(offering=OfferingFactory(session_count=3))
+    client.force_login(package.student)
+
+    response = client.get(reverse("sessions:my_sessions"))
+
+    first_two = list(package.sessions.order_by("pk").values_list("pk", flat=True)[:2])
+    assert [s.pk for s in response.context["credits"]] == first_two
+    assert 'Sessions to book <span class="muted">(2+)</span>' in response.content.decode()
+    assert "Showing your first 2 sessions to book" in response.content.decode()
+
+
+@pytest.mark.parametrize("sessions", [2, 6])
+def test_a_students_page_pages_the_history_in_flat_queries(
+    client, coach, monkeypatch, sessions, django_assert_max_num_queries
+):
+    monkeypatch.setattr(views, "LIST_PAGE_SIZE", 2)
+    ada = StudentFactory(display_name="Ada Lovelace")
+    ended = []
+    for days in range(sessions):
+        session = booked(coach, NOW + timedelta(days=1 + days), status="CONFIRMED", student=ada)
+        services.session_cancel(session=session, actor=coach, refund="none")
+        ended.append(session.pk)
+    client.force_login(coach)
+    url = reverse("sessions:student_detail", args=[ada.pk])
+
+    with django_assert_max_num_queries(9):
+        response = client.get(url)
+
+    page = response.context["page_obj"]
+    assert [s.pk for s in page] == ended[::-1][:2]  # the most recently canceled first
+    assert page.has_next == (sessions > 2)
+    if page.has_next:
+        second = client.get(url + page.next_link).context["page_obj"]
+        assert [s.pk for s in second] == ended[::-1][2:4]
+    bought = ada.packages.order_by("-purchased_at").first().purchased_at
+    shown = bought.astimezone(ZoneInfo("Europe/Berlin")).isoformat()
+    assert f'<time datetime="{shown}"' in response.content.decode()

@@ -64,7 +64,14 @@ def test_student_session_sections_sort_active_sessions_by_what_the_student_can_d
 def test_student_session_sections_are_empty_for_someone_else():
     package = make_package()
     sections = selectors.student_session_sections(student=package.coach)
-    assert vars(sections) == {"credits": [], "requested": [], "awaiting": [], "upcoming": []}
+    assert vars(sections) == {
+        "credits": [],
+        "requested": [],
+        "awaiting": [],
+        "upcoming": [],
+        "more_credits": False,
+        "more_booked": False,
+    }
 
 
 def test_session_detail_counts_created_and_done_refunds_but_not_failed_ones(deferred_gateway):

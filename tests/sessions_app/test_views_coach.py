@@ -562,9 +562,16 @@ def test_upcoming_is_paginated(client, coach, monkeypatch):
         booked(coach, NOW + timedelta(days=1 + index), status="CONFIRMED") for index in range(3)
     ]
     client.force_login(coach)
-    page_two = client.get(reverse("sessions:upcoming"), {"page": 2})
+    page_one = client.get(reverse("sessions:upcoming")).context["page_obj"]
+    page_two = client.get(reverse("sessions:upcoming") + page_one.next_link)
+    assert [s.pk for s in page_one] == [sessions[0].pk, sessions[1].pk]
     assert [s.pk for s in page_two.context["page_obj"]] == [sessions[2].pk]
-    assert client.get(reverse("sessions:upcoming"), {"page": "x"}).status_code == 200
+    assert not page_two.context["page_obj"].has_next
+    # A cursor that does not parse is the first page, not an error.
+    for bad in ({"after": "yesterday~1"}, {"after": "x" * 500}, {"before": "~"}, {"page": "x"}):
+        response = client.get(reverse("sessions:upcoming"), bad)
+        assert response.status_code == 200
+        assert [s.pk for s in response.context["page_obj"]] == [sessions[0].pk, sessions[1].pk]
 
 
 def test_completed_lists_past_sessions_newest_first(client, coach):

@@ -13,6 +13,7 @@ from django.urls import reverse
 from calendars.models import BusyTime, TimeSlot
 from sessions_app import services
 from sessions_app.forms import format_start
+from sessions_app.selectors import STUDENT_ACTIVE_SHOWN, STUDENT_CREDITS_SHOWN, TASKS_SHOWN
 from sessions_app.views import LIST_PAGE_SIZE
 from tests.factories import (
     AvailabilityWindowFactory,
@@ -228,8 +229,13 @@ def expected_rows(page, rows):
     if page == "my_sessions":
         # credits, requests, upcoming (confirmed), proposals to answer, and the first page of
         # the past (the canceled fifth).
+        # Credits and booked sessions are each bounded, the past paginated.
         per_kind = [len(range(kind, rows, 5)) for kind in range(5)]
-        return sum(per_kind[:4]) + min(per_kind[4], LIST_PAGE_SIZE)
+        return (
+            min(per_kind[0], STUDENT_CREDITS_SHOWN)
+            + min(sum(per_kind[1:4]), STUDENT_ACTIVE_SHOWN)
+            + min(per_kind[4], LIST_PAGE_SIZE)
+        )
     if page == "detail":
         # purchased, booked, accepted, proposed, then one counter-proposal per row beyond four.
         return 4 + max(0, rows - 4)
@@ -239,8 +245,10 @@ def expected_rows(page, rows):
         return 1
     if page in ("reschedule", "counter"):
         return rows
-    # tasks (unpaginated): requests, proposals, and a conflict for every other proposal
-    return rows + len(range(0, rows - max(1, rows // 2), 2))
+    # tasks: requests, proposals, and a conflict for every other proposal, TASKS_SHOWN of each
+    half = max(1, rows // 2)
+    conflicts = len(range(0, rows - half, 2))
+    return sum(min(count, TASKS_SHOWN) for count in (half, rows - half, conflicts))
 
 
 @pytest.mark.parametrize("rows", [5, 200])

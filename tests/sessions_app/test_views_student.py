@@ -99,7 +99,8 @@ def test_my_sessions_sorts_sessions_into_what_the_student_can_do(client, coach, 
     assert [s.pk for s in context["requested"]] == [waiting.pk]
     assert [s.pk for s in context["awaiting"]] == [answer.pk]
     assert [s.pk for s in context["upcoming"]] == [upcoming.pk]
-    assert [s.pk for s in context["page_obj"]] == [refunded.pk, done.pk]
+    # Past sessions, the most recently ended first: completed two days on, canceled today.
+    assert [s.pk for s in context["page_obj"]] == [done.pk, refunded.pk]
     html = response.content.decode()
     assert ">Book<span" in html
     assert ">Withdraw</button>" in html
