@@ -6,7 +6,8 @@ send task for after the commit (`core.transactions.on_commit`: a broker that is 
 never an error). A rolled-back event leaves no delivery; a committed one always has its rows,
 whatever happens to the broker or the worker afterwards:
 
-    deliveries_for_event / deliveries_for_events   a status change (sessions_app services, sweeps)
+    deliveries_for_event                           a status change (sessions_app services)
+    swept_deliveries_prepare, deliveries_for_events   a sweep's chunk of changes, set-based
     deliveries_for_purchase                        receipt (student) and package sold (coach)
     deliveries_for_reminders                       the 24 h and 1 h reminders (reminder sweep)
     deliveries_warn_expiring                       requests and proposals about to expire
@@ -32,10 +33,13 @@ NOTIFICATIONS_SWEEP_MAX_ROWS; the rest waits for the next run). `delivery_resend
 delivery back in the queue (the admin's "Send again").
 """
 
+import json
 import logging
 import smtplib
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -47,6 +51,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from calendars import selectors as calendar_selectors
+from core.bulk import PreparedInsert, draw_ids, insert_prepared, prepare_insert
 from core.errors import DomainError, PermissionDenied
 from core.transactions import on_commit
 from notifications import emails, facts, selectors
@@ -128,18 +133,26 @@ def _row(*, recipient: User, kind: str, key: str, facts: dict, session, event=No
 
 
 def deliveries_queue(*, delivery_ids: list[int]) -> None:
-    """Send these deliveries once the transaction commits: one task, or one per SEND_CHUNK.
-    Nothing is lost if the broker refuses: the sweep sends what is still pending."""
+    """Send these deliveries once the transaction commits: one task, or one per SEND_CHUNK,
+    all queued by one after-commit hook (a sweep's chunk of thousands registers one, not one
+    per task). Nothing is lost if the broker refuses: the sweep sends what is still pending."""
     from notifications.tasks import send_deliveries, send_delivery
 
     ids = list(delivery_ids)
+    if not ids:
+        return
     if len(ids) == 1:
         delivery_id = ids[0]
         on_commit(lambda: send_delivery.delay(delivery_id=delivery_id))
         return
-    for start in range(0, len(ids), SEND_CHUNK):
-        chunk = ids[start : start + SEND_CHUNK]
-        on_commit(lambda chunk=chunk: send_deliveries.delay(delivery_ids=chunk))
+
+    def send_in_chunks() -> None:
+        # A broker that refuses one refuses the rest: the first failure is logged by
+        # `on_commit` and the periodic sweep sends what is still pending.
+        for start in range(0, len(ids), SEND_CHUNK):
+            send_deliveries.delay(delivery_ids=ids[start : start + SEND_CHUNK])
+
+    on_commit(send_in_chunks)
 
 
 def _write(rows: list[Delivery]) -> list[int]:
@@ -206,22 +219,124 @@ def deliveries_for_event(*, event) -> list[int]:
     return _write(_event_rows(event, session, slots, proposal))
 
 
-def deliveries_for_events(*, events) -> list[int]:
-    """Write the deliveries of many status changes made by a sweep (expiry, completion), in
-    its transaction, with a constant number of queries; queue them in chunks."""
-    events = [event for event in events if event.action not in SILENT_ACTIONS]
-    if not events:
-        return []
-    sessions = session_selectors.sessions_by_id(ids={event.session_id for event in events})
-    slots = calendar_selectors.slots_by_id(
-        ids=set().union(*(facts.event_slot_ids(event) for event in events))
+# The Session lookups whose values a sweep hands over for its emails
+# (`swept_deliveries_prepare`): it adds them to its one locked read per chunk.
+SESSION_FACT_FIELDS = facts.SESSION_FACT_FIELDS
+
+# The Delivery columns a sweep's rows fill; the rest take their NULL default.
+_SWEPT_COLUMNS = (
+    "id",
+    "recipient_id",
+    "kind",
+    "session_id",
+    "event_id",
+    "key",
+    "status",
+    "facts",
+    "attempts",
+    "claim_seq",
+    "next_attempt_at",
+    "subject",
+    "last_error",
+    "created_at",
+)
+
+
+class SweptDeliveries(NamedTuple):
+    """The outbox rows of a sweep's chunk, formatted for the database (`core.bulk`), and
+    their ids."""
+
+    insert: PreparedInsert
+    ids: tuple[int, ...]
+
+
+def deliveries_draw_ids(*, count: int) -> list[int]:
+    """Ids for `count` deliveries a sweep's chunk may write (at most both sides of each
+    event), drawn in its transaction before their rows are prepared; unused ones are gaps."""
+    return draw_ids(model=Delivery, count=count)
+
+
+def swept_deliveries_prepare(
+    *,
+    sessions: list[tuple],
+    event_ids: dict[int, int],
+    delivery_ids: Sequence[int],
+    action: Action,
+    from_status: str,
+    to_status: str,
+    occurred_at: datetime,
+    connection,
+) -> SweptDeliveries:
+    """The deliveries of a sweep's chunk of status changes (all `action` from `from_status`
+    to `to_status` at `occurred_at`, by the system), from plain values: each of `sessions` is
+    (session id, the values of SESSION_FACT_FIELDS, the start and end the event is about);
+    `event_ids` the chunk's events by session id; `delivery_ids` from `deliveries_draw_ids`;
+    `connection` the sweep's (Django) connection, which will insert them.
+
+    Pure: no query, no model instance, so a sweep runs it on a worker thread while the
+    database applies the chunk. The rows are those `deliveries_for_event` would write for
+    each event: the recipients `event_recipients` gives the system (both sides, each once,
+    if reachable), the facts `facts.event_facts` gives (`facts.swept_event_facts`, one
+    snapshot for both sides, serialised as JSONField writes it)."""
+    if action in SILENT_ACTIONS:
+        empty = prepare_insert(
+            model=Delivery, columns=_SWEPT_COLUMNS, rows=[], connection=connection
+        )
+        return SweptDeliveries(empty, ())
+    common = facts.swept_common_facts(
+        action=action, from_status=from_status, to_status=to_status, occurred_at=occurred_at
     )
+    # Due at once, whatever moment the sweep was asked to act at (as `_row`).
+    written = Delivery._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
+    kind, pending = DeliveryKind.SESSION_EVENT.value, DeliveryStatus.PENDING.value
+    names: dict = {}
+    fresh = iter(delivery_ids)
     rows = []
-    for event in events:
-        session = sessions.get(event.session_id)
-        if session is not None:
-            rows.extend(_event_rows(event, session, slots))
-    return _write(rows)
+    for session_id, values, start, end in sessions:
+        session = facts.SweptSession.from_values(session_id, values)
+        people = [(session.coach_id, session.coach_email, session.coach_is_active)]
+        if session.student_id != session.coach_id:
+            people.append((session.student_id, session.student_email, session.student_is_active))
+        snapshot = json.dumps(
+            facts.swept_event_facts(
+                session=session, common=common, start=start, end=end, names=names
+            )
+        )
+        event_id = event_ids[session_id]
+        for recipient_id, email, is_active in people:
+            if is_active and email:
+                rows.append(
+                    (
+                        next(fresh),
+                        recipient_id,
+                        kind,
+                        session_id,
+                        event_id,
+                        f"event:{event_id}:to:{recipient_id}",
+                        pending,
+                        snapshot,
+                        0,
+                        0,
+                        written,
+                        "",
+                        "",
+                        written,
+                    )
+                )
+    return SweptDeliveries(
+        prepare_insert(model=Delivery, columns=_SWEPT_COLUMNS, rows=rows, connection=connection),
+        tuple(row[0] for row in rows),
+    )
+
+
+def deliveries_for_events(*, prepared: SweptDeliveries) -> list[int]:
+    """Write a sweep chunk's deliveries (from `swept_deliveries_prepare`) in the sweep's
+    transaction, one COPY (PostgreSQL) or multi-row INSERTs, and queue them for after its
+    commit with one hook. Returns their ids."""
+    insert_prepared(prepared.insert)
+    ids = list(prepared.ids)
+    deliveries_queue(delivery_ids=ids)
+    return ids
 
 
 def deliveries_for_event_ids(*, event_ids) -> list[int]:

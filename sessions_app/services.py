@@ -3,12 +3,15 @@ table in `lifecycle.py` and the actor's role, and writes exactly one `SessionEve
 change. Refusals raise a `DomainError` whose message is fit to show a person.
 """
 
+import json
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, Value
+from django.db.models.fields.tuple_lookups import TupleGreaterThan
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -19,6 +22,7 @@ from calendars.models import SlotStatus, TimeSlot
 from calendars.services import SlotUnavailable
 from catalog import services as catalog_services
 from catalog.models import Offering
+from core.bulk import draw_ids, insert_prepared, prepare_insert, update_rows
 from core.errors import PermissionDenied
 from notifications import services as notification_services
 from refunds import services as refund_services
@@ -579,22 +583,121 @@ def session_cancel(
 
 # --- system sweeps -----------------------------------------------------------------------------
 
+# Rows per chunk: each chunk is one transaction of a constant number of statements.
 SWEEP_CHUNK = 1000
 
 
-def _sweep(queryset, apply) -> int:
-    """Run `apply(ids, now)` over `queryset`'s ids in locked chunks until none are left."""
-    total = 0
-    while True:
-        with transaction.atomic():
-            ids = list(
-                queryset.select_for_update(skip_locked=True).values_list("pk", flat=True)[
-                    :SWEEP_CHUNK
-                ]
+def _sweep(claim, apply, position) -> int:
+    """Run a sweep in keyset chunks, each its own transaction, until the rows run out.
+
+    `claim(after)` is a chunk's one read: the next SWEEP_CHUNK matching rows past the keyset
+    position `after` (None for the first chunk), in keyset order, locked FOR UPDATE SKIP
+    LOCKED and carrying every column the chunk writes or tells about. `apply(rows, worker)`
+    writes the chunk with set-based statements and returns how many sessions changed;
+    `worker` is a one-thread pool for its pure Python work (the emails' facts), which so runs
+    while the database applies the chunk instead of after it. `position(row)` is a row's
+    keyset position. Each chunk starts after the last row seen, so none rescans what earlier
+    chunks passed. A row another transaction holds is skipped, not waited for, and is left
+    for the next run; a concurrent sweep skips what this one holds, so no row is processed
+    twice.
+    """
+    total, after = 0, None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-facts") as worker:
+        while True:
+            with transaction.atomic():
+                rows = claim(after)
+                if not rows:
+                    return total
+                total += apply(rows, worker)
+            if len(rows) < SWEEP_CHUNK:
+                return total  # a short chunk was the last: no empty read to prove it
+            after = position(rows[-1])
+
+
+def _by_pk(row) -> int:
+    """The keyset position of a row whose first column is its primary key."""
+    return row[0]
+
+
+def _bulk_events_prepare(worker, rows, action: Action, source: Status, now: datetime) -> Future:
+    """Start writing a sweep chunk's events and their emails: draw their ids here (in the
+    chunk's transaction), then format the rows on `worker` (pure Python, no I/O) while the
+    caller applies the chunk's updates; `_bulk_events` inserts them. Each of `rows` is
+    (session id, details, the values of SESSION_FACT_FIELDS, the start and end the event is
+    about)."""
+    event_ids = dict(
+        zip(
+            [row[0] for row in rows],
+            draw_ids(model=SessionEvent, count=len(rows)),
+            strict=True,
+        )
+    )
+    # At most both sides of each event; an unused id is a gap in the sequence.
+    delivery_ids = notification_services.deliveries_draw_ids(count=2 * len(rows))
+    # This thread's connection: the worker formats for it (a thread has its own otherwise).
+    connection = connections[router.db_for_write(SessionEvent)]
+    return worker.submit(
+        _events_prepare, rows, event_ids, delivery_ids, action, source, now, connection
+    )
+
+
+# The SessionEvent columns a sweep's events fill (the actor is the system: NULL).
+_SWEPT_EVENT_COLUMNS = (
+    "id",
+    "session_id",
+    "action",
+    "from_status",
+    "to_status",
+    "details",
+    "created_at",
+)
+
+
+def _events_prepare(
+    rows, event_ids: dict, delivery_ids, action: Action, source: Status, now, connection
+):
+    """The formatted rows of a chunk's events and of their deliveries, for `connection`
+    (pure: a worker's)."""
+    target = transition_for(source, action).target
+    created_at = SessionEvent._meta.get_field("created_at").get_db_prep_save(now, connection)
+    events = prepare_insert(
+        connection=connection,
+        model=SessionEvent,
+        columns=_SWEPT_EVENT_COLUMNS,
+        rows=[
+            (
+                event_ids[session_id],
+                session_id,
+                action.value,
+                source.value,
+                target.value,
+                json.dumps(details),  # JSON text, as JSONField writes it
+                created_at,
             )
-            if not ids:
-                return total
-            total += apply(ids)
+            for session_id, details, *_ in rows
+        ],
+    )
+    deliveries = notification_services.swept_deliveries_prepare(
+        sessions=[(session_id, values, start, end) for session_id, _, values, start, end in rows],
+        event_ids=event_ids,
+        delivery_ids=delivery_ids,
+        action=action,
+        from_status=source,
+        to_status=target,
+        occurred_at=now,
+        connection=connection,
+    )
+    return events, deliveries
+
+
+def _bulk_events(prepared: Future) -> int:
+    """Insert a chunk's events and their outbox rows as `_bulk_events_prepare` formatted them
+    (one COPY each on PostgreSQL), the emails queued for after the commit. Returns how many
+    events."""
+    events, deliveries = prepared.result()
+    insert_prepared(events)
+    notification_services.deliveries_for_events(prepared=deliveries)
+    return events.count
 
 
 def sessions_expire_stale(*, now: datetime | None = None) -> int:
@@ -603,58 +706,104 @@ def sessions_expire_stale(*, now: datetime | None = None) -> int:
     Each expired request goes REQUESTED -> UNSCHEDULED (the credit stays with the student) and
     its time is released, whether or not its start has passed. Each expired proposal is
     released and its session goes back RESCHEDULING -> CONFIRMED at the agreed time, which it
-    never lost. Every one writes its event. Safe to run twice or concurrently. Returns how many
-    sessions changed.
+    never lost. Every one writes its event and its emails' outbox rows in its chunk's
+    transaction; the emails go once the chunk commits. Safe to run twice or concurrently.
+    Returns how many sessions changed.
     """
     now = now or timezone.now()
-    stale_requests = Session.objects.filter(
-        status=Status.REQUESTED, request_expires_at__lte=now
-    ).order_by("pk")
-    # A session whose agreed time is no longer held (carried over from before it was kept
-    # booked, decision 22) is left for its people to settle: going back to it would double-book.
-    stale_proposals = RescheduleProposal.objects.filter(
-        status=ProposalStatus.PENDING,
-        expires_at__lte=now,
-        session__status=Status.RESCHEDULING,
-        session__slot__status=SlotStatus.BOOKED,
-    ).order_by("pk")
+    facts_fields = notification_services.SESSION_FACT_FIELDS
 
-    def expire_requests(ids: list[int]) -> int:
-        rows = list(
-            Session.objects.filter(pk__in=ids, status=Status.REQUESTED).values_list("pk", "slot_id")
+    def claim_requests(after: int | None) -> list[tuple]:
+        return list(
+            Session.objects.filter(
+                status=Status.REQUESTED, request_expires_at__lte=now, pk__gt=after or 0
+            )
+            .order_by("pk")
+            # Only the session is locked: its people and package are read for the emails,
+            # and locking them would hold up (or skip past) their bookings elsewhere.
+            .select_for_update(of=("self",), skip_locked=True)
+            .values_list("pk", "slot_id", "slot__start", "slot__end", *facts_fields)[:SWEEP_CHUNK]
         )
-        changed = Session.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-            status=Status.UNSCHEDULED,
-            slot=None,
-            starts_at=None,
-            ends_at=None,
-            request_expires_at=None,
-            updated_at=now,
-        )
-        _bulk_events(
-            [(pk, {"slot_id": slot} if slot else {}) for pk, slot in rows],
+
+    def expire_requests(rows: list[tuple], worker) -> int:
+        events = _bulk_events_prepare(
+            worker,
+            [
+                (pk, {"slot_id": slot_id} if slot_id else {}, values, start, end)
+                for pk, slot_id, start, end, *values in rows
+            ],
             Action.EXPIRE,
             Status.REQUESTED,
             now,
         )
-        calendar_services.reservations_release(slot_ids=[slot for _, slot in rows], now=now)
+        # The rows are locked and FOR UPDATE re-checked their status: no second read.
+        changed = update_rows(
+            model=Session,
+            pks=[row[0] for row in rows],
+            values={
+                "status": Status.UNSCHEDULED,
+                "slot_id": None,
+                "starts_at": None,
+                "ends_at": None,
+                "request_expires_at": None,
+                "updated_at": now,
+            },
+        )
+        calendar_services.reservations_release(slot_ids=[row[1] for row in rows], now=now)
+        _bulk_events(events)
         return changed
 
-    def expire_proposals(ids: list[int]) -> int:
-        rows = list(
-            RescheduleProposal.objects.filter(
-                pk__in=ids, status=ProposalStatus.PENDING
-            ).values_list("pk", "session_id", "slot_id", "slot__start", "session__slot_id")
+    def claim_proposals(after: int | None) -> list[tuple]:
+        # Read from the session's side and lock the session alone: every service locks the
+        # session before it touches its proposal, so holding it holds the proposal too (and
+        # `of` can name no joined table in a values read). A session has one pending
+        # proposal at most. A session whose agreed time is no longer held (carried over from
+        # before it was kept booked, decision 22) is left for its people to settle: going
+        # back to it would double-book.
+        return list(
+            Session.objects.filter(
+                status=Status.RESCHEDULING,
+                slot__status=SlotStatus.BOOKED,
+                proposals__status=ProposalStatus.PENDING,
+                proposals__expires_at__lte=now,
+                pk__gt=after or 0,
+            )
+            .order_by("pk")
+            .select_for_update(of=("self",), skip_locked=True)
+            .values_list(
+                "pk",
+                "proposals__id",
+                "proposals__slot_id",
+                "proposals__slot__start",
+                "slot_id",
+                "slot__start",
+                "slot__end",
+                *facts_fields,
+            )[:SWEEP_CHUNK]
         )
-        RescheduleProposal.objects.filter(pk__in=[row[0] for row in rows]).update(
-            status=ProposalStatus.EXPIRED, decided_at=now
-        )
-        session_ids = [row[1] for row in rows]
-        changed = Session.objects.filter(pk__in=session_ids, status=Status.RESCHEDULING).update(
-            status=Status.CONFIRMED, updated_at=now
-        )
-        # Like a kept or withdrawn proposal: `slot_id` names the agreed time that stands.
-        _bulk_events(
+
+    def expire_proposals(rows: list[tuple], worker) -> int:
+        # The session lock re-checked the session, not the proposal row read beside it: one
+        # superseded by a counter-proposal that committed just before the lock was taken still
+        # reads PENDING here. The conditional UPDATE says which are still pending, in the
+        # same statement; the others are left alone (their session has a newer proposal).
+        expired = {
+            proposal_id
+            for (proposal_id,) in update_rows(
+                model=RescheduleProposal,
+                pks=[row[1] for row in rows],
+                values={"status": ProposalStatus.EXPIRED, "decided_at": now},
+                where={"status": ProposalStatus.PENDING},
+                returning=("id",),
+            )
+        }
+        rows = [row for row in rows if row[1] in expired]
+        if not rows:
+            return 0
+        # Like a kept or withdrawn proposal: `slot_id` names the agreed time that stands, and
+        # the emails tell that time.
+        events = _bulk_events_prepare(
+            worker,
             [
                 (
                     session_id,
@@ -663,56 +812,83 @@ def sessions_expire_stale(*, now: datetime | None = None) -> int:
                         "proposed_start": proposed_start.isoformat(),
                         "slot_id": agreed_slot_id,
                     },
+                    values,
+                    agreed_start,
+                    agreed_end,
                 )
-                for proposal_id, session_id, _, proposed_start, agreed_slot_id in rows
+                for (
+                    session_id,
+                    proposal_id,
+                    _,
+                    proposed_start,
+                    agreed_slot_id,
+                    agreed_start,
+                    agreed_end,
+                    *values,
+                ) in rows
             ],
             Action.EXPIRE_RESCHEDULE,
             Status.RESCHEDULING,
             now,
         )
+        changed = update_rows(
+            model=Session,
+            pks=[row[0] for row in rows],
+            values={"status": Status.CONFIRMED, "updated_at": now},
+        )
         calendar_services.reservations_release(slot_ids=[row[2] for row in rows], now=now)
+        _bulk_events(events)
         return changed
 
-    return _sweep(stale_requests, expire_requests) + _sweep(stale_proposals, expire_proposals)
+    return _sweep(claim_requests, expire_requests, _by_pk) + _sweep(
+        claim_proposals, expire_proposals, _by_pk
+    )
 
 
 def sessions_complete_past(*, now: datetime | None = None) -> int:
-    """Mark confirmed sessions whose end has passed as completed (set-based, chunked)."""
-    now = now or timezone.now()
-    past = Session.objects.filter(status=Status.CONFIRMED, slot__end__lte=now).order_by("pk")
+    """Mark confirmed sessions whose end has passed as completed (set-based, chunked).
 
-    def complete(ids: list[int]) -> int:
-        rows = list(
-            Session.objects.filter(pk__in=ids, status=Status.CONFIRMED).values_list("pk", "slot_id")
+    The chunks walk the partial index of confirmed sessions by (end, id) from the earliest
+    end: the keyset is that pair, so a chunk is one index range read however many sessions
+    end at the same moment. Safe to run twice or concurrently. Returns how many completed.
+    """
+    now = now or timezone.now()
+    facts_fields = notification_services.SESSION_FACT_FIELDS
+
+    def claim(after: tuple | None) -> list[tuple]:
+        past = Session.objects.filter(status=Status.CONFIRMED, ends_at__lte=now)
+        if after is not None:
+            # (ends_at, id) > (last end, last id): a row comparison PostgreSQL reads as one
+            # range of the index (an OR of the two would rescan the sessions ending at the
+            # last end on every chunk).
+            past = past.filter(TupleGreaterThan((F("ends_at"), F("pk")), after))
+        return list(
+            past.order_by("ends_at", "pk")
+            .select_for_update(of=("self",), skip_locked=True)
+            .values_list("pk", "ends_at", "slot_id", "starts_at", *facts_fields)[:SWEEP_CHUNK]
         )
-        changed = Session.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-            status=Status.COMPLETED, updated_at=now
+
+    def complete(rows: list[tuple], worker) -> int:
+        # The session's own start and end are its agreed reservation's (kept in step).
+        events = _bulk_events_prepare(
+            worker,
+            [
+                (pk, {"slot_id": slot_id}, values, starts_at, ends_at)
+                for pk, ends_at, slot_id, starts_at, *values in rows
+            ],
+            Action.COMPLETE,
+            Status.CONFIRMED,
+            now,
         )
-        _bulk_events(
-            [(pk, {"slot_id": slot}) for pk, slot in rows], Action.COMPLETE, Status.CONFIRMED, now
+        changed = update_rows(
+            model=Session,
+            pks=[row[0] for row in rows],
+            values={"status": Status.COMPLETED, "updated_at": now},
         )
+        _bulk_events(events)
         return changed
 
-    return _sweep(past, complete)
-
-
-def _bulk_events(rows, action: Action, source: Status, now: datetime) -> list[SessionEvent]:
-    """One event per (session id, details) row, for a sweep applying `action` from `source`."""
-    target = transition_for(source, action).target
-    events = SessionEvent.objects.bulk_create(
-        SessionEvent(
-            session_id=session_id,
-            actor=None,
-            action=action,
-            from_status=source,
-            to_status=target,
-            details=details,
-            created_at=now,
-        )
-        for session_id, details in rows
-    )
-    notification_services.deliveries_for_events(events=events)
-    return events
+    return _sweep(claim, complete, lambda row: (row[1], row[0]))
 
 
 def sessions_send_reminders(*, now: datetime | None = None) -> int:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from calendars.models import ACTIVE_SLOT_STATUSES, SlotStatus, TimeSlot
 from calendars.selectors import bookable_starts, booking_bounds, start_refusal
 from calendars.services.errors import SlotInvalid, SlotUnavailable
+from core.bulk import update_rows
 from core.errors import PermissionDenied
 
 logger = logging.getLogger(__name__)
@@ -87,13 +88,19 @@ def reservation_book(*, slot: TimeSlot) -> None:
 
 
 def reservations_release(*, slot_ids: Iterable[int | None], now: datetime | None = None) -> int:
-    """HELD/BOOKED -> RELEASED (the time is bookable again; the row stays as history)."""
+    """HELD/BOOKED -> RELEASED (the time is bookable again; the row stays as history).
+
+    One statement however many ids (a sweep's chunk releases a thousand): on PostgreSQL the
+    ids go as one array parameter (`core.bulk.update_rows`)."""
     now = now or timezone.now()
     ids = [pk for pk in slot_ids if pk is not None]
     if not ids:
         return 0
-    return TimeSlot.objects.filter(pk__in=ids, status__in=ACTIVE_SLOT_STATUSES).update(
-        status=SlotStatus.RELEASED, released_at=now
+    return update_rows(
+        model=TimeSlot,
+        pks=ids,
+        values={"status": SlotStatus.RELEASED, "released_at": now},
+        where={"status": tuple(ACTIVE_SLOT_STATUSES)},
     )
 
 

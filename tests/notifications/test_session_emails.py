@@ -518,13 +518,25 @@ def test_a_sweep_sends_its_events_emails_in_chunks(
         start = _open(coach, START + timedelta(hours=hours))
         services.session_book(session=package.sessions.first(), start=start, actor=package.student)
 
+    from notifications import tasks
+
+    sent_in = []
+    send = tasks.send_deliveries.delay
+    monkeypatch.setattr(
+        tasks.send_deliveries,
+        "delay",
+        lambda **kwargs: (sent_in.append(len(kwargs["delivery_ids"])), send(**kwargs))[1],
+    )
+
     _, callbacks = _run(
         django_capture_on_commit_callbacks,
         services.sessions_expire_stale,
         now=NOW + timedelta(days=3),
     )
 
-    assert len(callbacks) == 3  # 3 events, both sides of each: 6 deliveries in chunks of 2
+    # 3 events, both sides of each: 6 deliveries, one after-commit hook for the sweep's chunk,
+    # which queues them in tasks of 2.
+    assert (len(callbacks), sent_in) == (1, [2, 2, 2])
     assert len(mail.outbox) == 6
     assert sorted(message.to[0] for message in mail.outbox).count(coach.email) == 3
 
