@@ -45,8 +45,14 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Each prints its figures and the ratio to its floor (docs/performance.md); bench/settings.py
+# and bench/floor_urls.py are the HTTP benches' settings, not benchmarks.
+BENCHES := bookable_starts book_race expire_stale feed pages http_throughput
+
 bench: install
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@failed=""; for name in $(BENCHES); do echo "== bench/$$name.py"; \
+		$(PY) bench/$$name.py || failed="$$failed $$name"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 # Full-page PNGs of every page per role at 1280 and 375 px, plus screenshots/index.html
 # (docs/screenshots.md); needs Chromium, exits 2 without it.

@@ -316,7 +316,16 @@ def coach_conflicting_slot_ids(*, coach, now: datetime | None = None) -> QuerySe
     """The ids of the coach's BOOKED reservations that have not ended and that an external
     busy time overlaps, not counting busy times first seen before the coach chose to keep that
     time: a subquery (`values("pk")`) for a session filter."""
-    now = now or timezone.now()
+    return _conflicting_slots(coach=coach, now=now or timezone.now()).values("pk")
+
+
+def coach_conflicting_session_ids(*, coach, now: datetime | None = None) -> QuerySet:
+    """The sessions whose agreed reservations `coach_conflicting_slot_ids` finds: a subquery
+    (`values("session")`) that starts from the coach's busy times, not from their sessions."""
+    return _conflicting_slots(coach=coach, now=now or timezone.now()).values("session")
+
+
+def _conflicting_slots(*, coach, now: datetime) -> QuerySet:
     overlapping = BusyTime.objects.filter(
         coach_id=OuterRef("coach_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
     )
@@ -333,7 +342,6 @@ def coach_conflicting_slot_ids(*, coach, now: datetime | None = None) -> QuerySe
             Q(Exists(overlapping), conflict_kept_at__isnull=True)
             | Q(Exists(overlapping.filter(created_at__gt=OuterRef("conflict_kept_at"))))
         )
-        .values("pk")
     )
 
 

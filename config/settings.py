@@ -199,6 +199,11 @@ if REDIS_URL:
     # Django's local-memory cache.
     CACHES = {"default": {"BACKEND": "core.cache.FailOpenRedisCache", "LOCATION": REDIS_URL}}
 
+# Signed-in sessions are read from the cache and written through to the database, so a page
+# does not query `django_session` each time; with Redis down (the cache fails open) they come
+# from the database as before.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
 # Celery (config/celery.py reads every CELERY_* setting). Broker: Redis when REDIS_URL is set,
 # else kombu's filesystem transport under .celery/ (no server; `make run` uses it). Results
 # are never read, so there is no result backend. See docs/operations.md.

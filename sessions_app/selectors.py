@@ -171,21 +171,6 @@ def _awaiting_coach_proposal(*, coach, now: datetime) -> Exists:
     )
 
 
-def coach_tasks_filter(*, coach, now: datetime) -> Q:
-    """Sessions waiting on `coach`: live requests, proposals the coach has to answer, and
-    agreed times an external busy time now overlaps."""
-    from calendars.selectors import coach_conflicting_slot_ids
-
-    return (
-        Q(status=Status.REQUESTED, request_expires_at__gt=now)
-        | (Q(status=Status.RESCHEDULING) & _awaiting_coach_proposal(coach=coach, now=now))
-        | Q(
-            status__in=[Status.CONFIRMED, Status.RESCHEDULING],
-            slot_id__in=coach_conflicting_slot_ids(coach=coach, now=now),
-        )
-    )
-
-
 @dataclass(frozen=True)
 class CoachNavigation:
     task_count: int  # the Tasks badge
@@ -194,25 +179,51 @@ class CoachNavigation:
     proposal_count: int = 0  # as a student: new times waiting on them (the My sessions badge)
 
 
-def _coach_navigation_query(*, coach_id, now: datetime) -> QuerySet:
-    """The one row `coach_navigation` reads: (task count, has packages, proposal count, each
-    Get started step done)."""
-    from accounts.models import User
-    from accounts.selectors import GET_STARTED_KEYS, get_started_annotations
-    from sessions_app.models import Package
-
-    # Counted up to one past TASK_BADGE_MAX (shown as "99+"): the badge on every coach page
-    # stops reading after that many rows, however many wait.
-    waiting_tasks = Session.objects.filter(coach=coach_id).filter(
-        coach_tasks_filter(coach=coach_id, now=now)
-    )
-    tasks = (
-        Session.objects.filter(pk__in=waiting_tasks.order_by().values("pk")[: TASK_BADGE_MAX + 1])
+def _count_up_to_badge(sessions: QuerySet) -> Coalesce:
+    """How many of `sessions` there are, reading at most TASK_BADGE_MAX + 1: a subquery."""
+    limited = sessions.order_by().values("pk")[: TASK_BADGE_MAX + 1]
+    counted = (
+        Session.objects.filter(pk__in=limited)
         .order_by()
         .annotate(group=Value(1))
         .values("group")
         .annotate(n=Count("pk"))
         .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _coach_navigation_query(*, coach_id, now: datetime) -> QuerySet:
+    """The one row `coach_navigation` reads: (task count, has packages, proposal count, each
+    Get started step done)."""
+    from accounts.models import User
+    from accounts.selectors import GET_STARTED_KEYS, get_started_annotations
+    from calendars.selectors import coach_conflicting_session_ids
+    from sessions_app.models import Package
+
+    # What waits on the coach, as the Tasks page lists it: live requests (R), proposals to
+    # answer (A) and agreed times a busy time overlaps (C), a session both awaiting and in
+    # conflict (O) counted once. Each is its own indexed read that stops one past
+    # TASK_BADGE_MAX (the badge then says "99+"), so the badge on every coach page costs the
+    # same however many sessions the coach has; one OR over them walked all their sessions.
+    requests = Session.objects.filter(
+        coach=coach_id, status=Status.REQUESTED, request_expires_at__gt=now
+    )
+    awaiting = Session.objects.filter(coach=coach_id, status=Status.RESCHEDULING).filter(
+        _awaiting_coach_proposal(coach=coach_id, now=now)
+    )
+    conflicts = Session.objects.filter(
+        pk__in=coach_conflicting_session_ids(coach=coach_id, now=now),
+        status__in_constants=UPCOMING_STATUSES,
+    )
+    both = conflicts.filter(status=Status.RESCHEDULING).filter(
+        _awaiting_coach_proposal(coach=coach_id, now=now)
+    )
+    task_count = (
+        _count_up_to_badge(requests)
+        + _count_up_to_badge(awaiting)
+        + _count_up_to_badge(conflicts)
+        - _count_up_to_badge(both)
     )
     waiting = (
         _proposals_waiting_on_student(student=OuterRef("pk"), now=now)
@@ -224,7 +235,7 @@ def _coach_navigation_query(*, coach_id, now: datetime) -> QuerySet:
     return (
         User.objects.filter(pk=coach_id)
         .annotate(
-            task_count=Coalesce(Subquery(tasks, output_field=IntegerField()), 0),
+            task_count=task_count,
             has_packages=Exists(Package.objects.filter(student=OuterRef("pk"))),
             proposal_count=Coalesce(Subquery(waiting, output_field=IntegerField()), 0),
             **get_started_annotations(),

@@ -67,9 +67,10 @@ class OfferingFactory(factory.django.DjangoModelFactory):
 
 
 # Each free time handed out lies 12 hours after the previous one (sessions last at most 10
-# hours), from three days ahead, wrapping after about two years: distinct within any test.
+# hours), from three days ahead, wrapping after 350 days: distinct within any test, and always
+# inside the calendar feed's year ahead (FEED_HORIZON_DAYS), whatever ran before.
 FREE_TIME_SPACING = timedelta(hours=12)
-FREE_TIME_WRAP = 1400
+FREE_TIME_WRAP = 700
 
 
 def _free_time(n: int):

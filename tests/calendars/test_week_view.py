@@ -604,10 +604,10 @@ def test_coach_week_query_count_does_not_grow_with_entries(
     fill_coach_week(coach, count)
     client.force_login(coach)
 
-    # The session, the user, the coach-profile check, the sessions, the proposals, the
-    # availability (rules, windows, time off), the busy times, the time off, and the
-    # navigation's count of tasks.
-    with django_assert_num_queries(11):
+    # The user (its auth session comes from the cache), the coach-profile check, the sessions,
+    # the proposals, the availability (rules, windows, time off), the busy times, the time
+    # off, and the navigation's count of tasks.
+    with django_assert_num_queries(10):
         response = client.get(WEEK)
 
     entries = response.context["week"].entries
@@ -628,9 +628,9 @@ def test_student_week_query_count_does_not_grow_with_entries(
             propose(session, day + timedelta(hours=8), actor=coach)
     client.force_login(student)
 
-    # The session, the user, the coach-profile check, the sessions, the proposals, and the
-    # navigation's count of new times waiting on the student.
-    with django_assert_num_queries(6):
+    # The user (its auth session comes from the cache), the coach-profile check, the
+    # sessions, the proposals, and the navigation's count of new times waiting on the student.
+    with django_assert_num_queries(5):
         response = client.get(WEEK)
 
     assert len(response.context["week"].entries) == count + count // 2

@@ -7,6 +7,7 @@ from html import unescape
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.urls import reverse
 
 from sessions_app import selectors, services, views
@@ -299,3 +300,31 @@ def test_a_students_page_pages_the_history_in_flat_queries(
     bought = ada.packages.order_by("-purchased_at").first().purchased_at
     shown = bought.astimezone(ZoneInfo("Europe/Berlin")).isoformat()
     assert f'<time datetime="{shown}"' in response.content.decode()
+
+
+# --- the cached day table (issue 14) ----------------------------------------------------------
+
+
+def test_upcoming_reuses_its_rendered_table_until_a_row_changes(client, coach, monkeypatch):
+    from sessions_app import rows
+
+    built = []
+    real = rows.coach_day_rows
+    monkeypatch.setattr(views, "coach_day_rows", lambda *a, **k: built.append(1) or real(*a, **k))
+    first = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
+    client.force_login(coach)
+
+    page_one = client.get(UPCOMING).content.decode()
+    page_two = client.get(UPCOMING).content.decode()
+    table = re.compile(r'<table class="day-table">.*?</table>', re.S)
+    assert len(built) == 1
+    assert table.search(page_one).group() == table.search(page_two).group()
+    with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
+        proposed(first, NOW + timedelta(days=3), coach)  # the row now shows the proposal
+        moved = client.get(UPCOMING).content.decode()
+
+    assert len(built) == 2
+    assert "Withdraw my proposal" in moved and "Withdraw my proposal" not in page_one
+    client.cookies.pop("csrftoken", None)  # another browser: its forms need its own token
+    client.get(UPCOMING)
+    assert len(built) == 3

@@ -100,7 +100,8 @@ def test_my_sessions_query_count_is_flat(student_client, student, count, django_
     assert len(response.context["packages"]) == 2 * count
 
 
-# auth session + user, the coach-profile check, the sections (sessions + their proposals), the
-# past page, the packages awaiting payment, the proposals badge, the packages with progress (one
-# query for any number of packages); no past sessions here, so no page count.
-MY_SESSIONS_QUERIES = 9
+# the user (the auth session comes from the cache once read), the coach-profile check, the
+# credits, the booked sessions (no proposals to prefetch here), the past page, the packages
+# awaiting payment, the proposals badge, the packages with progress (one query for any number
+# of packages).
+MY_SESSIONS_QUERIES = 8
