@@ -4,7 +4,8 @@ The list templates then only print strings: no include per row, no filter chains
 reversing inside a loop (issue 14: on Upcoming, rendering was 60 % of the time). What a row
 says is the same as the shared row partial's (`_partials/session_row.html`): the agreed time
 under its day, the proposal and who it waits for, the student, the package and its position,
-the status badge, the row's action and its Details link.
+the status badge, the row's action and its Details link. `cached_day_table` renders a page's
+table once for the same viewer and rows.
 """
 
 import hashlib
@@ -13,11 +14,13 @@ from datetime import date
 from functools import lru_cache
 from urllib.parse import quote
 
+from django.core.cache import cache
 from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from core import times
 from sessions_app.lifecycle import Status
@@ -196,3 +199,25 @@ def coach_day_rows(request, days: list[tuple[date | None, list]], *, back: str) 
         )
         for day, sessions in days
     ]
+
+
+DAY_TABLE_CAPTIONS = {
+    "upcoming": "Upcoming sessions by day, soonest first",
+    "completed": "Completed sessions by day, newest first",
+}
+
+
+def cached_day_table(request, days, tab: str) -> str:
+    """The page's table, rendered from display rows, or the same table rendered before for
+    the same viewer and rows (`rows.day_table_key`): a reload costs the list query only."""
+    get_token(request)  # the cached forms carry a token for this secret; keep its cookie set
+    key = day_table_key(request, days, tab)
+    html = cache.get(key)
+    if html is None:
+        context = {
+            "day_rows": coach_day_rows(request, days, back=tab),
+            "caption": DAY_TABLE_CAPTIONS[tab],
+        }
+        html = render_to_string("sessions_app/_day_table.html", context, request)
+        cache.set(key, html, DAY_TABLE_SECONDS)
+    return mark_safe(html)  # rendered by our own template, which escaped every value

@@ -13,15 +13,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.http import Http404
-from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calendars import services as calendar_services
@@ -53,7 +49,7 @@ from sessions_app.forms import (
 )
 from sessions_app.lifecycle import Action, Status
 from sessions_app.models import Session
-from sessions_app.rows import DAY_TABLE_SECONDS, coach_day_rows, day_table_key
+from sessions_app.rows import cached_day_table
 
 LIST_PAGE_SIZE = 25
 # How far past an empty week the picker looks for the next open time.
@@ -293,30 +289,8 @@ def _day_list(request, tab: str, select: Callable, keys, statuses=None, rows: bo
     days = _group_by_day(page.object_list, lambda s: s.starts_at)
     extra = {"days": days}
     if rows:
-        extra["day_table"] = _day_table(request, days, tab)
+        extra["day_table"] = cached_day_table(request, days, tab)
     return render(request, f"sessions_app/{tab}.html", _list_context(filters, page, tab, **extra))
-
-
-DAY_TABLE_CAPTIONS = {
-    "upcoming": "Upcoming sessions by day, soonest first",
-    "completed": "Completed sessions by day, newest first",
-}
-
-
-def _day_table(request, days, tab: str) -> str:
-    """The page's table, rendered from display rows, or the same table rendered before for
-    the same viewer and rows (`rows.day_table_key`): a reload costs the list query only."""
-    get_token(request)  # the cached forms carry a token for this secret; keep its cookie set
-    key = day_table_key(request, days, tab)
-    html = cache.get(key)
-    if html is None:
-        context = {
-            "day_rows": coach_day_rows(request, days, back=tab),
-            "caption": DAY_TABLE_CAPTIONS[tab],
-        }
-        html = render_to_string("sessions_app/_day_table.html", context, request)
-        cache.set(key, html, DAY_TABLE_SECONDS)
-    return mark_safe(html)  # rendered by our own template, which escaped every value
 
 
 @login_required

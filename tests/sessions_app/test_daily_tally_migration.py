@@ -4,9 +4,8 @@ daily tallies are counted from the events that were already there."""
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from django.core.management import call_command
 
-from tests.migration_support import latest_migrations, migrate_to
+from tests.migration_support import historical_package, rows_across_migration
 
 BEFORE = ("sessions_app", "0005_session_start_and_end_on_the_session")
 AFTER = ("sessions_app", "0006_coach_daily_tally")
@@ -14,31 +13,10 @@ AFTER = ("sessions_app", "0006_coach_daily_tally")
 LATE = datetime(2026, 10, 24, 23, 30, tzinfo=UTC)
 
 
-def _with_sessions_at(node):
-    return [leaf for leaf in latest_migrations() if leaf[0] != "sessions_app"] + [node]
-
-
 def _arrange(apps) -> dict:
-    User = apps.get_model("accounts", "User")
-    Offering = apps.get_model("catalog", "Offering")
-    Package = apps.get_model("sessions_app", "Package")
+    coach, student, package = historical_package(apps, title="Focus", session_count=3, minutes=60)
     Session = apps.get_model("sessions_app", "Session")
     SessionEvent = apps.get_model("sessions_app", "SessionEvent")
-    coach = User.objects.create(email="coach@example.com", display_name="Coach")
-    student = User.objects.create(email="student@example.com", display_name="Student")
-    offering = Offering.objects.create(
-        coach=coach, title="Focus", session_count=3, duration_minutes=60, price_cents=9000
-    )
-    package = Package.objects.create(
-        offering=offering,
-        coach=coach,
-        student=student,
-        title="Focus",
-        session_count=3,
-        duration_minutes=60,
-        price_cents=9000,
-        currency="USD",
-    )
     sessions = [
         Session.objects.create(
             package=package,
@@ -77,15 +55,7 @@ def _arrange(apps) -> dict:
 @pytest.fixture(scope="module")
 def migrated(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
-        try:
-            try:
-                ids = _arrange(migrate_to(_with_sessions_at(BEFORE)))
-                migrate_to(_with_sessions_at(AFTER))
-            finally:
-                migrate_to(latest_migrations())
-            yield ids
-        finally:
-            call_command("flush", interactive=False, verbosity=0)
+        yield from rows_across_migration("sessions_app", BEFORE, AFTER, _arrange)
 
 
 def test_tallies_count_booked_sessions_and_coach_cancellations_per_utc_day(migrated, db):

@@ -310,7 +310,7 @@ def test_upcoming_reuses_its_rendered_table_until_a_row_changes(client, coach, m
 
     built = []
     real = rows.coach_day_rows
-    monkeypatch.setattr(views, "coach_day_rows", lambda *a, **k: built.append(1) or real(*a, **k))
+    monkeypatch.setattr(rows, "coach_day_rows", lambda *a, **k: built.append(1) or real(*a, **k))
     first = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
     client.force_login(coach)
 

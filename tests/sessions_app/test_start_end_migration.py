@@ -4,40 +4,20 @@ with a reservation gets its start and end copied onto it; unscheduled ones stay 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.management import call_command
 
-from tests.migration_support import latest_migrations, migrate_to
+from tests.migration_support import historical_package, rows_across_migration
 
 BEFORE = ("sessions_app", "0004_offering_moves_to_catalog")
 AFTER = ("sessions_app", "0005_session_start_and_end_on_the_session")
 START = datetime(2026, 3, 30, 8, 0, tzinfo=UTC)  # the Monday after the change to summer time
 
 
-def _with_sessions_at(node):
-    return [leaf for leaf in latest_migrations() if leaf[0] != "sessions_app"] + [node]
-
-
 def _arrange(apps) -> dict:
-    User = apps.get_model("accounts", "User")
-    Offering = apps.get_model("catalog", "Offering")
-    Package = apps.get_model("sessions_app", "Package")
+    coach, student, package = historical_package(
+        apps, title="Deep work", session_count=3, minutes=45
+    )
     Session = apps.get_model("sessions_app", "Session")
     TimeSlot = apps.get_model("calendars", "TimeSlot")
-    coach = User.objects.create(email="coach@example.com", display_name="Coach")
-    student = User.objects.create(email="student@example.com", display_name="Student")
-    offering = Offering.objects.create(
-        coach=coach, title="Deep work", session_count=3, duration_minutes=45, price_cents=9000
-    )
-    package = Package.objects.create(
-        offering=offering,
-        coach=coach,
-        student=student,
-        title="Deep work",
-        session_count=3,
-        duration_minutes=45,
-        price_cents=9000,
-        currency="USD",
-    )
     ids = {}
     for number, (name, status, start) in enumerate(
         [
@@ -76,15 +56,7 @@ def _arrange(apps) -> dict:
 @pytest.fixture(scope="module")
 def migrated(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
-        try:
-            try:
-                ids = _arrange(migrate_to(_with_sessions_at(BEFORE)))
-                migrate_to(_with_sessions_at(AFTER))
-            finally:
-                migrate_to(latest_migrations())
-            yield ids
-        finally:
-            call_command("flush", interactive=False, verbosity=0)
+        yield from rows_across_migration("sessions_app", BEFORE, AFTER, _arrange)
 
 
 def test_sessions_with_a_reservation_carry_its_start_and_end(migrated, db):

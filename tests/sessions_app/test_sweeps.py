@@ -3,7 +3,6 @@ constant number of statements per chunk whatever its size, one event and one ema
 side per item with the facts `event_facts` gives, one after-commit hook per chunk, and no
 double processing when two sweeps run at once (PostgreSQL)."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +18,7 @@ from sessions_app import selectors, services
 from sessions_app.lifecycle import Action, Status
 from sessions_app.models import ProposalStatus, RescheduleProposal, Session, SessionEvent
 from tests.factories import CoachFactory, OfferingFactory, StudentFactory
+from tests.sessions_app.test_tasks import _concurrently  # the same two-thread harness
 
 pytestmark = pytest.mark.django_db
 
@@ -200,28 +200,6 @@ def test_completion_runs_the_same_statements_per_chunk_whatever_its_size(clock, 
 
 
 # --- concurrency (PostgreSQL) -------------------------------------------------------------------
-
-
-def _concurrently(function, workers=2):
-    barrier = threading.Barrier(workers)
-    results, errors = [], []
-
-    def run():
-        try:
-            barrier.wait()
-            results.append(function())
-        except Exception as exc:  # pragma: no cover - reported by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
-    return results
 
 
 @pytest.mark.postgres
