@@ -1,5 +1,8 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+MAX_CREDIT_VALIDITY_DAYS = 1095
 
 
 class Offering(models.Model):
@@ -15,6 +18,14 @@ class Offering(models.Model):
     price_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3, default="USD")
     is_active = models.BooleanField(default=True)
+    # Unused credits of a package bought from this offering expire this many days after the
+    # purchase; null: never (issue 15).
+    credit_validity_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CREDIT_VALIDITY_DAYS)],
+        help_text="Leave empty for credits that never expire.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -30,6 +41,14 @@ class Offering(models.Model):
             models.CheckConstraint(
                 condition=models.Q(duration_minutes__gte=5, duration_minutes__lte=600),
                 name="offering_duration_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(credit_validity_days__isnull=True)
+                | models.Q(
+                    credit_validity_days__gte=1,
+                    credit_validity_days__lte=MAX_CREDIT_VALIDITY_DAYS,
+                ),
+                name="offering_credit_validity_range",
             ),
         ]
 

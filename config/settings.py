@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "refunds",
     "sessions_app",
     "notifications",
+    "policies",
 ]
 
 MIDDLEWARE = [

@@ -28,6 +28,7 @@ class DeliveryKind(models.TextChoices):
     REQUEST_EXPIRING = "request_expiring", "Request about to expire"
     PROPOSAL_EXPIRING = "proposal_expiring", "Proposal about to expire"
     CALENDAR_CONFLICT = "calendar_conflict", "Calendar conflict"
+    CREDITS_EXPIRING = "credits_expiring", "Credits about to expire"
 
 
 class DeliveryStatus(models.TextChoices):

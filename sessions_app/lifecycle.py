@@ -42,6 +42,24 @@ class Action(models.TextChoices):
     EXPIRE_RESCHEDULE = "expire_reschedule", "Proposal expired"
     COMPLETE = "complete", "Completed"
     CANCEL = "cancel", "Canceled"
+    # A make-up credit the student turns into a full refund (coach-side "student's choice").
+    REFUND_CREDIT = "refund_credit", "Make-up credit refunded"
+    # Attendance, after the session's end: recorded as events, status kept (issue 15).
+    MARK_ATTENDED = "mark_attended", "Marked attended"
+    MARK_NO_SHOW = "mark_no_show", "Student didn't show"
+    REPORT_COACH_NO_SHOW = "report_coach_no_show", "Coach no-show reported"
+    DISPUTE_COACH_NO_SHOW = "dispute_coach_no_show", "Coach no-show disputed"
+
+
+class Attendance(models.TextChoices):
+    """Whether a held session took place, as the coach marked it or the student reported."""
+
+    UNRECORDED = "", "Not recorded"
+    ATTENDED = "ATTENDED", "Attended"
+    STUDENT_NO_SHOW = "STUDENT_NO_SHOW", "Student didn't show"
+    COACH_NO_SHOW_REPORTED = "COACH_NO_SHOW_REPORTED", "Coach didn't show (reported)"
+    COACH_NO_SHOW_DISPUTED = "COACH_NO_SHOW_DISPUTED", "Coach no-show disputed"
+    COACH_NO_SHOW = "COACH_NO_SHOW", "Coach didn't show"
 
 
 class Role(models.TextChoices):
@@ -82,12 +100,12 @@ TRANSITIONS: dict[tuple[Status, Action], Transition] = {
         *_rows([S.RESCHEDULING], Action.WITHDRAW_PROPOSAL, S.CONFIRMED, Role.PROPOSER),
         *_rows([S.RESCHEDULING], Action.EXPIRE_RESCHEDULE, S.CONFIRMED, Role.SYSTEM),
         *_rows([S.CONFIRMED], Action.COMPLETE, S.COMPLETED, Role.SYSTEM),
+        *_rows([S.UNSCHEDULED, S.REQUESTED, S.COMPLETED], Action.CANCEL, S.CANCELED, Role.COACH),
+        # A student cancels a booked session themselves, under the coach's policy (issue 15).
         *_rows(
-            [S.UNSCHEDULED, S.REQUESTED, S.CONFIRMED, S.RESCHEDULING, S.COMPLETED],
-            Action.CANCEL,
-            S.CANCELED,
-            Role.COACH,
+            [S.CONFIRMED, S.RESCHEDULING], Action.CANCEL, S.CANCELED, Role.COACH, Role.STUDENT
         ),
+        *_rows([S.UNSCHEDULED], Action.REFUND_CREDIT, S.CANCELED, Role.STUDENT),
     ]
 }
 
@@ -116,6 +134,7 @@ _VERBS = {
     Action.EXPIRE_RESCHEDULE: "expire the proposal of",
     Action.COMPLETE: "complete",
     Action.CANCEL: "cancel",
+    Action.REFUND_CREDIT: "refund",
 }
 _REFUSALS = {
     Status.CANCELED: "This session was canceled; it cannot change any more.",

@@ -7,6 +7,7 @@ from sessions_app.lifecycle import (
     HOLDING_STATUSES,
     UPCOMING_STATUSES,
     Action,
+    Attendance,
     Status,
 )
 
@@ -32,9 +33,19 @@ class Package(models.Model):
     # The one-time nonce of the confirmation page this package was bought from: a second
     # submission of that page finds this package instead of buying another.
     purchase_token = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    # When its unused credits expire (the offering's `credit_validity_days` after purchase; a
+    # coach may extend it); null: they never do.
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-purchased_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["expires_at", "id"],
+                condition=models.Q(expires_at__isnull=False),
+                name="package_expiring",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} for {self.student}"
@@ -75,6 +86,22 @@ class Session(models.Model):
     # Each reminder is sent once per agreed time; a reschedule clears them.
     reminder_24h_sent_at = models.DateTimeField(null=True, blank=True)
     reminder_1h_sent_at = models.DateTimeField(null=True, blank=True)
+    # A make-up credit: the canceled session it replaces (at most one each). Its price share
+    # is what that session had left to refund, so credits never exceed what was paid.
+    makeup_for = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="makeup_credit",
+    )
+    # The student may still take this make-up credit as a full refund instead (the coach
+    # canceled under "the student's choice").
+    makeup_refundable = models.BooleanField(default=False)
+    attendance = models.CharField(
+        max_length=24, choices=Attendance.choices, blank=True, default=Attendance.UNRECORDED
+    )
+    attendance_recorded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -115,6 +142,12 @@ class Session(models.Model):
                 name="session_student_past",
             ),
             models.Index(fields=["status", "request_expires_at"]),
+            # Coach no-shows the student reported, for the coach's Tasks and the admin.
+            models.Index(
+                fields=["coach", "attendance_recorded_at", "id"],
+                condition=models.Q(attendance=Attendance.COACH_NO_SHOW_REPORTED),
+                name="session_coach_no_show_reported",
+            ),
             models.Index(
                 fields=["ends_at", "id"],
                 condition=models.Q(status=Status.CONFIRMED),
@@ -134,6 +167,10 @@ class Session(models.Model):
             models.CheckConstraint(
                 condition=~models.Q(status__in=HOLDING_STATUSES) | models.Q(slot__isnull=False),
                 name="session_holding_status_has_slot",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(attendance__in=Attendance.values),
+                name="session_attendance_valid",
             ),
         ]
 

@@ -1,0 +1,12 @@
+"""Reads of coaches' policies."""
+
+from policies.models import CancellationPolicy
+
+
+def policy_for_coach(*, coach) -> CancellationPolicy:
+    """The coach's saved policy, or an unsaved one holding the defaults (one query; none when
+    `coach.cancellation_policy` is already loaded)."""
+    try:
+        return coach.cancellation_policy
+    except CancellationPolicy.DoesNotExist:
+        return CancellationPolicy(coach=coach)
