@@ -388,6 +388,9 @@ if PAYMENT_GATEWAY == "stripe" and not DEBUG:
             "refuses to start without them."
         )
 CANCELLATION_RATE_DAYS = 90
+# The policy of a coach who has not saved one: the model's defaults (policies.models), with
+# these fields over them, e.g. {"coach_cancel_rule": "coach_decides"}.
+CANCELLATION_POLICY_DEFAULTS: dict = {}
 # External calendar sync (calendars/sync.py): fetch limits, and whether private, loopback and
 # link-local addresses may be fetched (never in production: tests serve feeds from 127.0.0.1).
 CALENDAR_SYNC_ALLOW_PRIVATE = env.bool("CALENDAR_SYNC_ALLOW_PRIVATE", default=False)

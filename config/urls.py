@@ -33,5 +33,6 @@ urlpatterns = [
     path("availability/", include("calendars.urls")),
     path("calendar/", include("calendars.feed_urls")),
     path("payments/", include("refunds.urls")),
+    path("policy/", include("policies.urls")),
     path("", sessions_views.home, name="home"),
 ]

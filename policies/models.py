@@ -20,6 +20,8 @@ class CoachSideRule(models.TextChoices):
     STUDENT_CHOICE = "student_choice", "Full refund or make-up credit, the student's choice"
     FULL_REFUND = "full_refund", "Full refund"
     MAKEUP_CREDIT = "makeup_credit", "Make-up credit (or a full refund, if the coach prefers)"
+    # What Coachbook did before policies: the coach picks in the refund drawer each time.
+    COACH_DECIDES = "coach_decides", "What the coach decides each time (full, partial or no refund)"
 
 
 class CancellationPolicy(models.Model):

@@ -41,6 +41,7 @@ _COACH_SIDE_CHOICES = {
     CoachSideRule.STUDENT_CHOICE: (Choice.CREDIT, Choice.FULL),
     CoachSideRule.FULL_REFUND: (Choice.FULL,),
     CoachSideRule.MAKEUP_CREDIT: (Choice.CREDIT, Choice.FULL),
+    CoachSideRule.COACH_DECIDES: (Choice.FULL, Choice.PARTIAL, Choice.CREDIT, Choice.NONE),
 }
 
 
@@ -133,7 +134,7 @@ def _coach_side(rule: Rule, side_rule: str, refundable_cents: int, summary: str)
         rule=rule,
         summary=summary,
         choices=choices,
-        default=choices[0],
+        default=None if side_rule == CoachSideRule.COACH_DECIDES else choices[0],
         refund_cents=refundable_cents,
         student_may_swap=side_rule == CoachSideRule.STUDENT_CHOICE,
     )
@@ -248,7 +249,8 @@ def outcome_sentence(outcome: Outcome, *, name: str, currency: str, you: bool = 
 @dataclass(frozen=True)
 class PreviewLine:
     moment: datetime
-    sentence: str
+    outcome: Outcome
+    text: str  # "If Jamie cancels on Tuesday at 18:00, Jamie gets $27.50 back."
 
 
 def policy_preview(
@@ -259,8 +261,9 @@ def policy_preview(
     share_cents: int,
     currency: str,
 ) -> list[PreviewLine]:
-    """Example cancellations of a session at `start`, one inside each tier: the policy form's
-    plain-language preview ("If Jamie cancels on Tuesday at 18:00, Jamie gets $27.50 back")."""
+    """Example cancellations of a session at `start` (aware, in the coach's zone), one inside
+    each tier: the policy form's plain-language preview ("If Jamie cancels on Tuesday at
+    18:00, Jamie gets $27.50 back.")."""
     free, partial = policy.free_notice_hours, policy.partial_notice_hours
     before = [timedelta(hours=free + 6)]
     if partial < free:
@@ -279,5 +282,9 @@ def policy_preview(
             refundable_cents=share_cents,
             now=moment,
         )
-        lines.append(PreviewLine(moment, outcome_sentence(outcome, name=name, currency=currency)))
+        sentence = outcome_sentence(outcome, name=name, currency=currency)
+        if sentence.startswith("The "):
+            sentence = "t" + sentence[1:]
+        when = moment.astimezone(start.tzinfo).strftime("%A at %H:%M")
+        lines.append(PreviewLine(moment, outcome, f"If {name} cancels on {when}, {sentence}"))
     return lines

@@ -245,6 +245,12 @@ def payments_reconcile_awaiting(*, now=None, limit: int = 200) -> int:
     return paid
 
 
+def payment_lock(*, package) -> Payment:
+    """Lock the package's payment row in the caller's transaction: what refunds lock, so a
+    make-up credit valued from the refunds sees them all committed."""
+    return Payment.objects.select_for_update().get(package_id=package.pk)
+
+
 def refund_issue(
     *,
     session,

@@ -6,12 +6,9 @@ from datetime import UTC, date, datetime
 from django import forms
 
 from core.money import MoneyInvalid, format_money, parse_money
+from policies.rules import Choice
 
-REFUND_CHOICES = [
-    ("full", "Full refund"),
-    ("partial", "Partial refund"),
-    ("none", "Cancel without refund"),
-]
+REFUND_CHOICES = Choice.choices
 MAX_REASON = 500
 AMOUNT_NEEDS_PARTIAL = "Choose Partial refund to refund an amount, or clear the amount."
 
@@ -108,16 +105,22 @@ class DeclineForm(forms.Form):
     )
 
 
+CHOOSE_REFUND = (
+    "Choose Full refund, Partial refund, Give a make-up credit or Cancel without refund."
+)
+
+
 class CancelForm(forms.Form):
-    """The refund drawer: Full refund, Partial refund (an amount) or Cancel without refund."""
+    """The refund drawer: Full refund, Partial refund (an amount), Give a make-up credit or
+    Cancel without refund. What the coach's policy allows is checked by the service."""
 
     refund = forms.ChoiceField(
         label="Refund",
         choices=REFUND_CHOICES,
         widget=forms.RadioSelect,
         error_messages={
-            "required": "Choose Full refund, Partial refund or Cancel without refund.",
-            "invalid_choice": "Choose Full refund, Partial refund or Cancel without refund.",
+            "required": CHOOSE_REFUND,
+            "invalid_choice": CHOOSE_REFUND,
         },
     )
     amount = forms.CharField(label="Amount to refund", required=False, max_length=20)
@@ -139,7 +142,7 @@ class CancelForm(forms.Form):
         data = super().clean()
         refund = data.get("refund")
         data["amount_cents"] = None
-        if refund in ("full", "none") and (data.get("amount") or "").strip():
+        if refund in ("full", "credit", "none") and (data.get("amount") or "").strip():
             # Without JavaScript the amount stays enabled: a typed amount is never ignored.
             self.add_error("amount", AMOUNT_NEEDS_PARTIAL)
             return data
@@ -162,3 +165,23 @@ class CancelForm(forms.Form):
                 return data
             data["amount_cents"] = cents
         return data
+
+
+class StudentCancelForm(forms.Form):
+    """A student's cancel: what the coach's policy gives now, chosen when it offers a choice
+    (a full refund or a make-up credit); the amount is the policy's, never typed."""
+
+    refund = forms.ChoiceField(
+        label="What you get back",
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose a full refund or a make-up credit.",
+            "invalid_choice": "That is not what the policy gives now; choose one of the options.",
+        },
+    )
+
+    def __init__(self, *args, choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["refund"].choices = [(choice, Choice(choice).label) for choice in choices]
+        if len(choices) == 1:
+            self.fields["refund"].initial = choices[0]

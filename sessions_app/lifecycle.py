@@ -51,6 +51,16 @@ class Action(models.TextChoices):
     DISPUTE_COACH_NO_SHOW = "dispute_coach_no_show", "Coach no-show disputed"
 
 
+# Attendance actions record what happened at a held session; they change no status, so they
+# are no rows of the table below (`sessions_app.services` checks who may record what).
+ATTENDANCE_ACTIONS = (
+    Action.MARK_ATTENDED,
+    Action.MARK_NO_SHOW,
+    Action.REPORT_COACH_NO_SHOW,
+    Action.DISPUTE_COACH_NO_SHOW,
+)
+
+
 class Attendance(models.TextChoices):
     """Whether a held session took place, as the coach marked it or the student reported."""
 

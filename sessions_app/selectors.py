@@ -87,12 +87,20 @@ def session_roles(
 def session_available_actions(
     *, session: Session, user, proposal: RescheduleProposal | None = None
 ) -> list[str]:
-    """What `user` may do with `session` right now, as lifecycle action values.
+    """What `user` may do with `session` right now, as lifecycle action values: the table's
+    rows for the user's roles, less what the session's own facts rule out (a student cancels
+    only before the start; only a make-up credit left to the student's choice is refundable).
 
     Pass the pending `proposal` when it is already at hand, so it is not read again.
     """
     roles = session_roles(session=session, user=user, proposal=proposal)
-    return list(allowed_actions(session.status, roles))
+    actions = list(allowed_actions(session.status, roles))
+    if Action.REFUND_CREDIT in actions and not session.makeup_refundable:
+        actions.remove(Action.REFUND_CREDIT)
+    started = session.starts_at is None or session.starts_at <= timezone.now()
+    if Action.CANCEL in actions and Role.COACH not in roles and started:
+        actions.remove(Action.CANCEL)
+    return actions
 
 
 # A coach's cancellation rate at or above this share is "High": the refund drawer then advises

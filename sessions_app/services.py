@@ -6,6 +6,7 @@ change. Refusals raise a `DomainError` whose message is fit to show a person.
 import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -25,13 +26,24 @@ from catalog.models import Offering
 from core.bulk import draw_ids, insert_prepared, prepare_insert, update_rows
 from core.errors import PermissionDenied
 from notifications import services as notification_services
+from policies.rules import (
+    Choice,
+    Outcome,
+    Rule,
+    cancellation_outcome,
+    no_show_outcome,
+    outcome_sentence,
+)
+from policies.selectors import policy_for_coach
 from refunds import services as refund_services
 from refunds.models import PaymentState
+from refunds.selectors import session_refundable_cents
 from refunds.services import RefundNotAllowed
 from sessions_app.lifecycle import (
     HOLDING_STATUSES,
     PUBLISHED_STATUSES,
     Action,
+    Attendance,
     Role,
     Status,
     Transition,
@@ -48,7 +60,7 @@ from sessions_app.models import (
 )
 from sessions_app.selectors import session_pending_proposal, session_roles
 
-REFUND_CHOICES = ("full", "partial", "none")
+REFUND_CHOICES = ("full", "partial", "credit", "none")
 logger = logging.getLogger(__name__)
 
 
@@ -59,7 +71,7 @@ def _lock(session: Session) -> Session:
     """Re-read `session` under a row lock, so every check sees the committed state."""
     return (
         Session.objects.select_for_update(of=("self",))
-        .select_related("package", "coach__coach_profile")
+        .select_related("package", "coach__coach_profile", "coach__cancellation_policy")
         .get(pk=session.pk)
     )
 
@@ -375,6 +387,37 @@ def _check_not_started(session: Session, now: datetime) -> None:
         raise TransitionNotAllowed("This session has already started; it can't be rescheduled.")
 
 
+def _check_reschedule_policy(session: Session, actor, now: datetime) -> None:
+    """A student proposes new times within the coach's policy: not within its reschedule
+    notice of the start, and at most its limit of proposals per session (counter-proposals
+    count too). The coach is not limited: rescheduling is what we offer instead of canceling."""
+    if actor.pk != session.student_id:
+        return
+    policy = policy_for_coach(coach=session.coach)
+    notice = timedelta(hours=policy.reschedule_notice_hours)
+    if session.slot.start - now < notice:
+        raise TransitionNotAllowed(
+            f"Under {session.coach.name}'s policy, new times can't be proposed within "
+            f"{policy.reschedule_notice_hours} h of the start."
+        )
+    proposed = SessionEvent.objects.filter(
+        session=session,
+        actor=actor,
+        action__in=(Action.PROPOSE_RESCHEDULE, Action.COUNTER_PROPOSE),
+    ).count()
+    if proposed >= policy.student_reschedule_limit:
+        limit = policy.student_reschedule_limit
+        times = (
+            "no new times"
+            if limit == 0
+            else ("one new time" if limit == 1 else f"{limit} new times")
+        )
+        raise TransitionNotAllowed(
+            f"{session.coach.name}'s policy allows {times} per session from you; "
+            "ask your coach to propose one."
+        )
+
+
 def session_propose_reschedule(*, session: Session, start: datetime, actor) -> RescheduleProposal:
     """Either side proposes a new time: CONFIRMED -> RESCHEDULING.
 
@@ -387,6 +430,7 @@ def session_propose_reschedule(*, session: Session, start: datetime, actor) -> R
         session = _lock(session)
         row = _authorize(session, Action.PROPOSE_RESCHEDULE, actor)
         _check_not_started(session, now)
+        _check_reschedule_policy(session, actor, now)
         proposal = _propose(session, start, actor, now)
         _transition(
             session,
@@ -456,6 +500,7 @@ def session_counter_propose(*, session: Session, start: datetime, actor) -> Resc
     with transaction.atomic():
         session = _lock(session)
         previous, row = _live_proposal(session, Action.COUNTER_PROPOSE, actor, now)
+        _check_reschedule_policy(session, actor, now)
         if start == previous.slot.start:
             raise SlotUnavailable(
                 "That is the time already proposed; confirm it or pick a different one."
@@ -525,6 +570,61 @@ def session_withdraw_proposal(*, session: Session, actor) -> Session:
 # --- cancel ------------------------------------------------------------------------------------
 
 
+def session_cancel_outcome(*, session: Session, actor, now: datetime | None = None) -> Outcome:
+    """What canceling `session` now gives back to its student when `actor` cancels, under the
+    coach's policy and the clock: the one computation behind the refund drawer, the student's
+    cancel page and `session_cancel` (policies.rules).
+
+    A session the coach did not show for (attendance reported or confirmed) follows the
+    coach's no-show rule; a booked session ahead of its start follows the notice tiers (the
+    student) or the coach-side rule (the coach); anything else is the coach's to decide.
+    """
+    now = now or timezone.now()
+    policy = policy_for_coach(coach=session.coach)
+    refundable = session_refundable_cents(session=session)
+    by_coach = actor is not None and actor.pk == session.coach_id
+    if by_coach and session.attendance in COACH_NO_SHOW_ATTENDANCE:
+        return no_show_outcome(policy=policy, coach_missing=True, refundable_cents=refundable)
+    outcome = cancellation_outcome(
+        policy=policy,
+        by_coach=by_coach,
+        booked_ahead=_booked_ahead(session, now),
+        start=session.starts_at,
+        share_cents=session.price_share_cents,
+        refundable_cents=refundable,
+        now=now,
+    )
+    if outcome.rule == Rule.COACH_DISCRETION and session.status == Status.UNSCHEDULED:
+        # A credit never booked: canceling it for another credit would change nothing.
+        return replace(outcome, choices=tuple(c for c in outcome.choices if c != Choice.CREDIT))
+    return outcome
+
+
+# Attendance marks under which the coach's no-show rule binds a cancel by the coach.
+COACH_NO_SHOW_ATTENDANCE = (
+    Attendance.COACH_NO_SHOW_REPORTED,
+    Attendance.COACH_NO_SHOW_DISPUTED,
+    Attendance.COACH_NO_SHOW,
+)
+
+
+def _booked_ahead(session: Session, now: datetime) -> bool:
+    """An agreed time that has not started: what the notice tiers and coach-side rule bind."""
+    return (
+        session.status in (Status.CONFIRMED, Status.RESCHEDULING)
+        and session.starts_at is not None
+        and session.starts_at > now
+    )
+
+
+def _outcome_refusal(session: Session, outcome: Outcome, by_coach: bool) -> str:
+    if by_coach:
+        offered = " or ".join(Choice(choice).label for choice in outcome.choices)
+        return f"Your policy promises this: {outcome.summary} Choose {offered}."
+    sentence = outcome_sentence(outcome, name="", currency=session.currency, you=True)
+    return f"Under {session.coach.name}'s policy, canceling now: {sentence}"
+
+
 def session_cancel(
     *,
     session: Session,
@@ -534,21 +634,37 @@ def session_cancel(
     reason: str = "",
     idempotency_key: str | None = None,
 ) -> Session:
-    """The coach cancels: any non-terminal status -> CANCELED, with the refund they chose.
+    """Cancel: CANCELED, with what the student gets back, under the coach's policy.
 
-    `refund` is "full" (the session's refundable share), "partial" (`amount_cents`, 1..refundable)
-    or "none" (no `Refund` row; the choice is kept in the cancel event). The session's agreed
-    time and any pending proposal's time are released, so they are bookable again. A second
-    submission of the same cancel is refused, so it refunds once.
+    The coach may cancel any non-terminal session; the student a booked one before its start
+    (CONFIRMED or RESCHEDULING). `refund` is "full" (the session's refundable share),
+    "partial" (`amount_cents`), "credit" (a make-up credit: a new unscheduled session of the
+    package, linked to this one, worth what this one had left to refund) or "none" (no
+    `Refund` row). The choice must be one the policy's outcome allows
+    (`session_cancel_outcome`): a student takes what the notice tier gives (a partial tier's
+    amount is computed, not typed), a coach gives at least what the coach-side rule promises.
+    The rule and its result are kept in the cancel event's details. The session's agreed time
+    and any pending proposal's time are released, so they are bookable again. A second
+    submission of the same cancel is refused, so it refunds (or credits) once.
     """
     if refund not in REFUND_CHOICES:
-        raise RefundNotAllowed("Choose Full refund, Partial refund or Cancel without refund.")
+        raise RefundNotAllowed(
+            "Choose Full refund, Partial refund, Give a make-up credit or Cancel without refund."
+        )
     if refund != "partial" and amount_cents is not None:
         raise RefundNotAllowed("An amount goes only with a partial refund.")
     now = timezone.now()
     with transaction.atomic():
         session = _lock(session)
         row = _authorize(session, Action.CANCEL, actor)
+        by_coach = actor.pk == session.coach_id
+        if not by_coach and not _booked_ahead(session, now):
+            raise TransitionNotAllowed("This session has already started; it can't be canceled.")
+        outcome = session_cancel_outcome(session=session, actor=actor, now=now)
+        if not by_coach and refund == "partial" and amount_cents is None:
+            amount_cents = outcome.refund_cents  # the tier's amount; the student types none
+        if not outcome.allows(refund, amount_cents):
+            raise RefundNotAllowed(_outcome_refusal(session, outcome, by_coach))
         # Every active reservation of the session is released, as the table says: its time (a
         # completed session's too) and its pending proposal's.
         release = [session.slot_id]
@@ -558,8 +674,13 @@ def session_cancel(
                 status=ProposalStatus.CANCELED, decided_at=now
             )
             release.append(proposal.slot_id)
-        details = {"refund": refund, "reason": reason.strip()}
-        if refund != "none":
+        details = {
+            "refund": refund,
+            "reason": reason.strip(),
+            "canceled_by": "coach" if by_coach else "student",
+            **outcome.details(),
+        }
+        if refund in ("full", "partial"):
             issued = refund_services.refund_issue(
                 session=session,
                 kind=refund,
@@ -569,15 +690,88 @@ def session_cancel(
                 idempotency_key=idempotency_key or f"session-{session.pk}-cancel",
             )
             details.update(refund_id=issued.pk, refund_amount_cents=issued.amount_cents)
-        if actor.pk == session.coach_id and session.status in HOLDING_STATUSES:
+        if by_coach and session.status in HOLDING_STATUSES:
             _tally(session.coach_id, now, "coach_canceled")  # the cancellation rate's count
         session.request_expires_at = None
         if session.status in PUBLISHED_STATUSES:
             session.sequence += 1  # the calendar entry becomes a cancellation
+        if refund == "credit":
+            credit = _makeup_create(
+                session, actor, now, refundable=by_coach and outcome.student_may_swap
+            )
+            details.update(makeup_session_id=credit.pk, makeup_value_cents=credit.price_share_cents)
         _transition(
             session, row, actor, now=now, fields=("request_expires_at", "sequence"), details=details
         )
         calendar_services.reservations_release(slot_ids=release, now=now)
+    return session
+
+
+def _makeup_create(session: Session, actor, now: datetime, *, refundable: bool) -> Session:
+    """The make-up credit of `session` (being canceled): one new UNSCHEDULED session of its
+    package, labelled as such, worth what `session` had left to refund.
+
+    The payment row is locked first, as a refund would lock it, so concurrent cancels of one
+    package's sessions value their credits one after the other from committed refunds; the
+    one-to-one link refuses a second credit for the same session.
+    """
+    refund_services.payment_lock(package=session.package)
+    value = session_refundable_cents(session=session)
+    package = Package.objects.select_for_update().get(pk=session.package_id)
+    last = Session.objects.filter(package=package).order_by("-number").values_list("number")[0][0]
+    credit = Session.objects.create(
+        package=package,
+        coach_id=session.coach_id,
+        student_id=session.student_id,
+        number=last + 1,
+        price_share_cents=value,
+        currency=session.currency,
+        makeup_for=session,
+        makeup_refundable=refundable,
+    )
+    SessionEvent.objects.create(
+        session=credit,
+        actor=actor,
+        action=Action.CREATE,
+        from_status="",
+        to_status=Status.UNSCHEDULED,
+        details={"package_id": package.pk, "price_share_cents": value, "makeup_for": session.pk},
+        created_at=now,
+    )
+    return credit
+
+
+def session_refund_credit(*, session: Session, actor) -> Session:
+    """The student takes a make-up credit as a full refund instead: UNSCHEDULED -> CANCELED,
+    refunding its value. Only a credit the coach's cancel left to the student's choice
+    (`makeup_refundable`), and only once."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = _lock(session)
+        row = _authorize(session, Action.REFUND_CREDIT, actor)
+        if session.makeup_for_id is None or not session.makeup_refundable:
+            raise RefundNotAllowed("This credit cannot be exchanged for a refund.")
+        issued = refund_services.refund_issue(
+            session=session,
+            kind="full",
+            issued_by=actor,
+            reason="Make-up credit taken as a refund",
+            idempotency_key=f"session-{session.pk}-refund-credit",
+        )
+        session.makeup_refundable = False
+        _transition(
+            session,
+            row,
+            actor,
+            now=now,
+            fields=("makeup_refundable",),
+            details={
+                "refund": "full",
+                "refund_id": issued.pk,
+                "refund_amount_cents": issued.amount_cents,
+                "makeup_for": session.makeup_for_id,
+            },
+        )
     return session
 
 

@@ -26,4 +26,5 @@ urlpatterns = [
     path("<int:pk>/reschedule/withdraw/", views.withdraw_proposal, name="withdraw_proposal"),
     path("<int:pk>/keep-time/", views.keep_time, name="keep_time"),
     path("<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("<int:pk>/refund-credit/", views.refund_credit, name="refund_credit"),
 ]

@@ -35,6 +35,8 @@ from core.times import (
     range_label,
     slot_label,
 )
+from policies.rules import outcome_sentence
+from policies.selectors import policy_for_coach
 from refunds import selectors as refund_selectors
 from refunds.models import RefundState
 from refunds.selectors import session_refundable_cents
@@ -43,6 +45,7 @@ from sessions_app.forms import (
     CancelForm,
     DeclineForm,
     StartChoiceForm,
+    StudentCancelForm,
     format_start,
     parse_start,
     parse_week,
@@ -416,32 +419,44 @@ def detail(request, pk: int):
         request, session, context["as_coach"]
     )
     if Action.CANCEL in actions:
-        context.update(_cancel_context(session, actions))
+        context.update(_cancel_context(session, actions, request.user))
     return render(request, "sessions_app/detail.html", context)
 
 
-# The refund choice the drawer preselects: None (the coach chooses). A coach's refund policy
-# (a later issue) may make it "full".
-DEFAULT_REFUND = None
-
-
-def _cancel_context(session: Session, actions: set, form: CancelForm | None = None) -> dict:
-    refundable = session_refundable_cents(session=session)
-    return {
-        "default_refund": DEFAULT_REFUND,
-        "refundable_cents": refundable,
-        "cancel_form": form or CancelForm(refundable_cents=refundable, currency=session.currency),
-        "rate": selectors.coach_cancellation_rate(
-            coach=session.coach, days=settings.CANCELLATION_RATE_DAYS
-        ),
+def _cancel_context(
+    session: Session, actions: set, user, form: CancelForm | StudentCancelForm | None = None
+) -> dict:
+    """The refund drawer (the coach) or the student's cancel page: what the coach's policy
+    gives if the session is canceled now (`services.session_cancel_outcome`)."""
+    outcome = services.session_cancel_outcome(session=session, actor=user)
+    context = {
+        "outcome": outcome,
+        "policy": policy_for_coach(coach=session.coach),
         "can_reschedule": Action.PROPOSE_RESCHEDULE in actions,
     }
+    if user.pk != session.coach_id:
+        context["cancel_form"] = form or StudentCancelForm(choices=outcome.choices)
+        context["outcome_sentence"] = outcome_sentence(
+            outcome, name="", currency=session.currency, you=True
+        )
+        return context
+    refundable = session_refundable_cents(session=session)
+    context.update(
+        default_refund=outcome.default,
+        refundable_cents=refundable,
+        cancel_form=form or CancelForm(refundable_cents=refundable, currency=session.currency),
+        rate=selectors.coach_cancellation_rate(
+            coach=session.coach, days=settings.CANCELLATION_RATE_DAYS
+        ),
+    )
+    return context
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def cancel(request, pk: int):
-    """The refund drawer as its own page (the detail page opens it as a <dialog>)."""
+    """The refund drawer as its own page (the detail page opens it as a <dialog>); for the
+    student, the page that shows what the coach's policy gives back before they confirm."""
     session = _session_or_404(request, pk)
     if request.method == "POST" and (stale := _stale_message(request, session)):
         messages.warning(request, stale)
@@ -450,10 +465,15 @@ def cancel(request, pk: int):
     if Action.CANCEL not in actions:
         messages.error(request, _cannot(session, "cancel"))
         return redirect(_next_url(request, session))
+    as_coach = request.user.pk == session.coach_id
     form = None
     if request.method == "POST":
-        refundable = session_refundable_cents(session=session)
-        form = CancelForm(request.POST, refundable_cents=refundable, currency=session.currency)
+        if as_coach:
+            refundable = session_refundable_cents(session=session)
+            form = CancelForm(request.POST, refundable_cents=refundable, currency=session.currency)
+        else:
+            outcome = services.session_cancel_outcome(session=session, actor=request.user)
+            form = StudentCancelForm(request.POST, choices=outcome.choices)
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -461,8 +481,8 @@ def cancel(request, pk: int):
                     session=session,
                     actor=request.user,
                     refund=data["refund"],
-                    amount_cents=data["amount_cents"],
-                    reason=data["reason"],
+                    amount_cents=data.get("amount_cents"),
+                    reason=data.get("reason", ""),
                 )
             except DomainError as exc:
                 form.add_error(None, exc.message)
@@ -472,7 +492,8 @@ def cancel(request, pk: int):
     context = {
         "session": session,
         "next": safe_next_url(request),
-        **_cancel_context(session, actions, form),
+        "as_coach": as_coach,
+        **_cancel_context(session, actions, request.user, form),
     }
     return render(request, "sessions_app/cancel.html", context)
 
@@ -480,20 +501,40 @@ def cancel(request, pk: int):
 def _cancel_message(session: Session, data: dict, user) -> str:
     """ "Canceled: <whose session, when>; it's under Canceled; <refund outcome>"."""
     when = f" on {slot_label(session.slot)}" if session.slot_id else ""
-    if user.pk == session.coach_id:
+    by_coach = user.pk == session.coach_id
+    if by_coach:
         head = f"Canceled: {session.student.name}'s session{when} is under Canceled"
     else:
         head = f"Canceled: your session{when} with {session.coach.name} is in My sessions"
     if data["refund"] == "none":
         return f"{head}; canceled without refund."
+    if data["refund"] == "credit":
+        whose = f"{session.student.name} has" if by_coach else "you have"
+        return f"{head}; {whose} a make-up credit to book another time."
     refund = session.refunds.order_by("-created_at", "-id").first()
     amount = format_money(refund.amount_cents, refund.currency) if refund else ""
     kind = "full" if data["refund"] == "full" else "partial"
     message = f"{head}; a {kind} refund of {amount}."
     if refund is not None and refund.state == RefundState.CREATED:
         # A card processor settles it after this page: its state shows on the session.
-        message += " It goes back to the student's card; its state shows below."
+        whose = "the student's" if by_coach else "your"
+        message += f" It goes back to {whose} card; its state shows below."
     return message
+
+
+@login_required
+@require_POST
+def refund_credit(request, pk: int):
+    """The student takes a make-up credit the coach's cancel left to their choice as a full
+    refund instead."""
+    return _act(
+        request,
+        pk,
+        lambda session: services.session_refund_credit(session=session, actor=request.user),
+        lambda session: (
+            "Your make-up credit is refunded in full; the session is under My sessions as canceled."
+        ),
+    )
 
 
 def _cannot(session: Session, verb: str) -> str:

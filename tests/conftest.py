@@ -50,6 +50,14 @@ def _test_settings(settings):
     }
 
 
+@pytest.fixture
+def coaches_decide_refunds(settings):
+    """Coaches without a saved policy choose each cancel's refund freely (the coach-side rule
+    "coach_decides"), as before policies existed: for tests about the refund drawer's money
+    rather than about policies (tests/policies)."""
+    settings.CANCELLATION_POLICY_DEFAULTS = {"coach_cancel_rule": "coach_decides"}
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _celery_memory_broker():
     """Tasks queued by tests (on_commit notifications) go to an in-memory broker, never to the

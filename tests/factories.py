@@ -152,10 +152,13 @@ def _fresh(session):
 
 
 def make_canceled_session(refund: str = "none", amount_cents=None, reason: str = "", **fields):
-    """A confirmed session the coach canceled through `session_cancel` with `refund`."""
+    """A confirmed session the coach canceled through `session_cancel` with `refund`, under a
+    saved policy that lets the coach decide each time (any refund is then allowed)."""
+    from policies.services import policy_update
     from sessions_app import services
 
     session = make_session("CONFIRMED", **fields)
+    policy_update(coach=session.coach, coach_cancel_rule="coach_decides")
     return services.session_cancel(
         session=session,
         actor=session.coach,

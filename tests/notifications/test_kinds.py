@@ -20,7 +20,7 @@ from tests.factories import (
 )
 from tests.notifications.helpers import NOW, SITE, START, fresh, html_of, open_window, run
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 
 # --- purchase --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from tests.conftest import race
 from tests.factories import StaffFactory, SuperuserFactory
 from tests.notifications.helpers import NOW, START, fresh, run
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 
 def _booked(people, capture=None):

@@ -21,7 +21,7 @@ from tests.notifications.helpers import NOW, SITE, START, fresh, html_of, invita
 from tests.notifications.helpers import open_window as _open
 from tests.notifications.helpers import run as _run
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 
 def _fresh(session):

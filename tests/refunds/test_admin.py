@@ -21,7 +21,7 @@ from tests.factories import (
     make_session,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 CHANGELIST = reverse("admin:refunds_refund_changelist")
 EXPORT = reverse("admin:refunds_refund_export")

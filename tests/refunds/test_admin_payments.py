@@ -31,7 +31,7 @@ from tests.factories import (
 from tests.refunds.test_admin import REFUND_LIST_QUERIES
 from tests.stripe_support import free_port
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 PAYMENTS = reverse("admin:refunds_payment_changelist")
 REFUNDS = reverse("admin:refunds_refund_changelist")

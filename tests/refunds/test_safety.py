@@ -12,7 +12,7 @@ from sessions_app.models import SessionEvent
 from sessions_app.services import session_cancel
 from tests.factories import make_package, make_session
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 
 def _state(session):

@@ -25,7 +25,7 @@ from tests.conftest import messages_of
 from tests.factories import StaffFactory, make_card_package, next_free_start
 from tests.stripe_support import free_port
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 NOW = datetime(2031, 3, 4, 10, 0, tzinfo=UTC)
 

@@ -30,7 +30,7 @@ from tests.factories import (
     next_free_start,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 SESSIONS = reverse("admin:sessions_app_session_changelist")
 PACKAGES = reverse("admin:sessions_app_package_changelist")

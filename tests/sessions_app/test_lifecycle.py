@@ -11,9 +11,11 @@ import pytest
 import time_machine
 
 from calendars.models import ACTIVE_SLOT_STATUSES, TimeSlot
+from policies.services import policy_update
 from refunds.models import Refund
 from sessions_app import services
 from sessions_app.lifecycle import (
+    ATTENDANCE_ACTIONS,
     TRANSITIONS,
     Action,
     PermissionDenied,
@@ -27,7 +29,7 @@ from sessions_app.models import RescheduleProposal, Session, SessionEvent
 from sessions_app.selectors import session_available_actions
 from tests.factories import CoachFactory, StudentFactory, make_session, next_free_start
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 # A Monday morning; the fresh times `next_free_start` hands out lie days after it.
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -42,7 +44,9 @@ def clock():
 SYSTEM_ACTIONS = (Action.EXPIRE, Action.EXPIRE_RESCHEDULE, Action.COMPLETE)
 # Every action a person performs through a service (all but purchase and the sweeps' actions).
 USER_ACTIONS = [
-    action for action in Action if action != Action.CREATE and action not in SYSTEM_ACTIONS
+    action
+    for action in Action
+    if action != Action.CREATE and action not in SYSTEM_ACTIONS and action not in ATTENDANCE_ACTIONS
 ]
 USER_ROWS = [row for row in TRANSITIONS.values() if Role.SYSTEM not in row.roles]
 SYSTEM_ROWS = [row for row in TRANSITIONS.values() if Role.SYSTEM in row.roles]
@@ -74,7 +78,9 @@ def perform(action: Action, session, actor):
         Action.WITHDRAW_PROPOSAL: lambda: services.session_withdraw_proposal(
             session=session, actor=actor
         ),
-        Action.CANCEL: lambda: services.session_cancel(session=session, actor=actor, refund="none"),
+        # A full refund: what every side may choose in every status it may cancel from.
+        Action.CANCEL: lambda: services.session_cancel(session=session, actor=actor, refund="full"),
+        Action.REFUND_CREDIT: lambda: services.session_refund_credit(session=session, actor=actor),
     }
     assert set(calls) == set(USER_ACTIONS)
     return calls[action]()
@@ -93,9 +99,15 @@ def perform_system(action: Action, session, clock) -> int:
     return services.sessions_complete_past()
 
 
-def arrange(status: Status, proposer: str | None = None):
+def arrange(status: Status, proposer: str | None = None, action: Action | None = None):
     """A session in `status` made through the services; a rescheduling one with the pending
-    proposal made by `proposer` ("coach" or "student")."""
+    proposal made by `proposer` ("coach" or "student"); for `refund_credit`, the make-up
+    credit a coach's cancel left to the student's choice."""
+    if action == Action.REFUND_CREDIT:
+        canceled = make_session(Status.CONFIRMED)
+        policy_update(coach=canceled.coach, coach_cancel_rule="student_choice")
+        services.session_cancel(session=canceled, actor=canceled.coach, refund="credit")
+        return Session.objects.get(makeup_for=canceled)
     if status != Status.RESCHEDULING:
         return make_session(status)
     session = make_session(Status.CONFIRMED)
@@ -164,6 +176,7 @@ RESERVATIONS_AFTER = {
     Action.EXPIRE_RESCHEDULE: AGREED_ONLY,
     Action.COMPLETE: AGREED_ONLY,
     Action.CANCEL: [],
+    Action.REFUND_CREDIT: [],
 }
 
 
@@ -194,12 +207,12 @@ def test_the_cases_cover_every_row_of_the_table():
     covered = {(case.values[0].source, case.values[0].action) for case in ROW_CASES}
     covered |= {(row.source, row.action) for row in SYSTEM_ROWS}
     assert covered == set(TRANSITIONS)
-    assert len(TRANSITIONS) == 17
+    assert len(TRANSITIONS) == 18
 
 
 @pytest.mark.parametrize(("row", "role", "proposer"), ROW_CASES)
 def test_each_row_moves_the_session_writes_one_event_and_sets_its_reservations(row, role, proposer):
-    session = arrange(row.source, proposer)
+    session = arrange(row.source, proposer, row.action)
     actor = actor_for(role, session, proposer)
     events_before = list(session.events.values_list("pk", flat=True))
 
@@ -278,6 +291,7 @@ VERBS = {
     Action.DECLINE_RESCHEDULE: "keep the current time of",
     Action.WITHDRAW_PROPOSAL: "withdraw the proposal of",
     Action.CANCEL: "cancel",
+    Action.REFUND_CREDIT: "refund",
 }
 
 
@@ -336,16 +350,20 @@ WRONG_SIDE = [
 ]
 
 
-def test_every_row_but_propose_has_a_wrong_side():
+def test_every_row_but_those_both_sides_may_take_has_a_wrong_side():
     rows = {(case.values[0].source, case.values[0].action) for case in WRONG_SIDE}
-    assert rows == {
-        (row.source, row.action) for row in USER_ROWS if row.action != Action.PROPOSE_RESCHEDULE
+    both_sides = {Role.COACH, Role.STUDENT}
+    assert rows == {(row.source, row.action) for row in USER_ROWS if row.roles != both_sides}
+    assert {(row.source, row.action) for row in USER_ROWS if row.roles == both_sides} == {
+        (Status.CONFIRMED, Action.PROPOSE_RESCHEDULE),
+        (Status.CONFIRMED, Action.CANCEL),
+        (Status.RESCHEDULING, Action.CANCEL),
     }
 
 
 @pytest.mark.parametrize(("row", "who", "proposer"), WRONG_SIDE)
 def test_wrong_side_is_refused_with_the_reason_and_changes_nothing(row, who, proposer):
-    session = arrange(row.source, proposer)
+    session = arrange(row.source, proposer, row.action)
     before = snapshot(session)
 
     with pytest.raises(PermissionDenied) as refused:
@@ -361,7 +379,7 @@ OUTSIDERS = {"another student": StudentFactory, "another coach": CoachFactory}
 @pytest.mark.parametrize("outsider", sorted(OUTSIDERS))
 @pytest.mark.parametrize("row", USER_ROWS, ids=_row_id)
 def test_outsider_is_refused_and_changes_nothing(row, outsider):
-    session = arrange(row.source, "coach")
+    session = arrange(row.source, "coach", row.action)
     stranger = OUTSIDERS[outsider]()
     before = snapshot(session)
 
@@ -388,18 +406,27 @@ def test_outsider_learns_nothing_even_where_the_status_forbids_the_action(action
 @pytest.mark.parametrize(
     ("status", "roles", "actions"),
     [
-        (Status.UNSCHEDULED, {Role.STUDENT}, [Action.BOOK]),
+        (Status.UNSCHEDULED, {Role.STUDENT}, [Action.BOOK, Action.REFUND_CREDIT]),
         (Status.UNSCHEDULED, {Role.COACH}, [Action.CANCEL]),
         (Status.REQUESTED, {Role.STUDENT}, [Action.WITHDRAW]),
         (Status.REQUESTED, {Role.COACH}, [Action.ACCEPT, Action.DECLINE, Action.CANCEL]),
-        (Status.CONFIRMED, {Role.STUDENT}, [Action.PROPOSE_RESCHEDULE]),
+        (Status.CONFIRMED, {Role.STUDENT}, [Action.PROPOSE_RESCHEDULE, Action.CANCEL]),
         (Status.CONFIRMED, {Role.COACH}, [Action.PROPOSE_RESCHEDULE, Action.CANCEL]),
         (
             Status.RESCHEDULING,
             {Role.STUDENT, Role.RESPONDER},
-            [Action.CONFIRM_RESCHEDULE, Action.COUNTER_PROPOSE, Action.DECLINE_RESCHEDULE],
+            [
+                Action.CONFIRM_RESCHEDULE,
+                Action.COUNTER_PROPOSE,
+                Action.DECLINE_RESCHEDULE,
+                Action.CANCEL,
+            ],
         ),
-        (Status.RESCHEDULING, {Role.STUDENT, Role.PROPOSER}, [Action.WITHDRAW_PROPOSAL]),
+        (
+            Status.RESCHEDULING,
+            {Role.STUDENT, Role.PROPOSER},
+            [Action.WITHDRAW_PROPOSAL, Action.CANCEL],
+        ),
         (
             Status.RESCHEDULING,
             {Role.COACH, Role.RESPONDER},
@@ -439,8 +466,8 @@ def test_available_actions_while_rescheduling_depend_on_who_proposed(proposer):
     }
 
     assert offered == {
-        proposer: ["withdraw_proposal", *(cancel if proposer == "coach" else [])],
-        responder: [*answers, *(cancel if responder == "coach" else [])],
+        proposer: ["withdraw_proposal", *cancel],
+        responder: [*answers, *cancel],
     }
     assert session_available_actions(session=session, user=StudentFactory()) == []
 

@@ -17,7 +17,11 @@ from tests.factories import CoachFactory, OfferingFactory, StudentFactory, make_
 from tests.sessions_app.test_views_coach import booked, proposed
 
 NOW = datetime(2030, 1, 10, 12, 0, tzinfo=UTC)
-pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=False)]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("coaches_decide_refunds"),
+    pytest.mark.time_machine(NOW, tick=False),
+]
 UPCOMING = reverse("sessions:upcoming")
 
 

@@ -12,7 +12,7 @@ from sessions_app import services
 from tests.factories import CoachFactory, make_canceled_session, make_package
 from tests.sessions_app.test_views_queries import BUDGETS
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 EXPIRED = "The card has expired or was canceled."
 FAILED_TEXT = (

@@ -27,7 +27,7 @@ from tests.factories import (
     make_session,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 DAY = datetime(2026, 3, 5, tzinfo=UTC)  # the Thursday after

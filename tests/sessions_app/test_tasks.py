@@ -20,7 +20,11 @@ from sessions_app.models import ProposalStatus, Session, SessionEvent
 from tests.factories import CoachFactory, OfferingFactory, StudentFactory
 
 # Celery tasks run in-process for these unit tests only, with a clean claim cache.
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("coaches_decide_refunds"),
+    pytest.mark.usefixtures("celery_eager"),
+]
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 START = datetime(2025, 3, 7, 10, 0, tzinfo=UTC)

@@ -25,7 +25,11 @@ from tests.factories import (
 
 # A Monday night: the pickers show the whole week ahead.
 NOW = datetime(2030, 1, 7, 0, 30, tzinfo=UTC)
-pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=False)]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("coaches_decide_refunds"),
+    pytest.mark.time_machine(NOW, tick=False),
+]
 
 # The most queries each page may run, whatever the number of rows (sessions, events, times).
 BUDGETS = {
