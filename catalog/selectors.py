@@ -47,8 +47,15 @@ def coaches_directory() -> QuerySet:
 
 
 def coach_public(*, coach_id: int) -> User | None:
-    """A coach's public page: profile and `active_offerings` (None if no such coach)."""
-    return _coaches().prefetch_related(_active_offerings()).filter(pk=coach_id).first()
+    """A coach's public page: profile, cancellation policy (when saved) and
+    `active_offerings` (None if no such coach)."""
+    return (
+        _coaches()
+        .select_related("cancellation_policy")
+        .prefetch_related(_active_offerings())
+        .filter(pk=coach_id)
+        .first()
+    )
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ def coach_page(*, coach_id: int, viewer, now: datetime | None = None) -> User | 
 def offering_for_sale(*, pk: int) -> Offering | None:
     """An offering a student can buy now: on sale, from an active coach (else None)."""
     return (
-        Offering.objects.select_related("coach__coach_profile")
+        Offering.objects.select_related("coach__coach_profile", "coach__cancellation_policy")
         .filter(pk=pk, is_active=True, coach__is_active=True, coach__coach_profile__isnull=False)
         .first()
     )

@@ -67,11 +67,12 @@ class Outcome:
 
     def allows(self, choice: str, amount_cents: int | None = None) -> bool:
         """Whether `choice` (and a partial `amount_cents`) is within this outcome: one of the
-        choices, and a partial refund no smaller than the rule's amount."""
+        choices, and in the student's partial tier exactly the tier's amount (a coach who
+        decides each time types any amount; the refunds service bounds it)."""
         if choice not in self.choices:
             return False
-        if choice == Choice.PARTIAL and self.rule != Rule.COACH_DISCRETION:
-            return amount_cents is not None and amount_cents >= self.refund_cents
+        if choice == Choice.PARTIAL and self.rule == Rule.STUDENT_PARTIAL:
+            return amount_cents == self.refund_cents
         return True
 
     def details(self) -> dict:

@@ -112,9 +112,7 @@ TRANSITIONS: dict[tuple[Status, Action], Transition] = {
         *_rows([S.CONFIRMED], Action.COMPLETE, S.COMPLETED, Role.SYSTEM),
         *_rows([S.UNSCHEDULED, S.REQUESTED, S.COMPLETED], Action.CANCEL, S.CANCELED, Role.COACH),
         # A student cancels a booked session themselves, under the coach's policy (issue 15).
-        *_rows(
-            [S.CONFIRMED, S.RESCHEDULING], Action.CANCEL, S.CANCELED, Role.COACH, Role.STUDENT
-        ),
+        *_rows([S.CONFIRMED, S.RESCHEDULING], Action.CANCEL, S.CANCELED, Role.COACH, Role.STUDENT),
         *_rows([S.UNSCHEDULED], Action.REFUND_CREDIT, S.CANCELED, Role.STUDENT),
     ]
 }

@@ -351,7 +351,7 @@ def session_detail_for_user(*, user, pk) -> Session | None:
 
     session = (
         _list_base()
-        .select_related("package__payment")
+        .select_related("package__payment", "coach__cancellation_policy")
         .prefetch_related(
             Prefetch("events", queryset=SessionEvent.objects.select_related("actor")),
             "refunds",

@@ -440,7 +440,7 @@ def _cancel_context(
             outcome, name="", currency=session.currency, you=True
         )
         return context
-    refundable = session_refundable_cents(session=session)
+    refundable = outcome.refund_cents  # for the coach, all that is still refundable
     context.update(
         default_refund=outcome.default,
         refundable_cents=refundable,

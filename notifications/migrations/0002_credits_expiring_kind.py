@@ -8,7 +8,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('notifications', '0001_initial'),
-        ('sessions_app', '0006_coach_daily_tally'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("calendars", "0006_external_calendar_attempts"),
         ("catalog", "0002_offering_credit_validity"),
         ("sessions_app", "0006_coach_daily_tally"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

@@ -22,7 +22,11 @@ from tests.factories import CoachFactory, StudentFactory, make_package, make_rul
 # Monday 12 October 2026, 06:00 UTC (08:00 in Berlin). Berlin leaves summer time (UTC+2) for
 # winter time (UTC+1) on Sunday 25 October 2026; New York on Sunday 1 November 2026.
 MONDAY = datetime(2026, 10, 12, 6, 0, tzinfo=UTC)
-pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(MONDAY, tick=False)]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("coaches_decide_refunds"),
+    pytest.mark.time_machine(MONDAY, tick=False),
+]
 
 
 def utc(*args) -> datetime:

@@ -27,7 +27,7 @@ from tests.factories import (
     next_free_start,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 
 @pytest.fixture(autouse=True)

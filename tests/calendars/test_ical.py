@@ -22,7 +22,7 @@ from tests.factories import (
     StudentFactory,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coaches_decide_refunds")]
 
 NOW = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)  # a Monday
 START = datetime(2025, 1, 8, 13, 0, tzinfo=UTC)  # Wednesday 14:00 in Berlin

@@ -213,4 +213,13 @@ def test_cancel_without_refund_writes_no_refund_but_records_the_choice():
 
     assert Refund.objects.count() == 0
     event = session.events.get(action="cancel")
-    assert event.details == {"refund": "none", "reason": "No-show"}
+    assert event.details == {
+        "refund": "none",
+        "reason": "No-show",
+        "canceled_by": "coach",
+        "rule": "coach_cancel",
+        "rule_summary": "The coach cancels: what the coach decides each time (full, partial "
+        "or no refund).",
+        "rule_refund_cents": session.price_share_cents,
+        "rule_used": False,
+    }

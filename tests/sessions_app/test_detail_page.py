@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
+from policies.services import policy_update
 from refunds.models import Refund
 from sessions_app import selectors
 from sessions_app.forms import AMOUNT_NEEDS_PARTIAL
@@ -188,14 +189,30 @@ def test_drawer_preselects_nothing_and_prompts(client, coach):
     assert 'style="' not in html.split('id="refund-drawer"')[1]
 
 
-def test_drawer_preselects_full_refund_when_that_is_the_default(client, coach, monkeypatch):
-    from sessions_app import views
-
-    monkeypatch.setattr(views, "DEFAULT_REFUND", "full")
+@pytest.mark.parametrize(
+    ("rule", "checked", "disabled"),
+    [
+        ("full_refund", "full", {"partial", "credit", "none"}),
+        ("makeup_credit", "credit", {"partial", "none"}),
+        ("student_choice", "credit", {"partial", "none"}),
+        ("coach_decides", None, set()),
+    ],
+)
+def test_drawer_preselects_the_coach_side_rule_and_offers_nothing_less(
+    client, coach, rule, checked, disabled
+):
+    policy_update(coach=coach, coach_cancel_rule=rule)
     session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
     client.force_login(coach)
     html = client.get(reverse("sessions:cancel", args=[session.pk])).content.decode()
-    assert re.search(r'value="full" id="refund-full" checked', html)
+    radios = {
+        re.search(r'value="(\w+)"', tag).group(1): tag
+        for tag in re.findall(r'<input type="radio" name="refund"[^>]*>', html)
+    }
+    assert [value for value, tag in radios.items() if " checked" in tag] == (
+        [checked] if checked else []
+    )
+    assert {value for value, tag in radios.items() if " disabled" in tag} == disabled
 
 
 def test_cancellation_rate_threshold(client, coach):

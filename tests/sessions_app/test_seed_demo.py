@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 LONDON = ZoneInfo("Europe/London")
 DEMO_LOGINS = ("coach@example.com", "student@example.com", "sam@example.com", "admin@example.com")
 EXPECTED_STATUSES = {
-    Status.UNSCHEDULED: 5,  # credits still to book
+    Status.UNSCHEDULED: 6,  # credits still to book
     Status.REQUESTED: 3,
     Status.CONFIRMED: 2,
     Status.RESCHEDULING: 1,
@@ -117,7 +117,7 @@ def test_seed_gives_the_coach_weekday_hours_and_offerings_of_30_60_and_90_minute
     ]
 
 
-def test_seed_covers_a_pending_proposal_a_partial_refund_and_credits_to_book(clock):
+def test_seed_covers_a_pending_proposal_a_make_up_credit_and_credits_to_book(clock):
     _seed()
 
     rescheduling = Session.objects.get(status=Status.RESCHEDULING)
@@ -125,16 +125,22 @@ def test_seed_covers_a_pending_proposal_a_partial_refund_and_credits_to_book(clo
     assert proposal.session == rescheduling
     assert (rescheduling.slot.status, proposal.slot.status) == (SlotStatus.BOOKED, SlotStatus.HELD)
     assert proposal.slot.start > rescheduling.slot.start
-    assert list(Refund.objects.values_list("kind", "amount_cents", "session__status")) == [
-        ("partial", 2500, Status.CANCELED)
-    ]
+    assert Refund.objects.count() == 0
     canceled = Session.objects.get(status=Status.CANCELED)
     assert canceled.student.email == "sam@example.com"
     assert canceled.slot.status == SlotStatus.RELEASED
+    # The coach's cancel under the default policy: a make-up credit worth the session's share,
+    # which Sam may still exchange for a full refund.
+    makeup = canceled.makeup_credit
+    assert (makeup.status, makeup.price_share_cents, makeup.makeup_refundable) == (
+        Status.UNSCHEDULED,
+        canceled.price_share_cents,
+        True,
+    )
     credits = Counter(
         Session.objects.filter(status=Status.UNSCHEDULED).values_list("student__email", flat=True)
     )
-    assert credits == {"student@example.com": 2, "sam@example.com": 3}
+    assert credits == {"student@example.com": 2, "sam@example.com": 4}
     requested = Session.objects.filter(status=Status.REQUESTED).select_related("slot")
     assert {session.slot.status for session in requested} == {SlotStatus.HELD}
 
@@ -219,4 +225,4 @@ def test_seed_with_stripe_configured_records_its_history_as_manual_payments(cloc
     _seed()
 
     assert set(Payment.objects.values_list("gateway", "state")) == {("manual", "DONE")}
-    assert Session.objects.filter(status=Status.UNSCHEDULED).count() == 5
+    assert Session.objects.filter(status=Status.UNSCHEDULED).count() == 6

@@ -694,6 +694,12 @@ def test_cancel_with_full_refund_returns_the_share_and_releases_the_time():
         "reason": "Ill",
         "refund_id": refund.pk,
         "refund_amount_cents": 3334,
+        "canceled_by": "coach",
+        "rule": "coach_cancel",
+        "rule_summary": "The coach cancels: what the coach decides each time (full, partial "
+        "or no refund).",
+        "rule_refund_cents": 3334,
+        "rule_used": False,
     }
 
 
@@ -737,7 +743,15 @@ def test_cancel_of_a_completed_session_writes_no_refund_and_releases_its_time():
     services.session_cancel(session=session, actor=session.coach, refund="none")
 
     assert Refund.objects.count() == 0
-    assert session.events.order_by("pk").last().details == {"refund": "none", "reason": ""}
+    assert session.events.order_by("pk").last().details == {
+        "refund": "none",
+        "reason": "",
+        "canceled_by": "coach",
+        "rule": "coach_discretion",
+        "rule_summary": "Not booked ahead: the coach chooses the refund.",
+        "rule_refund_cents": session.price_share_cents,
+        "rule_used": False,
+    }
     assert slot_status(session.slot) == SlotStatus.RELEASED
 
 
@@ -766,7 +780,11 @@ def test_cancel_raises_the_calendar_sequence_only_of_a_published_session(status,
         ("partial", None, "Enter the amount to refund."),
         ("partial", "12", "Enter the amount to refund."),
         ("full", 500, "An amount goes only with a partial refund."),
-        ("everything", None, "Choose Full refund, Partial refund or Cancel without refund."),
+        (
+            "everything",
+            None,
+            "Choose Full refund, Partial refund, Give a make-up credit or Cancel without refund.",
+        ),
     ],
 )
 def test_bad_refund_choices_are_refused_and_change_nothing(refund, amount, message):

@@ -776,8 +776,11 @@ def test_cancel_without_refund_writes_no_refund(client, coach):
         ({"refund": "partial", "amount": "12.345"}, "Use at most two decimal places"),
         ({"refund": "partial", "amount": "0"}, "A partial refund must be at least 0.01."),
         ({"refund": "partial", "amount": "-5"}, "A partial refund must be at least 0.01."),
-        ({}, "Choose Full refund, Partial refund or Cancel without refund."),
-        ({"refund": "double"}, "Choose Full refund, Partial refund or Cancel without refund."),
+        ({}, "Choose Full refund, Partial refund, Give a make-up credit or Cancel without refund."),
+        (
+            {"refund": "double"},
+            "Choose Full refund, Partial refund, Give a make-up credit or Cancel without refund.",
+        ),
         ({"refund": "none", "reason": "x" * 501}, "Ensure this value has at most 500 characters"),
     ],
 )
@@ -828,15 +831,21 @@ def test_cancel_of_a_free_session_only_allows_cancel_without_refund(client, coac
     assert Session.objects.get(pk=session.pk).status == "CANCELED"
 
 
-def test_student_cannot_open_or_post_the_refund_drawer(client, coach):
+def test_student_gets_the_policys_cancel_page_not_the_refund_drawer(client, coach):
     session = booked(coach, NOW + timedelta(days=2), status="CONFIRMED")
     client.force_login(session.student)
     before = db_state()
-    page = client.get(reverse("sessions:cancel", args=[session.pk]), follow=True)
-    response = post(client, "sessions:cancel", session, refund="full")
+
+    html = client.get(reverse("sessions:cancel", args=[session.pk])).content.decode()
+    response = post(client, "sessions:cancel", session, refund="partial", amount="1.00")
+
+    # Two days ahead, the default policy's first tier: a full refund or a make-up credit, no
+    # amount to type and nothing the drawer lets a coach choose.
+    assert "If you cancel now" in html and "make-up credit" in html
+    assert 'name="amount"' not in html and 'value="partial"' not in html
     assert db_state() == before
-    assert page.redirect_chain == [(reverse("sessions:detail", args=[session.pk]), 302)]
-    assert messages_of(response) == ["You can't cancel this session now: it is Confirmed."]
+    assert response.status_code == 200
+    assert "That is not what the policy gives now" in response.content.decode()
     assert SessionEvent.objects.filter(action="cancel").count() == 0
 
 

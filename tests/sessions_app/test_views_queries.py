@@ -179,14 +179,13 @@ def build(page, rows):
         (session,) = credits(coach, 1)
         confirm(session)
         propose(session, coach)
-        # Every counter-proposal adds an event: `rows` events on the timeline.
+        # The student keeps the current time, the coach proposes again (the student's own new
+        # times are limited by the policy): an event each, `rows` events on the timeline.
         for index in range(max(0, rows - 4)):
-            actor = session.student if index % 2 == 0 else coach
-            services.session_counter_propose(
-                session=session,
-                start=next_free_start(coach, session.package.duration_minutes),
-                actor=actor,
-            )
+            if index % 2 == 0:
+                services.session_decline_reschedule(session=session, actor=session.student)
+            else:
+                propose(session, coach)
         return coach, reverse("sessions:detail", args=[session.pk])
     if page in ("book", "book_confirm"):
         session = half_hour_credit(coach)
@@ -241,7 +240,8 @@ def expected_rows(page, rows):
             + min(per_kind[4], LIST_PAGE_SIZE)
         )
     if page == "detail":
-        # purchased, booked, accepted, proposed, then one counter-proposal per row beyond four.
+        # purchased, booked, accepted, proposed, then a kept time or a new proposal per row
+        # beyond four.
         return 4 + max(0, rows - 4)
     if page == "book":
         return rows - len(range(0, rows, 10))  # every tenth is taken

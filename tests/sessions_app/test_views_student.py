@@ -18,7 +18,11 @@ from tests.sessions_app.test_views_helpers import db_state, iso, open_at, unknow
 # A Thursday; 07:00 in New York, where the student lives.
 NOW = datetime(2030, 1, 10, 12, 0, tzinfo=UTC)
 THIS_WEEK = "2030-01-07"  # the student's Monday
-pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=False)]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("coaches_decide_refunds"),
+    pytest.mark.time_machine(NOW, tick=False),
+]
 
 
 @pytest.fixture
@@ -692,12 +696,17 @@ DETAIL_LABELS = {
     [
         ("credit", ["Book"]),
         ("requested", ["Withdraw"]),
-        ("confirmed", ["Reschedule"]),
+        ("confirmed", ["Reschedule", "Cancel Session"]),
         (
             "proposed_by_coach",
-            ["Confirm the new time", "Propose another time", "Keep the current time"],
+            [
+                "Confirm the new time",
+                "Propose another time",
+                "Keep the current time",
+                "Cancel Session",
+            ],
         ),
-        ("proposed_by_student", ["Withdraw my proposal"]),
+        ("proposed_by_student", ["Withdraw my proposal", "Cancel Session"]),
     ],
 )
 def test_details_show_the_student_only_the_actions_allowed_now(client, credit, state, shown):
@@ -712,7 +721,10 @@ def test_details_show_the_student_only_the_actions_allowed_now(client, credit, s
     client.force_login(credit.student)
     html = client.get(reverse("sessions:detail", args=[credit.pk])).content.decode()
     assert [label for label, marker in DETAIL_LABELS.items() if marker in html] == shown
-    assert "<dialog" not in html
+    # A booked session's cancel opens what the policy gives back (a dialog); the coach's
+    # refund drawer never shows to a student.
+    assert ("<dialog" in html) == ("Cancel Session" in shown)
+    assert "Partial refund" not in html
 
 
 def test_details_label_the_agreed_time_as_agreed_while_a_new_one_is_proposed(client, credit):

@@ -138,12 +138,13 @@ class _Seed:
         other_package = services.package_purchase(student=other, offering=bundle)
         o1, o2, *_credits = other_package.sessions.order_by("number")
         self._book(o1, accept=True)
+        # The coach cancels under the default policy: a make-up credit, which Sam may still
+        # take as a full refund instead.
         services.session_cancel(
             session=o1,
             actor=coach,
-            refund="partial",
-            amount_cents=2500,
-            reason="Coach unavailable; half refunded, rest kept for preparation.",
+            refund="credit",
+            reason="Coach unavailable; a make-up credit to book another time.",
         )
         self._book(o2)  # a second request
 
