@@ -8,7 +8,7 @@ clocks. An outcome is recorded on the event it produced (`Outcome.details`), wit
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import models
 
@@ -175,7 +175,9 @@ def cancellation_outcome(
             refundable_cents,
             f"The coach cancels: {label.lower()}.",
         )
-    notice = start - now
+    # In UTC: aware datetimes sharing a zone subtract as wall-clock times, which across a
+    # change of clocks is an hour off the real notice.
+    notice = start.astimezone(UTC) - now.astimezone(UTC)
     if notice >= timedelta(hours=policy.free_notice_hours):
         return Outcome(
             rule=Rule.STUDENT_FREE,
@@ -273,7 +275,7 @@ def policy_preview(
         before.append(timedelta(hours=partial / 2))
     lines = []
     for lead in before:
-        moment = start - lead
+        moment = (start.astimezone(UTC) - lead).astimezone(start.tzinfo)
         outcome = cancellation_outcome(
             policy=policy,
             by_coach=False,
