@@ -19,7 +19,11 @@ from sessions_app.models import Session
 from tests.browser.test_story import at, clock, fresh, story_cast  # noqa: F401  (clock: a fixture)
 from tests.factories import PASSWORD
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The drawer's money choices, with a coach who decides each refund (docs/policies.md).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("coaches_decide_refunds"),
+]
 
 # The accessible name of the focused element, roughly as a screen reader computes it:
 # aria-label, aria-labelledby, the <label> of a form control, else its text.

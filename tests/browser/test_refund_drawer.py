@@ -14,7 +14,11 @@ from tests.browser.conftest import log_in
 from tests.factories import PASSWORD, CoachFactory, make_package
 from tests.sessions_app.test_views_helpers import open_at
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The drawer's money choices, with a coach who decides each refund (docs/policies.md).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("coaches_decide_refunds"),
+]
 
 NOW = datetime(2030, 1, 10, 12, 0, tzinfo=UTC)
 

@@ -21,7 +21,11 @@ from sessions_app.models import ProposalStatus, Session
 from tests.browser.conftest import log_in
 from tests.factories import PASSWORD, CoachFactory, OfferingFactory, StudentFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The drawer's money choices, with a coach who decides each refund (docs/policies.md).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("coaches_decide_refunds"),
+]
 
 LONDON = ZoneInfo("Europe/London")
 # Tuesday 1 December 2026, 09:00 in London (GMT); the clock ticks on from there.
