@@ -665,3 +665,27 @@ def test_two_concurrent_settlements_of_one_refund_submit_it_once(localstripe, mo
     assert [o.state for o in outcomes] == [RefundState.DONE] * 3
     refund.refresh_from_db()
     assert on_server(localstripe, session) == [(refund.reference, 5000, "succeeded")]
+
+
+def test_a_student_canceling_18_hours_before_gets_half_back_on_the_card(
+    localstripe, django_capture_on_commit_callbacks
+):
+    """The issue's example under the default policy (24 h free, 12-24 h half, later used)."""
+    with time_machine.travel(NOW, tick=False):
+        session = confirmed(localstripe)
+    start = session.slot.start
+    with (
+        time_machine.travel(start - timedelta(hours=18), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        session_services.session_cancel(session=session, actor=session.student, refund="partial")
+
+    refund = session.refunds.get()
+    [(refund_id, amount, status)] = on_server(localstripe, session)
+    assert (amount, status) == (2500, "succeeded")
+    assert (refund.reference, refund.state, refund.issued_by) == (
+        refund_id,
+        RefundState.DONE,
+        session.student,
+    )
+    assert session.events.get(action="cancel").details["rule"] == "student_partial"
