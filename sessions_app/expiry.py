@@ -203,6 +203,33 @@ def extension_message(*, previous: datetime, until: datetime, actor) -> str:
 # --- the reminder sweep -----------------------------------------------------------------------
 
 
+def packages_due_for_reminder(*, after: datetime, until: datetime, lead: timedelta):
+    """Packages whose credits expire in (after, until], bought at least `lead` before their
+    expiry, with unused credits, in the order of the partial index `package_expiring`
+    (expires_at, id); each with `unused` and `first_credit_id`."""
+    unused = Session.objects.filter(package=OuterRef("pk"), status=Status.UNSCHEDULED)
+    return (
+        Package.objects.filter(
+            expires_at__isnull=False,
+            expires_at__gt=after,
+            expires_at__lte=until,
+            # Bought before this reminder's moment (the expiry minus the lead).
+            purchased_at__lte=F("expires_at") - lead,
+        )
+        # Correlated subqueries, not a join with GROUP BY: the read keeps the index's order
+        # and its LIMIT.
+        .filter(Exists(unused))
+        .annotate(
+            unused=Subquery(
+                unused.order_by().values("package").annotate(n=Count("pk")).values("n"),
+                output_field=IntegerField(),
+            ),
+            first_credit_id=Subquery(unused.order_by("number", "pk").values("pk")[:1]),
+        )
+        .order_by("expires_at", "pk")
+    )
+
+
 def packages_remind_expiring(*, now: datetime | None = None) -> int:
     """Write the "credits about to expire" emails to students, 14 days and 2 days before a
     package's credits expire, for packages that still have unused (UNSCHEDULED) credits.
@@ -224,27 +251,7 @@ def packages_remind_expiring(*, now: datetime | None = None) -> int:
     written = 0
     floor = now
     for which, lead in EXPIRY_REMINDERS:
-        unused = Session.objects.filter(package=OuterRef("pk"), status=Status.UNSCHEDULED)
-        due = (
-            Package.objects.filter(
-                expires_at__isnull=False,
-                expires_at__gt=floor,
-                expires_at__lte=now + lead,
-                # Bought before this reminder's moment (the expiry minus the lead).
-                purchased_at__lte=F("expires_at") - lead,
-            )
-            # Correlated subqueries, not a join with GROUP BY: the read keeps the index's
-            # order and its LIMIT.
-            .filter(Exists(unused))
-            .annotate(
-                unused=Subquery(
-                    unused.order_by().values("package").annotate(n=Count("pk")).values("n"),
-                    output_field=IntegerField(),
-                ),
-                first_credit_id=Subquery(unused.order_by("number", "pk").values("pk")[:1]),
-            )
-            .order_by("expires_at", "pk")
-        )
+        due = packages_due_for_reminder(after=floor, until=now + lead, lead=lead)
         after = None
         while True:
             chunk = due

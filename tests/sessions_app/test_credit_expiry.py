@@ -18,7 +18,7 @@ from notifications.models import Delivery, DeliveryKind, DeliveryStatus
 from sessions_app import services
 from sessions_app.expiry import ExpiryNotExtendable
 from sessions_app.lifecycle import Status, TransitionNotAllowed
-from sessions_app.models import Package
+from sessions_app.models import Package, Session
 from tests.conftest import messages_of
 from tests.factories import CoachFactory, OfferingFactory, StudentFactory, make_package
 from tests.sessions_app.test_views_helpers import db_state, iso, open_at
@@ -525,3 +525,47 @@ def test_the_admin_lists_and_filters_packages_by_expiry_and_shows_extensions(
         f"Credits expiry extended by the coach ({coach.email}) from 2026-05-31 09:00 UTC to "
         "2026-06-10 09:00 UTC." in change.content.decode()
     )
+
+
+@pytest.mark.postgres
+def test_the_reminder_sweep_reads_a_range_of_the_partial_index(coach, student):
+    from django.db import connection
+
+    from sessions_app.expiry import REMINDER_CHUNK, packages_due_for_reminder
+
+    model = expiring(coach, student)
+    fields = {
+        field.attname: getattr(model, field.attname)
+        for field in Package._meta.concrete_fields
+        if field.attname not in ("id", "purchase_token", "expires_at")
+    }
+    # Three years of packages, one expiring every 30 minutes, and as many that never expire,
+    # each with a credit to book.
+    packages = Package.objects.bulk_create(
+        [Package(**fields, expires_at=NOW + timedelta(minutes=30 * n)) for n in range(52_000)]
+        + [Package(**fields) for _ in range(20_000)]
+    )
+    credit = first_credit(model)
+    Session.objects.bulk_create(
+        Session(
+            package=package,
+            coach_id=credit.coach_id,
+            student_id=credit.student_id,
+            number=1,
+            price_share_cents=credit.price_share_cents,
+            currency=credit.currency,
+        )
+        for package in packages
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE sessions_app_package")
+        cursor.execute("ANALYZE sessions_app_session")
+
+    due = packages_due_for_reminder(
+        after=NOW + timedelta(days=2), until=NOW + timedelta(days=14), lead=timedelta(days=14)
+    )
+    plan = due[:REMINDER_CHUNK].explain()
+
+    assert "Index Scan using package_expiring on sessions_app_package" in plan, plan
+    assert "Seq Scan on sessions_app_package" not in plan, plan
+    assert "Sort Key: sessions_app_package.expires_at" not in plan, plan  # the index's order
