@@ -6,6 +6,7 @@ import secrets
 from django import forms
 from django.core import signing
 
+from catalog.models import MAX_CREDIT_VALIDITY_DAYS
 from catalog.services import MAX_OFFERING_PRICE_CENTS, OFFERING_CURRENCIES
 from core.forms import MoneyField
 from core.money import format_amount
@@ -44,6 +45,19 @@ class OfferingForm(forms.Form):
         },
     )
     currency = forms.ChoiceField(choices=[(code, code) for code in OFFERING_CURRENCIES])
+    credit_validity_days = forms.IntegerField(
+        label="Credits expire this many days after purchase (optional)",
+        required=False,
+        min_value=1,
+        max_value=MAX_CREDIT_VALIDITY_DAYS,
+        help_text="For example 90. Sessions not booked by then expire; you can extend them "
+        "for a student. Leave empty for sessions that never expire.",
+        error_messages={
+            "invalid": "Enter a whole number of days, like 90, or leave it empty.",
+            "min_value": "Enter at least 1 day, or leave it empty for no expiry.",
+            "max_value": f"Enter at most {MAX_CREDIT_VALIDITY_DAYS} days (three years).",
+        },
+    )
 
     @classmethod
     def for_offering(cls, offering, data=None):
@@ -54,6 +68,7 @@ class OfferingForm(forms.Form):
             "duration_minutes": offering.duration_minutes,
             "price": offering.price_cents,
             "currency": offering.currency,
+            "credit_validity_days": offering.credit_validity_days,
         }
         return cls(data=data, initial=initial)
 
@@ -66,6 +81,7 @@ class OfferingForm(forms.Form):
             "duration_minutes": data["duration_minutes"],
             "price_cents": data["price"],
             "currency": data["currency"],
+            "credit_validity_days": data.get("credit_validity_days"),
         }
 
 

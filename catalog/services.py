@@ -3,7 +3,7 @@ offering, and raises a `DomainError` whose message is fit to show a person."""
 
 from django.db import transaction
 
-from catalog.models import Offering
+from catalog.models import MAX_CREDIT_VALIDITY_DAYS, Offering
 from core.errors import DomainError, PermissionDenied
 
 
@@ -55,6 +55,23 @@ def _offering_terms(
     }
 
 
+def _credit_validity(days: int | None) -> int | None:
+    """Days after purchase the credits expire (1..1095), or None for never."""
+    if days is None:
+        return None
+    return _whole(
+        days,
+        1,
+        MAX_CREDIT_VALIDITY_DAYS,
+        f"Credits expire 1 to {MAX_CREDIT_VALIDITY_DAYS} days after purchase, or never "
+        "(leave it empty).",
+    )
+
+
+# `offering_update` leaves the credits' validity as it is unless it is given.
+UNCHANGED = object()
+
+
 def _lock_own_offering(offering: Offering, coach) -> Offering:
     locked = Offering.objects.select_for_update().filter(pk=offering.pk, coach=coach).first()
     if locked is None:
@@ -77,8 +94,13 @@ def offering_create(
     price_cents: int,
     currency: str = "USD",
     description: str = "",
+    credit_validity_days: int | None = None,
 ) -> Offering:
-    """A coach puts a new package on sale: `session_count` sessions of `duration_minutes`."""
+    """A coach puts a new package on sale: `session_count` sessions of `duration_minutes`.
+
+    With `credit_validity_days` (1..1095), sessions not booked that many days after a
+    purchase expire (`sessions_app.expiry`); None: they never do.
+    """
     if not getattr(coach, "is_coach", False):
         raise PermissionDenied("Only coaches sell offerings. Become a coach on your profile.")
     terms = _offering_terms(
@@ -89,6 +111,7 @@ def offering_create(
         price_cents=price_cents,
         currency=currency,
     )
+    terms["credit_validity_days"] = _credit_validity(credit_validity_days)
     with transaction.atomic():
         return Offering.objects.create(coach=coach, **terms)
 
@@ -103,10 +126,13 @@ def offering_update(
     price_cents: int,
     currency: str,
     description: str = "",
+    credit_validity_days=UNCHANGED,
 ) -> Offering:
-    """Change an offering's terms for future buyers.
+    """Change an offering's terms for future buyers (`credit_validity_days`: days, None for
+    never, or left as it is when not given).
 
-    Packages already bought keep the terms they were bought with (each `Package` copied them).
+    Packages already bought keep the terms they were bought with (each `Package` copied them;
+    its credits keep the expiry they got).
     """
     terms = _offering_terms(
         title=title,
@@ -116,6 +142,8 @@ def offering_update(
         price_cents=price_cents,
         currency=currency,
     )
+    if credit_validity_days is not UNCHANGED:
+        terms["credit_validity_days"] = _credit_validity(credit_validity_days)
     with transaction.atomic():
         locked = _lock_own_offering(offering, coach)
         for field, value in terms.items():

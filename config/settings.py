@@ -242,6 +242,7 @@ _every = {
     "reminders": env.int("JOBS_REMINDERS_EVERY_SECONDS", default=300),
     "deliveries": env.int("JOBS_DELIVERIES_EVERY_SECONDS", default=60),
     "warnings": env.int("JOBS_WARNINGS_EVERY_SECONDS", default=300),
+    "credits": env.int("JOBS_CREDITS_EVERY_SECONDS", default=900),
 }
 # How often external busy calendars are fetched (also said in the calendar pages' messages).
 CALENDAR_SYNC_EVERY_SECONDS = env.int("CALENDAR_SYNC_EVERY_SECONDS", default=15 * 60)
@@ -265,6 +266,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sessions.send_reminders",
         "schedule": _every["reminders"],
         "options": {"expires": _every["reminders"]},
+    },
+    # Students hear 14 and 2 days before their unused credits expire.
+    "remind-expiring-credits": {
+        "task": "sessions.remind_expiring_credits",
+        "schedule": _every["credits"],
+        "options": {"expires": _every["credits"]},
     },
     "sync-external-calendars": {
         "task": "calendars.sync_external_calendars",

@@ -30,6 +30,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone, translation
 
 from accounts.models import User, one_line
@@ -443,6 +444,45 @@ def _calendar_conflict(delivery: Delivery, recipient: User, now: datetime) -> Em
     )
 
 
+# --- credits about to expire ------------------------------------------------------------------
+
+
+def _credits_expiring(delivery: Delivery, recipient: User, now: datetime) -> Email:
+    facts = delivery.facts
+    expires = parse_time(facts["expires_at"])
+    unused, title, coach = facts.get("unused", 0), facts.get("title", ""), facts.get("coach", "")
+    credits = f"{unused} session{'s' if unused != 1 else ''}"
+    deadline = format_moment(expires, recipient)
+    days = max(int((expires - now).total_seconds() // 86400), 0)
+    soon = f"in {days} day{'s' if days != 1 else ''}" if days else "within a day"
+    subject = f"Your {credits} of “{title}” expire {soon}"
+    url = settings.SITE_URL
+    if delivery.session_id:
+        url = f"{settings.SITE_URL}{reverse('sessions:book', args=[delivery.session_id])}"
+    context = {
+        "title": title,
+        "coach": coach,
+        "credits": credits,
+        "deadline": deadline,
+        "package_id": facts.get("package_id"),
+        "url": url,
+        "cta": "Book a session",
+        "lines": [
+            f"You still have {credits} of “{title}” with {coach} to book. "
+            f"{'They' if unused != 1 else 'It'} expire{'' if unused != 1 else 's'} on "
+            f"{deadline}; after that {'they' if unused != 1 else 'it'} can no longer be booked.",
+            "Book a time now, or ask your coach to extend them if you need longer. Sessions "
+            "you have already booked are not affected.",
+        ],
+    }
+    return Email(
+        recipient=recipient,
+        subject=subject,
+        context=context,
+        template=DeliveryKind.CREDITS_EXPIRING,
+    )
+
+
 # --- purchases ----------------------------------------------------------------------------------
 
 
@@ -478,6 +518,12 @@ def _purchase_receipt(delivery: Delivery, recipient: User, now: datetime) -> Ema
         "your first one from the session page.",
         _paid_by_line(delivery.facts, context["coach"]),
     ]
+    expires = parse_time(delivery.facts.get("expires_at"))
+    if expires is not None:
+        context["lines"].append(
+            f"Book them by {format_moment(expires, recipient)}: sessions not booked by then "
+            "expire. You'll get a reminder 14 and 2 days before."
+        )
     context["cta"] = "Book your first session"
     return Email(
         recipient=recipient,
@@ -509,6 +555,7 @@ BUILDERS: dict[str, Callable[[Delivery, User, datetime], Email]] = {
     DeliveryKind.REQUEST_EXPIRING: _request_expiring,
     DeliveryKind.PROPOSAL_EXPIRING: _proposal_expiring,
     DeliveryKind.CALENDAR_CONFLICT: _calendar_conflict,
+    DeliveryKind.CREDITS_EXPIRING: _credits_expiring,
 }
 
 

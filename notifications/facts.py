@@ -245,10 +245,24 @@ def purchase_facts(*, package, coach, student) -> dict:
         "price_cents": package.price_cents,
         "currency": package.currency,
         "purchased_at": iso(package.purchased_at),
+        "expires_at": iso(package.expires_at),
         # How it was paid: by card through a processor (with its reference), or settled with
         # the coach directly (the manual gateway).
         **_paid_by(package),
         **people(coach=coach, student=student),
+    }
+
+
+def credits_expiring_facts(*, package, unused: int) -> dict:
+    """A package whose `unused` credits expire at its `expires_at` (the expiry reminders)."""
+    return {
+        "package_id": package.pk,
+        "title": package.title,
+        "session_count": package.session_count,
+        "duration_minutes": package.duration_minutes,
+        "unused": unused,
+        "expires_at": iso(package.expires_at),
+        **people(coach=package.coach, student=package.student),
     }
 
 

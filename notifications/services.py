@@ -11,6 +11,7 @@ whatever happens to the broker or the worker afterwards:
     deliveries_for_purchase                        receipt (student) and package sold (coach)
     deliveries_for_reminders                       the 24 h and 1 h reminders (reminder sweep)
     deliveries_warn_expiring                       requests and proposals about to expire
+    deliveries_for_expiring_credits                unused credits about to expire (14 d, 2 d)
     deliveries_for_busy_conflicts                  a busy time on an agreed session (calendar sync)
 
 Keys say what a delivery is about and to whom (`event:<id>:to:<user>`,
@@ -418,6 +419,34 @@ def deliveries_for_reminders(*, sessions, which: str, now: datetime) -> list[int
     return _write_once(rows)
 
 
+def deliveries_for_expiring_credits(*, packages, which: str, now: datetime) -> list[int]:
+    """The `which` ("14d" or "2d") reminder that a package's unused credits expire, to its
+    student, once per package, expiry and lead (the key carries the expiry instant, so an
+    extension brings new reminders): written in the credit-expiry sweep's chunk transaction.
+    Each package carries `unused` (its unscheduled sessions) and `first_credit_id` (the one
+    the email links to). Returns the ids still to send (the sweep sends them after commit)."""
+    rows = []
+    for package in packages:
+        student = package.student
+        if not _reachable(student):
+            continue
+        stamp = int(package.expires_at.timestamp())
+        row = _row(
+            recipient=student,
+            kind=DeliveryKind.CREDITS_EXPIRING,
+            key=f"credits_expiring:{which}:package:{package.pk}:expires:{stamp}:to:{student.pk}",
+            facts={
+                **facts.credits_expiring_facts(package=package, unused=package.unused),
+                "reminder": which,
+                "reminded_at": facts.iso(now),
+            },
+            session=None,
+        )
+        row.session_id = package.first_credit_id  # the first credit to book: the email's link
+        rows.append(row)
+    return _write_once(rows)
+
+
 def deliveries_warn_expiring(*, now: datetime | None = None) -> list[int]:
     """Warn, once each, the coach of a request and the answering side of a reschedule proposal
     whose deadline is NOTIFICATIONS_EXPIRY_WARNING_HOURS away (default 6). Requests and
@@ -563,11 +592,23 @@ def stale_reason(*, delivery: Delivery, now: datetime) -> str:
         if own and snapshot.get("invitation") and session.sequence != snapshot.get("sequence"):
             # The actor's copy exists only for their calendar, which a later change moved on.
             return "Not sent: the calendar entry has changed since; the later change tells it."
+    elif kind == DeliveryKind.CREDITS_EXPIRING:
+        package = session.package
+        if facts_expiry(snapshot) != package.expires_at:
+            return "Not sent: the credits' expiry has changed since; the new date has its own."
+        if package.expires_at is None or package.expires_at <= now:
+            return "Not sent: the credits expired before the reminder could go."
+        if not session_selectors.package_has_unused_credits(package=package):
+            return "Not sent: every credit of the package has been booked since."
     elif kind == DeliveryKind.CALENDAR_CONFLICT:
         moved = session.slot_id != snapshot.get("slot_id")
         if moved or session.status not in (Status.CONFIRMED, Status.RESCHEDULING):
             return "Not sent: the session has moved or ended since."
     return ""
+
+
+def facts_expiry(snapshot: dict) -> datetime | None:
+    return _parse(snapshot.get("expires_at"))
 
 
 # Attempts at writing the SENT mark after the mail server took the email.

@@ -11,6 +11,8 @@ its refund choice, taken from the cancel event ("Full refund $30.00", "Partial r
 from datetime import datetime
 
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import (
     Case,
     F,
@@ -39,6 +41,7 @@ from core.money import format_money
 from refunds.admin import RefundInline
 from refunds.models import PaymentState
 from refunds.selectors import refunded_cents_for_session, refunded_cents_subquery
+from sessions_app.expiry import EXPIRY_SOON
 from sessions_app.lifecycle import Action
 from sessions_app.models import Package, RescheduleProposal, Session, SessionEvent
 
@@ -188,6 +191,34 @@ class PackageSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
 # --- model admins ----------------------------------------------------------------------------
 
 
+class CreditExpiryFilter(admin.SimpleListFilter):
+    """Packages by their credits' expiry: expired, expiring within 14 days, later, never."""
+
+    title = "credit expiry"
+    parameter_name = "expiry"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("expired", "Expired"),
+            ("soon", "Expiring within 14 days"),
+            ("later", "Expiring later"),
+            ("never", "Never expire"),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        choice = self.value()
+        if choice == "expired":
+            return queryset.filter(expires_at__lte=now)
+        if choice == "soon":
+            return queryset.filter(expires_at__gt=now, expires_at__lte=now + EXPIRY_SOON)
+        if choice == "later":
+            return queryset.filter(expires_at__gt=now + EXPIRY_SOON)
+        if choice == "never":
+            return queryset.filter(expires_at__isnull=True)
+        return queryset
+
+
 @admin.register(Package)
 class PackageAdmin(
     LargeTableAdminMixin, NumberOrTextSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
@@ -202,8 +233,9 @@ class PackageAdmin(
         "refunded_display",
         "remaining_display",
         "purchased_at",
+        "expires_at",
     ]
-    list_filter = ["currency", CoachFilter, "purchased_at"]
+    list_filter = ["currency", CoachFilter, CreditExpiryFilter, "purchased_at"]
     search_fields = ["student__email", "coach__email", "title"]
     search_help_text = "A student's or coach's email, a title, or a package number."
     date_hierarchy = "purchased_at"
@@ -223,6 +255,8 @@ class PackageAdmin(
         "refunded_display",
         "remaining_display",
         "purchased_at",
+        "expires_at",
+        "expiry_changes",
     ]
     readonly_fields = fields
 
@@ -246,6 +280,26 @@ class PackageAdmin(
     paid_display = money_column("paid_cents", "paid")
     refunded_display = money_column("refunded_cents", "refunded")
     remaining_display = money_column("remaining_cents", "remaining")
+
+    @admin.display(description="expiry changes")
+    def expiry_changes(self, obj):
+        """Who extended the credits, when, from and to (the package's history entries)."""
+        entries = (
+            LogEntry.objects.filter(
+                content_type=ContentType.objects.get_for_model(Package),
+                object_id=str(obj.pk),
+                change_message__startswith="Credits expiry",
+            )
+            .select_related("user")
+            .order_by("action_time", "pk")
+        )
+        if not entries:
+            return "None" if obj.expires_at else "Never expires"
+        return format_html_join(
+            "",
+            "<div>{}: {}</div>",
+            ((local_time(entry.action_time), entry.change_message) for entry in entries),
+        )
 
     @admin.display(description="payment")
     def payment_link(self, obj):

@@ -185,3 +185,21 @@ class StudentCancelForm(forms.Form):
         self.fields["refund"].choices = [(choice, Choice(choice).label) for choice in choices]
         if len(choices) == 1:
             self.fields["refund"].initial = choices[0]
+
+
+class PackageExtendForm(forms.Form):
+    """How many more days a package's credits get (the coach, on the student's page)."""
+
+    MAX_DAYS = 365
+
+    days = forms.IntegerField(
+        label="Extend by (days)",
+        min_value=1,
+        max_value=MAX_DAYS,
+        error_messages={
+            "required": "Enter how many days to extend the credits by, like 30.",
+            "invalid": "Enter a whole number of days, like 30.",
+            "min_value": "Extend by at least 1 day.",
+            "max_value": f"Extend by at most {MAX_DAYS} days at a time.",
+        },
+    )

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from core.pagination import Key
 from core.prepared import PreparedQuery
+from sessions_app.expiry import credit_expiry
 from sessions_app.lifecycle import (
     ENDED_STATUSES,
     HOLDING_STATUSES,
@@ -100,7 +101,19 @@ def session_available_actions(
     started = session.starts_at is None or session.starts_at <= timezone.now()
     if Action.CANCEL in actions and Role.COACH not in roles and started:
         actions.remove(Action.CANCEL)
+    if Action.BOOK in actions and session_credit_expired(session=session):
+        actions.remove(Action.BOOK)  # an expired credit cannot be booked (sessions_app.expiry)
     return actions
+
+
+def session_credit_expired(*, session: Session, now: datetime | None = None) -> bool:
+    """Whether `session` is an expired credit: unscheduled, of a package past its expiry."""
+    expires_at = session.package.expires_at
+    return (
+        session.status == Status.UNSCHEDULED
+        and expires_at is not None
+        and expires_at <= (now or timezone.now())
+    )
 
 
 # A coach's cancellation rate at or above this share is "High": the refund drawer then advises
@@ -523,7 +536,11 @@ def coach_students(*, coach, search=None, now: datetime | None = None) -> QueryS
     packages = Package.objects.filter(coach=coach, student=OuterRef("pk")).order_by()
     queryset = User.objects.filter(Exists(packages)).annotate(
         packages_count=count(packages),
-        credits_left=count(sessions(status=Status.UNSCHEDULED)),
+        credits_left=count(
+            sessions(status=Status.UNSCHEDULED).filter(
+                Q(package__expires_at__isnull=True) | Q(package__expires_at__gt=now)
+            )
+        ),
         next_start=Subquery(
             sessions(status__in_constants=UPCOMING_STATUSES, ends_at__gt=now)
             .order_by("starts_at")
@@ -580,8 +597,11 @@ def coach_student(*, coach, student_id) -> CoachStudent | None:
         .annotate(credits_left=Coalesce(Subquery(unbooked, output_field=IntegerField()), 0))
         .order_by("-purchased_at", "-pk")[: COACH_STUDENT_SHOWN + 1]
     )
+    now = timezone.now()
     for package in packages:
         package.used = package.session_count - package.credits_left
+        _mark_expiry(package, package.credits_left, now)
+        package.credits_left -= package.expired_credits
     upcoming = list(
         _list_base()
         .filter(coach=coach, student=student, status__in_constants=HOLDING_STATUSES)
@@ -1067,8 +1087,9 @@ def student_unused_credits(*, student, offering) -> UnusedCredits:
     from refunds.models import PaymentState
     from sessions_app.models import Package
 
+    live = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())  # not expired
     counts = Package.objects.filter(student=student, offering_id=offering.pk).aggregate(
-        unbooked=Count("sessions", filter=Q(sessions__status=Status.UNSCHEDULED)),
+        unbooked=Count("sessions", filter=Q(sessions__status=Status.UNSCHEDULED) & live),
         unpaid=Count(
             "pk",
             filter=Q(sessions__isnull=True) & ~Q(payment__state=PaymentState.DONE),
@@ -1122,8 +1143,11 @@ def student_packages(*, student, limit: int = STUDENT_PACKAGES_SHOWN) -> list:
         )
         .order_by("-purchased_at", "-pk")[:limit]
     )
+    now = timezone.now()
     for package in packages:
         package.used = package.session_count - package.to_book - package.canceled
+        _mark_expiry(package, package.to_book, now)
+        package.to_book -= package.expired_credits
     return packages
 
 
@@ -1135,13 +1159,18 @@ class CreditGroup:
 
 def student_credit_groups(*, credits: list[Session], packages: list) -> list[CreditGroup]:
     """`credits` (sessions to book) grouped by package, in the order they come; each group's
-    package is the annotated one from `packages` when present. No query."""
+    package is the annotated one from `packages` when present, and has its `expiry` wording
+    either way. No query."""
     by_pk = {package.pk: package for package in packages}
     groups: dict[int, CreditGroup] = {}
+    now = timezone.now()
     for session in credits:
         group = groups.get(session.package_id)
         if group is None:
-            package = by_pk.get(session.package_id, session.package)
+            package = by_pk.get(session.package_id)
+            if package is None:  # beyond the packages listed: worded here
+                package = session.package
+                _mark_expiry(package, 0, now)
             group = groups[session.package_id] = CreditGroup(package=package, sessions=[])
         group.sessions.append(session)
     return list(groups.values())
@@ -1173,3 +1202,26 @@ def _proposals_waiting_on_student(*, student, now: datetime) -> QuerySet:
         session__student=student,
         session__status=Status.RESCHEDULING,
     ).exclude(proposed_by=student)
+
+
+# --- credit expiry (issue 15) ------------------------------------------------------------------
+
+
+def package_has_unused_credits(*, package) -> bool:
+    """Whether `package` (a package or an id) still has a session to book (UNSCHEDULED)."""
+    return Session.objects.filter(package=package, status=Status.UNSCHEDULED).exists()
+
+
+def _mark_expiry(package, unscheduled: int, now: datetime) -> None:
+    """Give `package` its `expiry` wording (`sessions_app.expiry.credit_expiry`, None for
+    never) and `expired_credits`: its `unscheduled` sessions once it has expired, else 0."""
+    package.expiry = credit_expiry(package.expires_at, now)
+    expired = package.expiry is not None and package.expiry.expired
+    package.expired_credits = unscheduled if expired else 0
+
+
+def coach_package(*, coach, pk):
+    """One package `coach` sold (None for another coach's or an unknown id), with its student."""
+    from sessions_app.models import Package
+
+    return Package.objects.select_related("student").filter(coach=coach, pk=pk).first()

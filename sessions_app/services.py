@@ -39,6 +39,8 @@ from refunds import services as refund_services
 from refunds.models import PaymentState
 from refunds.selectors import session_refundable_cents
 from refunds.services import RefundNotAllowed
+from sessions_app import expiry
+from sessions_app.expiry import package_extend_expiry, packages_remind_expiring  # noqa: F401
 from sessions_app.lifecycle import (
     HOLDING_STATUSES,
     PUBLISHED_STATUSES,
@@ -217,6 +219,10 @@ def package_purchase(*, student, offering: Offering, purchase_token: str | None 
             price_cents=offering.price_cents,
             currency=offering.currency,
             purchase_token=purchase_token or None,
+            # Provisional: the credits' expiry counts from when they come into being.
+            expires_at=expiry.expiry_at_purchase(
+                validity_days=offering.credit_validity_days, now=timezone.now()
+            ),
         )
         package.already_purchased = False
         payment = refund_services.payment_record(package=package, purchase_token=purchase_token)
@@ -238,6 +244,9 @@ def package_credits_create(*, package: Package) -> list[Session]:
         package = Package.objects.select_for_update().get(pk=package.pk)
         if Session.objects.filter(package=package).exists():
             return []
+        if package.expires_at is not None:  # expiring credits: counted from now
+            package.expires_at = expiry.credits_expire_at(package=package, now=now)
+            package.save(update_fields=["expires_at"])
         shares = split_price(package.price_cents, package.session_count)
         sessions = Session.objects.bulk_create(
             Session(
@@ -277,11 +286,14 @@ def session_book(*, session: Session, start: datetime, actor) -> Session:
     UNSCHEDULED -> REQUESTED, with a HELD reservation of the session's length.
 
     The request waits for the coach until min(now + the coach's request window, the start).
+    A credit of a package past its `expires_at` is refused (`sessions_app.expiry`).
     """
     now = timezone.now()
     with transaction.atomic():
         session = _lock(session)
         row = _authorize(session, Action.BOOK, actor)
+        if expiry.is_expired(session.package.expires_at, now):
+            raise TransitionNotAllowed(expiry.expired_refusal(session.package, session.coach.name))
         slot = _reserve(session, start, now)
         window = coach_windows(coach=session.coach).request_window_hours
         session.slot = slot

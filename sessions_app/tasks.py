@@ -39,3 +39,11 @@ def send_reminders() -> int:
     count = services.sessions_send_reminders()
     logger.info("send_reminders: %d session(s) reminded", count)
     return count
+
+
+@shared_task(name="sessions.remind_expiring_credits", **SWEEP_LIMITS)
+def remind_expiring_credits() -> int:
+    """Remind students of unused credits expiring in 14 and 2 days, each reminder once."""
+    count = services.packages_remind_expiring()
+    logger.info("remind_expiring_credits: %d reminder(s) written", count)
+    return count

@@ -13,6 +13,7 @@ urlpatterns = [
     path("canceled/", views.canceled, name="canceled"),
     path("students/", views.students, name="students"),
     path("students/<int:student_id>/", views.student_detail, name="student_detail"),
+    path("packages/<int:pk>/extend/", views.package_extend, name="package_extend"),
     path("my/", views.my_sessions, name="my_sessions"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/book/", views.book, name="book"),

@@ -41,9 +41,16 @@ from refunds import selectors as refund_selectors
 from refunds.models import RefundState
 from refunds.selectors import session_refundable_cents
 from sessions_app import selectors, services
+from sessions_app.expiry import (
+    credit_expiry,
+    expired_refusal,
+    expiry_moment_label,
+    extension_until,
+)
 from sessions_app.forms import (
     CancelForm,
     DeclineForm,
+    PackageExtendForm,
     StartChoiceForm,
     StudentCancelForm,
     format_start,
@@ -361,8 +368,45 @@ def student_detail(request, student_id: int):
     return render(
         request,
         "sessions_app/student_detail.html",
-        {"found": found, "page_obj": history, "from_key": "students"},
+        {
+            "found": found,
+            "page_obj": history,
+            "from_key": "students",
+            "max_extension_days": PackageExtendForm.MAX_DAYS,
+        },
     )
+
+
+@login_required
+@require_POST
+@coach_only
+def package_extend(request, pk: int):
+    """The coach gives a package's credits more days (package_extend_expiry), from its student's
+    page: from the current expiry, or from now once it has passed."""
+    package = selectors.coach_package(coach=request.user, pk=pk)
+    if package is None:
+        raise Http404("No such package.")
+    back = reverse("sessions:student_detail", args=[package.student_id])
+    form = PackageExtendForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.errors["days"][0])
+        return redirect(back)
+    now = timezone.now()
+    until = extension_until(package=package, days=form.cleaned_data["days"], now=now)
+    try:
+        package = services.package_extend_expiry(
+            package=package, actor=request.user, until=until, now=now
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"The credits of “{package.title}” for {package.student.name} now expire on "
+            f"{expiry_moment_label(package.expires_at)}. Sessions not booked yet can be "
+            "booked until then.",
+        )
+    return redirect(back)
 
 
 # --- student list -----------------------------------------------------------------------------
@@ -414,6 +458,10 @@ def detail(request, pk: int):
         "other_name": _other_side(session, request.user),
         "refunded_cents": session.refunded_cents,
         "decline_form": DeclineForm(),
+        # An unused credit's expiry; booked and ended sessions are not affected by it.
+        "credit_expiry": credit_expiry(session.package.expires_at, timezone.now())
+        if session.status == Status.UNSCHEDULED
+        else None,
     }
     context["back_key"], context["back_label"], context["back_url"] = _back_link(
         request, session, context["as_coach"]
@@ -682,7 +730,9 @@ def _picker(request, pk: int, kind: str):
         selectors.session_available_actions(session=session, user=request.user, proposal=proposal)
     )
     if picker.action not in actions:
-        if proposal is not None and proposal.proposed_by_id == request.user.pk:
+        if picker.kind == "book" and selectors.session_credit_expired(session=session):
+            refusal = expired_refusal(session.package, session.coach.name)
+        elif proposal is not None and proposal.proposed_by_id == request.user.pk:
             refusal = "You have proposed a new time already. Withdraw it first to propose another."
         else:
             refusal = _cannot(session, picker.verb)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 LONDON = ZoneInfo("Europe/London")
 DEMO_LOGINS = ("coach@example.com", "student@example.com", "sam@example.com", "admin@example.com")
 EXPECTED_STATUSES = {
-    Status.UNSCHEDULED: 6,  # credits still to book
+    Status.UNSCHEDULED: 10,  # credits still to book (2 of them expired, 1 a make-up)
     Status.REQUESTED: 3,
     Status.CONFIRMED: 2,
     Status.RESCHEDULING: 1,
@@ -140,9 +140,29 @@ def test_seed_covers_a_pending_proposal_a_make_up_credit_and_credits_to_book(clo
     credits = Counter(
         Session.objects.filter(status=Status.UNSCHEDULED).values_list("student__email", flat=True)
     )
-    assert credits == {"student@example.com": 2, "sam@example.com": 4}
+    assert credits == {"student@example.com": 4, "sam@example.com": 6}
     requested = Session.objects.filter(status=Status.REQUESTED).select_related("slot")
     assert {session.slot.status for session in requested} == {SlotStatus.HELD}
+
+
+@pytest.mark.parametrize("moment", MOMENTS.values(), ids=MOMENTS.keys())
+def test_seed_shows_credits_that_expire_soon_and_credits_that_expired(moment):
+    from sessions_app.models import Package
+
+    with time_machine.travel(moment, tick=False):
+        _seed()
+        now = datetime.now(UTC)
+
+    expiring = {
+        (package.student.email, package.expires_at - now)
+        for package in Package.objects.filter(expires_at__isnull=False).select_related("student")
+    }
+    assert expiring == {
+        ("student@example.com", timedelta(days=60)),  # bought now, one credit booked
+        ("sam@example.com", timedelta(days=10)),
+        ("student@example.com", timedelta(days=-10)),
+    }
+    assert Offering.objects.get(title="Tournament game review").credit_validity_days == 60
 
 
 def test_every_status_change_of_the_seed_wrote_its_event(clock):
@@ -205,14 +225,16 @@ def test_seed_makes_its_availability_and_offerings_through_the_services(clock, m
     assert weeks == [{weekday: [(time(9), time(17))] for weekday in range(5)}]
 
 
-def test_without_time_machine_the_seed_skips_only_the_completed_session(clock, monkeypatch):
+def test_without_time_machine_the_seed_skips_only_what_it_replays_in_the_past(clock, monkeypatch):
     monkeypatch.setitem(sys.modules, "time_machine", None)  # `import time_machine` fails
 
     out = _seed()
 
     assert "time-machine is not installed: skipping the completed session." in out
+    assert out.count("time-machine is not installed: skipping a past purchase.") == 2
     expected = Counter(EXPECTED_STATUSES)
     del expected[Status.COMPLETED]
+    expected[Status.UNSCHEDULED] -= 4  # the two past review packages
     assert Counter(Session.objects.values_list("status", flat=True)) == expected
 
 
@@ -225,4 +247,4 @@ def test_seed_with_stripe_configured_records_its_history_as_manual_payments(cloc
     _seed()
 
     assert set(Payment.objects.values_list("gateway", "state")) == {("manual", "DONE")}
-    assert Session.objects.filter(status=Status.UNSCHEDULED).count() == 6
+    assert Session.objects.filter(status=Status.UNSCHEDULED).count() == 10

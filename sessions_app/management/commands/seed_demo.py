@@ -5,8 +5,9 @@ Every domain write (coach profile, weekly hours, offerings, purchases, lifecycle
 refunds) goes through the services, as real use would; only the demo logins are made with the
 user manager. Every booked or proposed time is one of the coach's bookable starts at the moment
 of booking (`calendars.selectors.bookable_starts`), so the seed works at every hour of every day,
-weekends and the DST changes included. The completed session is replayed in the past with
-time-machine (a development dependency; without it that one session is skipped).
+weekends and the DST changes included. The completed session and two purchases whose credits
+expire soon or have expired are replayed in the past with time-machine (a development
+dependency; without it they are skipped).
 
 The seeded history is paid through the manual gateway whatever PAYMENT_GATEWAY says: with
 `stripe` (`make run-stripe`) no card was ever charged for it, and new purchases made in the
@@ -47,6 +48,8 @@ MARGIN = timedelta(minutes=5)
 SEARCH = timedelta(weeks=4)
 # The completed session is replayed this long ago.
 PAST = timedelta(days=14)
+# The review's credits expire this many days after purchase.
+REVIEW_VALIDITY_DAYS = 60
 
 
 class Command(BaseCommand):
@@ -119,6 +122,7 @@ class _Seed:
             price_cents=16000,
             currency="USD",
             description="Ninety minutes going through your tournament games move by move.",
+            credit_validity_days=REVIEW_VALIDITY_DAYS,
         )
 
         self._completed_session(check_in)
@@ -148,6 +152,11 @@ class _Seed:
         )
         self._book(o2)  # a second request
 
+        # Credits that expire: Sam's review credits expire in 10 days (a reminder is due),
+        # Jamie's older review package has expired unused.
+        self._bought_ago(other, review, timedelta(days=REVIEW_VALIDITY_DAYS - 10))
+        self._bought_ago(student, review, timedelta(days=REVIEW_VALIDITY_DAYS + 10))
+
     def _start(self, session: Session) -> datetime:
         """The first bookable start for `session` (its length, its student) from the cursor,
         which then moves on past it."""
@@ -174,6 +183,16 @@ class _Seed:
         services.session_book(session=session, start=self._start(session), actor=session.student)
         if accept:
             services.session_accept(session=session, actor=self.coach)
+
+    def _bought_ago(self, student, offering: Offering, ago: timedelta) -> None:
+        """A purchase replayed `ago` in the past (its credits' expiry counts from then)."""
+        try:
+            import time_machine
+        except ImportError:
+            self.stdout.write("time-machine is not installed: skipping a past purchase.")
+            return
+        with time_machine.travel(timezone.now() - ago, tick=False):
+            services.package_purchase(student=student, offering=offering)
 
     def _completed_session(self, offering: Offering) -> None:
         try:
