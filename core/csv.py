@@ -5,13 +5,16 @@ Excel, LibreOffice and Google Sheets run a cell as a formula when its text start
 full-width forms). `safe_cell` prefixes such a cell with `'`, which every spreadsheet shows as
 plain text; `safe_writer` applies it to every cell of every row, so an export cannot forget a
 column. Numbers, and text that is only a number (`-12.50`), are left alone: they are not
-formulas, and the totals must still add up.
+formulas, and the totals must still add up. `csv_stream_response` streams such rows as a
+download (the refund export, the admin's audit report).
 """
 
 import csv
 import re
 from collections.abc import Iterable
 from typing import Any
+
+from django.http import StreamingHttpResponse
 
 # The characters that start a formula, ASCII and full-width; tab, CR and LF start one in some
 # spreadsheets (and hide what follows).
@@ -54,3 +57,21 @@ class _SafeWriter:
 def safe_writer(file, **kwargs) -> _SafeWriter:
     """`csv.writer(file, **kwargs)` that neutralises formulas in every cell it writes."""
     return _SafeWriter(file, **kwargs)
+
+
+class _Echo:
+    """A file whose `write` hands the line back, so the writer's rows can be streamed."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_stream_response(rows: Iterable[Iterable[Any]], filename: str) -> StreamingHttpResponse:
+    """Stream `rows` (the header first) as a CSV download named `filename`, every cell through
+    `safe_cell`; `rows` may be a generator, so a large export is never held in memory."""
+    writer = safe_writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -44,7 +44,7 @@ from core.admin import (
     email_column,
     money_column,
 )
-from core.csv import safe_row, safe_writer
+from core.csv import csv_stream_response, safe_row
 from core.errors import DomainError
 from core.money import format_amount, format_money
 from refunds import gateways, services
@@ -139,24 +139,16 @@ def refund_csv_row(refund: Refund) -> list:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def refunds_csv_response(queryset: QuerySet, filename: str) -> StreamingHttpResponse:
     """Stream `queryset`'s refunds as CSV with the fixed CSV_HEADER columns."""
     rows = queryset.select_related("session__coach", "session__student", "issued_by", "payment")
-    writer = safe_writer(_Echo())
 
-    def lines() -> Iterator[str]:
-        yield writer.writerow(CSV_HEADER)
+    def lines() -> Iterator[list]:
+        yield CSV_HEADER
         for refund in rows.iterator(chunk_size=2000):
-            yield writer.writerow(refund_csv_row(refund))
+            yield refund_csv_row(refund)
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_stream_response(lines(), filename)
 
 
 def refund_totals(queryset: QuerySet) -> list[dict]:

@@ -5,14 +5,19 @@ Everything here is read-only: statuses change only through the services in
 `sessions_app.services`, so sessions, packages, proposals and events cannot be added, changed
 or deleted in the admin. Every cancellation shows
 its refund choice, taken from the cancel event ("Full refund $30.00", "Partial refund $12.50",
-"Cancel without refund").
+"Cancel without refund"), and, since issue 15, the rule that applied and what it produced
+("Rule applied", "Outcome", from the events' details; `sessions_app.audit`), with a list filter
+by rule and the report of late cancellations and no-shows (Sessions → "Late cancellations and
+no-shows").
 """
 
 from datetime import datetime
 
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
 from django.db.models import (
     Case,
     F,
@@ -23,9 +28,13 @@ from django.db.models import (
     Value,
     When,
 )
-from django.urls import reverse
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 
 from accounts.models import User
 from core.admin import (
@@ -37,10 +46,13 @@ from core.admin import (
     money_column,
     user_label,
 )
+from core.csv import csv_stream_response
 from core.money import format_money
+from policies.rules import Rule
 from refunds.admin import RefundInline
 from refunds.models import PaymentState
 from refunds.selectors import refunded_cents_for_session, refunded_cents_subquery
+from sessions_app import audit
 from sessions_app.expiry import EXPIRY_SOON
 from sessions_app.lifecycle import Action
 from sessions_app.models import Package, RescheduleProposal, Session, SessionEvent
@@ -78,6 +90,83 @@ class CoachFilter(CoachListFilter):
         return User.objects.filter(coach_profile__isnull=False)
 
 
+class RuleFilter(admin.SimpleListFilter):
+    """Sessions by the rule an event of theirs applied (a cancel, a no-show mark), read from the
+    events' details (a JSON key lookup, on SQLite and PostgreSQL alike). The choices are the
+    rules themselves, so the filter costs no query; the events are narrowed by their
+    `(action, created_at)` index to the actions that record a rule."""
+
+    title = "rule applied"
+    parameter_name = "rule"
+
+    def lookups(self, request, model_admin):
+        return Rule.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value not in Rule.values:
+            raise IncorrectLookupParameters(f"Unknown rule {value!r}")
+        events = SessionEvent.objects.filter(action__in=audit.RULE_ACTIONS, details__rule=value)
+        return queryset.filter(pk__in=events.values("session_id"))
+
+
+class EventRuleFilter(RuleFilter):
+    """Events by the rule they recorded."""
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value not in Rule.values:
+            raise IncorrectLookupParameters(f"Unknown rule {value!r}")
+        return queryset.filter(action__in=audit.RULE_ACTIONS, details__rule=value)
+
+
+class AuditFilter(admin.SimpleListFilter):
+    """Sessions with an event of one of the report's kinds (late cancellation, coach
+    cancellation, no-shows), optionally within the report's days (`audit_first`,
+    `audit_last`, YYYY-MM-DD in the viewer's timezone): where each report row links to."""
+
+    title = "late cancellations and no-shows"
+    parameter_name = "audit"
+    date_parameters = ("audit_first", "audit_last")
+
+    def __init__(self, request, params, model, model_admin):
+        self.window = {}
+        for name in self.date_parameters:
+            if name in params:
+                value = params.pop(name)
+                self.window[name] = value[-1] if isinstance(value, list) else value
+        super().__init__(request, params, model, model_admin)
+
+    def expected_parameters(self):
+        return [self.parameter_name, *self.date_parameters]
+
+    def lookups(self, request, model_admin):
+        return [(category.key, category.label) for category in audit.CATEGORIES]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        category = {c.key: c for c in audit.CATEGORIES}.get(value)
+        if category is None:
+            raise IncorrectLookupParameters(f"Unknown kind {value!r}")
+        events = SessionEvent.objects.filter(category.condition, action__in=audit.REPORT_ACTIONS)
+        if self.window:
+            try:
+                chosen = audit.report_range(
+                    first=self.window.get("audit_first"), last=self.window.get("audit_last")
+                )
+            except audit.ReportRangeInvalid as exc:
+                raise IncorrectLookupParameters(str(exc)) from exc
+            start, end = chosen.bounds()
+            events = events.filter(created_at__gte=start, created_at__lt=end)
+        return queryset.filter(pk__in=events.values("session_id"))
+
+
 # --- inlines ---------------------------------------------------------------------------------
 
 
@@ -96,6 +185,8 @@ class SessionEventInline(ReadOnlyAdminMixin, admin.TabularInline):
         "action",
         "from_status",
         "to_status",
+        "rule_display",
+        "outcome_display",
         "details_display",
     ]
     readonly_fields = fields
@@ -115,6 +206,19 @@ class SessionEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     def details_display(self, obj):
         return event_details_text(obj)
 
+    @admin.display(description="rule applied")
+    def rule_display(self, obj):
+        return audit.rule_text(obj.details) or "-"
+
+    @admin.display(description="outcome")
+    def outcome_display(self, obj):
+        return event_outcome(obj) or "-"
+
+
+def event_outcome(event: SessionEvent) -> str:
+    """The event's outcome in plain language ("... → $27.50 refunded"), or ""."""
+    return audit.outcome_text(event.action, event.details, event.session.currency)
+
 
 def local_time(value) -> str:
     """A stored UTC time in the viewer's timezone, with its abbreviation."""
@@ -130,6 +234,8 @@ def event_details_text(event: SessionEvent) -> str:
         details.pop("refund", None)
         details.pop("refund_amount_cents", None)
     reason = details.pop("reason", "")
+    for key in (*audit.RULE_KEYS, "canceled_by"):  # in the "rule applied" and outcome columns
+        details.pop(key, None)
     for key, value in details.items():
         if value in ("", None):
             continue
@@ -325,12 +431,13 @@ class SessionAdmin(
         "cancellation",
         "updated_at",
     ]
-    list_filter = ["status", CoachFilter, "currency"]
+    list_filter = ["status", CoachFilter, "currency", RuleFilter, AuditFilter]
     search_fields = ["student__email", "coach__email"]
     search_help_text = "A student's or coach's email, or a session number."
     list_select_related = ["coach", "student", "slot__coach", "package"]
     list_per_page = 100
     inlines = [SessionEventInline, RefundInline, RescheduleProposalInline]
+    change_list_template = "admin/sessions_app/session/change_list.html"
     fields = [
         "package_link",
         "number",
@@ -341,6 +448,9 @@ class SessionAdmin(
         "price_share_display",
         "refunded_display",
         "cancellation_summary",
+        "rule_applied",
+        "outcome",
+        "makeup_links",
         "request_expires_at",
         "sequence",
         "reminder_24h_sent_at",
@@ -370,12 +480,8 @@ class SessionAdmin(
     @admin.display(description="cancellation")
     def cancellation_summary(self, obj):
         """Who canceled, when, why, and what was refunded, from the cancel event."""
-        event = (
-            obj.events.filter(action=Action.CANCEL)
-            .select_related("actor")
-            .order_by("-created_at", "-id")
-            .first()
-        )
+        cancels = [event for event in self._audit_events(obj) if event.action == Action.CANCEL]
+        event = cancels[-1] if cancels else None
         if event is None:
             return "Not canceled"
         when = local_time(event.created_at)
@@ -387,6 +493,160 @@ class SessionAdmin(
         if event.details.get("reason"):
             parts.append(f"reason: {event.details['reason']}")
         return format_html_join(" · ", "{}", ((part,) for part in parts))
+
+    # --- the rule that applied and what it produced (issue 15) -----------------------------
+
+    def _audit_events(self, obj) -> list[SessionEvent]:
+        """The session's events that record an outcome (its cancel among them), oldest first:
+        one query for the cancellation line, the rule, the outcome and the make-up links."""
+        if getattr(obj, "_outcome_events", None) is None:
+            events = (
+                obj.events.filter(
+                    action__in=[*audit.RULE_ACTIONS, Action.REFUND_CREDIT, Action.CREATE]
+                )
+                .select_related("actor")
+                .order_by("created_at", "id")
+            )
+            obj._outcome_events = [event for event in events if event_outcome_of(event, obj)]
+        return obj._outcome_events
+
+    @admin.display(description="rule applied")
+    def rule_applied(self, obj):
+        """Each rule an event of this session applied, with its promise, from the details."""
+        rules = [audit.rule_text(event.details) for event in self._audit_events(obj)]
+        rules = [rule for rule in rules if rule]
+        if not rules:
+            return "None recorded"
+        return format_html_join(mark_safe("<br>"), "{}", ((rule,) for rule in rules))
+
+    @admin.display(description="outcome")
+    def outcome(self, obj):
+        """What each of those events produced: "Student canceled 18 h before: 50 % back →
+        $27.50 refunded", "... → Make-up credit #12 given", "... → Session used"."""
+        events = self._audit_events(obj)
+        if not events:
+            return "-"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {}",
+            ((local_time(event.created_at), event_outcome_of(event, obj)) for event in events),
+        )
+
+    @admin.display(description="make-up credit")
+    def makeup_links(self, obj):
+        """Both ends of a make-up credit: the session it replaces, the credit replacing it."""
+        parts = []
+        if obj.makeup_for_id:
+            parts.append(format_html("Make-up credit for {}", _session_link(obj.makeup_for_id)))
+        # The cancel that gave the credit names it (no query for the reverse link).
+        credit_ids = [
+            event.details["makeup_session_id"]
+            for event in self._audit_events(obj)
+            if event.action == Action.CANCEL and event.details.get("makeup_session_id")
+        ]
+        for credit_id in credit_ids:
+            parts.append(format_html("Replaced by make-up credit {}", _session_link(credit_id)))
+        if not parts:
+            return "-"
+        return format_html_join(mark_safe("<br>"), "{}", ((part,) for part in parts))
+
+    # --- the report of late cancellations and no-shows --------------------------------------
+
+    def get_urls(self):
+        extra = [
+            path(
+                "audit/",
+                self.admin_site.admin_view(self.audit_report_view),
+                name="sessions_app_session_audit",
+            ),
+            path(
+                "audit.csv",
+                self.admin_site.admin_view(self.audit_csv_view),
+                name="sessions_app_session_audit_csv",
+            ),
+        ]
+        return [*extra, *super().get_urls()]
+
+    def has_audit_permission(self, request) -> bool:
+        """Active staff who may view sessions and their events (superusers may)."""
+        user = request.user
+        return (
+            user.is_active
+            and user.is_staff
+            and user.has_perms(["sessions_app.view_session", "sessions_app.view_sessionevent"])
+        )
+
+    def audit_report_view(self, request):
+        """Late cancellations, coach cancellations and no-shows per coach and per student over
+        a range of days (the last 90 by default, at most 366), each count linking to the
+        sessions it counts."""
+        if not self.has_audit_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Late cancellations and no-shows",
+            "categories": audit.CATEGORIES,
+            "first": request.GET.get("first", ""),
+            "last": request.GET.get("last", ""),
+            "row_limit": AUDIT_ROWS_SHOWN,
+        }
+        try:
+            chosen = audit.report_range(first=context["first"], last=context["last"])
+        except audit.ReportRangeInvalid as exc:
+            context["error"] = str(exc)
+            return TemplateResponse(request, "admin/sessions_app/audit_report.html", context)
+        start, end = chosen.bounds()
+        dates = {"audit_first": chosen.first.isoformat(), "audit_last": chosen.last.isoformat()}
+        tables = []
+        for side in audit.SIDES:
+            rows = list(audit.report_rows(side=side, start=start, end=end, limit=AUDIT_ROWS_SHOWN))
+            tables.append(
+                {
+                    "side": side,
+                    "title": f"Per {side}",
+                    "rows": [_report_row(side, row, dates) for row in rows],
+                    "more": len(rows) == AUDIT_ROWS_SHOWN,
+                }
+            )
+        context.update(
+            range=chosen,
+            first=dates["audit_first"],
+            last=dates["audit_last"],
+            tables=tables,
+            csv_query=urlencode({"first": dates["audit_first"], "last": dates["audit_last"]}),
+        )
+        return TemplateResponse(request, "admin/sessions_app/audit_report.html", context)
+
+    def audit_csv_view(self, request):
+        """The report as CSV, every row of both tables (streamed), formula-safe."""
+        if not self.has_audit_permission(request):
+            raise PermissionDenied
+        first, last = request.GET.get("first", ""), request.GET.get("last", "")
+        try:
+            chosen = audit.report_range(first=first, last=last)
+        except audit.ReportRangeInvalid:
+            url = reverse("admin:sessions_app_session_audit")
+            return HttpResponseRedirect(f"{url}?{urlencode({'first': first, 'last': last})}")
+        start, end = chosen.bounds()
+
+        def lines():
+            yield AUDIT_CSV_HEADER
+            for side in audit.SIDES:
+                for row in audit.report_rows(side=side, start=start, end=end):
+                    yield [
+                        side,
+                        row["person_id"],
+                        row["email"],
+                        row["display_name"],
+                        *(row[key] for key in audit.CATEGORY_KEYS),
+                        row["total"],
+                        chosen.first.isoformat(),
+                        chosen.last.isoformat(),
+                    ]
+
+        filename = f"late-cancellations-no-shows-{chosen.first:%Y%m%d}-{chosen.last:%Y%m%d}.csv"
+        return csv_stream_response(lines(), filename)
 
 
 @admin.register(RescheduleProposal)
@@ -424,9 +684,11 @@ class SessionEventAdmin(
         "actor_display",
         "from_status",
         "to_status",
+        "rule_display",
+        "outcome_display",
         "details_display",
     ]
-    list_filter = ["action", "to_status", "created_at"]
+    list_filter = ["action", "to_status", EventRuleFilter, "created_at"]
     search_fields = ["actor__email"]
     number_search_field = "session_id"
     search_help_text = "The actor's email, or a session number."
@@ -446,6 +708,55 @@ class SessionEventAdmin(
     @admin.display(description="details")
     def details_display(self, obj):
         return event_details_text(obj)
+
+    @admin.display(description="rule applied")
+    def rule_display(self, obj):
+        return audit.rule_label(obj.details.get("rule")) or "-"
+
+    @admin.display(description="outcome")
+    def outcome_display(self, obj):
+        return event_outcome(obj) or "-"
+
+
+# The report page shows this many people per table (most events first); the CSV has them all.
+AUDIT_ROWS_SHOWN = 100
+# The report's CSV columns, in order; new columns go at the end.
+AUDIT_CSV_HEADER = [
+    "side",
+    "user_id",
+    "email",
+    "display_name",
+    *audit.CATEGORY_KEYS,
+    "total",
+    "first_day",
+    "last_day",
+]
+
+
+def _report_row(side: str, row: dict, dates: dict) -> dict:
+    """A report row with the session-list link of each count (that person, that kind, those
+    days)."""
+    person = (
+        {"coach": row["person_id"]} if side == "coach" else {"student__id__exact": row["person_id"]}
+    )
+    base = reverse("admin:sessions_app_session_changelist")
+    return {
+        **row,
+        "name": row["display_name"] or row["email"].split("@")[0],
+        "url": f"{base}?{urlencode(person)}",
+        "cells": [
+            (
+                row[key],
+                f"{base}?{urlencode({**person, 'audit': key, **dates})}" if row[key] else "",
+            )
+            for key in audit.CATEGORY_KEYS
+        ],
+    }
+
+
+def event_outcome_of(event: SessionEvent, session: Session) -> str:
+    """`event_outcome` for an event of `session` (its currency, without a query)."""
+    return audit.outcome_text(event.action, event.details, session.currency)
 
 
 def _session_link(session_id: int) -> str:
