@@ -16,6 +16,7 @@ from calendars.selectors import (
     starts_in_schedule,
 )
 from catalog.models import Offering
+from core.prepared import PreparedQuery
 
 FREE_TIMES_SHOWN = 6  # per offering, on the coach's page
 FREE_TIMES_WEEKS = 12  # how far ahead the coach's page looks
@@ -145,9 +146,25 @@ def coach_offerings(*, coach) -> QuerySet:
     )
 
 
-def coach_offering_choices(*, coach) -> list[Offering]:
-    """The coach's offerings by title (only ids and titles), for a session list's filter."""
-    return list(Offering.objects.filter(coach=coach).only("pk", "title").order_by("title", "pk"))
+@dataclass(frozen=True)
+class OfferingChoice:
+    pk: int
+    title: str
+
+
+def _offering_choices_query(*, coach_id) -> QuerySet:
+    return (
+        Offering.objects.filter(coach=coach_id).order_by("title", "pk").values_list("pk", "title")
+    )
+
+
+# Compiled once per process: the filter form of every coach list reads it.
+_OFFERING_CHOICES = PreparedQuery(_offering_choices_query, coach_id="int")
+
+
+def coach_offering_choices(*, coach) -> list[OfferingChoice]:
+    """The coach's offerings by title (ids and titles), for a session list's filter."""
+    return [OfferingChoice(pk, title) for pk, title in _OFFERING_CHOICES.rows(coach_id=coach.pk)]
 
 
 def coach_offering(*, coach, pk: int) -> Offering | None:

@@ -123,6 +123,65 @@ def _page_number(raw: str | None) -> int:
     return int(raw) if raw and raw.isdigit() and 1 <= int(raw) <= 100_000 else 1
 
 
+@dataclass(frozen=True)
+class Seek:
+    """Where a request's page starts: past `after`'s key, before `before`'s, or at the first
+    row (both None); `number` is the page number its link carried."""
+
+    after: list | None
+    before: list | None
+    number: int
+
+
+def keyset_seek(request, model, *, keys: list[Key]) -> Seek:
+    """The request's `after=` or `before=` cursor, read by the keys' fields; a missing or
+    malformed one is the first page."""
+    after = _decode(model, keys, request.GET.get("after", ""))
+    before = None if after else _decode(model, keys, request.GET.get("before", ""))
+    number = _page_number(request.GET.get("page")) if (after or before) else 1
+    return Seek(after, before, number)
+
+
+def keyset_slice(queryset: QuerySet, *, keys: list[Key], seek: Seek, size: int) -> QuerySet:
+    """The `size + 1` rows of `queryset` past the seek's cursor, walked in the keys' order
+    (reversed for a previous page: `keyset_assemble` turns them back). One query."""
+    if seek.before is not None:
+        reversed_keys = [Key(key.name, not key.descending) for key in keys]
+        return queryset.filter(_beyond(keys, seek.before, forward=False)).order_by(
+            *(key.order() for key in reversed_keys)
+        )[: size + 1]
+    ordered = queryset.order_by(*(key.order() for key in keys))
+    if seek.after is not None:
+        ordered = ordered.filter(_beyond(keys, seek.after, forward=True))
+    return ordered[: size + 1]
+
+
+def keyset_assemble(
+    rows: list, *, keys: list[Key], seek: Seek, size: int, base_query: dict | None = None
+) -> KeysetPage:
+    """The page from the rows `keyset_slice` read (any objects with the keys as attributes)."""
+    if seek.before is not None:
+        more_before = len(rows) > size
+        rows = rows[:size][::-1]
+        page = KeysetPage(rows, number=max(seek.number, 2 if more_before else 1))
+        if rows:
+            page.next_cursor = _cursor(rows[-1], keys)
+            if more_before:
+                page.previous_cursor = _cursor(rows[0], keys)
+        if not page.has_previous:
+            page.number = 1
+    else:
+        more = len(rows) > size
+        rows = rows[:size]
+        page = KeysetPage(rows, number=seek.number if seek.after else 1)
+        if more:
+            page.next_cursor = _cursor(rows[-1], keys)
+        if seek.after is not None and rows:
+            page.previous_cursor = _cursor(rows[0], keys)
+    page.base_query = base_query or {}
+    return page
+
+
 def keyset_page(
     queryset: QuerySet, request, *, keys: list[Key], size: int, base_query: dict | None = None
 ) -> KeysetPage:
@@ -132,40 +191,9 @@ def keyset_page(
     One query: `size + 1` rows past the cursor, walked in the keys' order (reversed for a
     previous page, then turned back).
     """
-    model = queryset.model
-    after = _decode(model, keys, request.GET.get("after", ""))
-    before = None if after else _decode(model, keys, request.GET.get("before", ""))
-    number = _page_number(request.GET.get("page")) if (after or before) else 1
-    ordered = queryset.order_by(*(key.order() for key in keys))
-    if before is not None:
-        reversed_keys = [Key(key.name, not key.descending) for key in keys]
-        rows = list(
-            queryset.filter(_beyond(keys, before, forward=False)).order_by(
-                *(key.order() for key in reversed_keys)
-            )[: size + 1]
-        )
-        more_before = len(rows) > size
-        rows = rows[:size][::-1]
-        page = KeysetPage(rows, number=max(number, 2 if more_before else 1))
-        if rows:
-            page.next_cursor = _cursor(rows[-1], keys)
-            if more_before:
-                page.previous_cursor = _cursor(rows[0], keys)
-    else:
-        if after is not None:
-            ordered = ordered.filter(_beyond(keys, after, forward=True))
-        rows = list(ordered[: size + 1])
-        more = len(rows) > size
-        rows = rows[:size]
-        page = KeysetPage(rows, number=number if after else 1)
-        if more:
-            page.next_cursor = _cursor(rows[-1], keys)
-        if after is not None and rows:
-            page.previous_cursor = _cursor(rows[0], keys)
-    if before is not None and not page.has_previous:
-        page.number = 1
-    page.base_query = base_query or {}
-    return page
+    seek = keyset_seek(request, queryset.model, keys=keys)
+    rows = list(keyset_slice(queryset, keys=keys, seek=seek, size=size))
+    return keyset_assemble(rows, keys=keys, seek=seek, size=size, base_query=base_query)
 
 
 def _cursor(row, keys: list[Key]) -> str:

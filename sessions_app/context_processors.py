@@ -7,7 +7,10 @@ bought a package; the Tasks count, Get started and that check are one query
 reschedule proposals waiting on them (one query, `student_navigation`). Staff also see Admin.
 """
 
-from django.urls import reverse
+from functools import lru_cache
+
+from django.conf import settings
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.functional import SimpleLazyObject
 
 from sessions_app.selectors import TASK_BADGE_MAX, coach_navigation, student_navigation
@@ -51,6 +54,17 @@ def _proposal_badge(count: int) -> dict:
     )
 
 
+@lru_cache(maxsize=256)
+def _reversed(name: str, root_urlconf: str, urlconf: str | None, prefix: str) -> str:
+    return reverse(name, urlconf=urlconf)
+
+
+def _nav_url(name: str) -> str:
+    """`reverse(name)`, once per URL configuration and script prefix: the navigation's ten
+    links are the same on every page."""
+    return _reversed(name, settings.ROOT_URLCONF, get_urlconf(), get_script_prefix())
+
+
 def _nav_items(request) -> list[dict]:
     user = request.user
     current = getattr(getattr(request, "resolver_match", None), "view_name", None)
@@ -76,7 +90,7 @@ def _nav_items(request) -> list[dict]:
             {
                 "label": label,
                 "name": name,
-                "url": reverse(name),
+                "url": _nav_url(name),
                 "current": current == name or current in also,
                 **badges.get(name, {"badge": 0, "aria_label": ""}),
             }

@@ -161,11 +161,12 @@ DAY_TABLE_SECONDS = 600
 DAY_TABLE_VERSION = 1  # raise when `_day_table.html` or a Row changes
 
 
-def day_table_key(request, days: list[tuple[date | None, list]], tab: str) -> str:
+def day_table_key(request, marks: list[tuple], tab: str) -> str:
     """The cache key of one rendered day table: who sees it (their CSRF secret, since its forms
     carry a token for it), in which zone and on which day (the headings), the page's URL
-    (cursor and filters, and where its actions return), and what each row shows (id, last
-    change, pending proposal)."""
+    (cursor and filters, and where its actions return), and what each row shows (`marks`:
+    id, last change, pending proposal of each row, from `session_marks` or the list's
+    stamps)."""
     parts = [
         DAY_TABLE_VERSION,
         tab,
@@ -174,13 +175,21 @@ def day_table_key(request, days: list[tuple[date | None, list]], tab: str) -> st
         timezone.get_current_timezone_name(),
         timezone.localdate().isoformat(),
         request.get_full_path(),
+        *((pk, updated_at.isoformat(), proposal_id) for pk, updated_at, proposal_id in marks),
     ]
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()
+    return f"daytable:{request.user.pk}:{digest}"
+
+
+def session_marks(days: list[tuple[date | None, list]]) -> list[tuple]:
+    """(id, last change, pending proposal id) of each session of a grouped page (pending
+    proposals given by `selectors.with_pending_proposals`): what `day_table_key` keys on."""
+    marks = []
     for _day, sessions in days:
         for session in sessions:
             proposal = (getattr(session, "pending_proposals", None) or [None])[0]
-            parts.append((session.pk, session.updated_at.isoformat(), proposal and proposal.pk))
-    digest = hashlib.sha256(repr(parts).encode()).hexdigest()
-    return f"daytable:{request.user.pk}:{digest}"
+            marks.append((session.pk, session.updated_at, proposal and proposal.pk))
+    return marks
 
 
 def coach_day_rows(request, days: list[tuple[date | None, list]], *, back: str) -> list:
@@ -207,11 +216,18 @@ DAY_TABLE_CAPTIONS = {
 }
 
 
-def cached_day_table(request, days, tab: str) -> str:
+def day_table_from_cache(request, marks: list[tuple], tab: str) -> SafeString | None:
+    """The table rendered before for the same viewer and rows (`day_table_key`), or None."""
+    get_token(request)  # the cached forms carry a token for this secret; keep its cookie set
+    html = cache.get(day_table_key(request, marks, tab))
+    return None if html is None else mark_safe(html)  # our own template escaped every value
+
+
+def cached_day_table(request, days, tab: str) -> SafeString:
     """The page's table, rendered from display rows, or the same table rendered before for
     the same viewer and rows (`rows.day_table_key`): a reload costs the list query only."""
     get_token(request)  # the cached forms carry a token for this secret; keep its cookie set
-    key = day_table_key(request, days, tab)
+    key = day_table_key(request, session_marks(days), tab)
     html = cache.get(key)
     if html is None:
         context = {

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 from django.db.models import (
     Count,
@@ -22,7 +23,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core.pagination import Key
+from core.pagination import Key, Seek, keyset_slice
 from core.prepared import PreparedQuery
 from sessions_app.expiry import credit_expiry
 from sessions_app.lifecycle import (
@@ -491,6 +492,79 @@ def coach_completed_sessions(*, coach, search=None, offering_id=None) -> QuerySe
         search=search,
         offering_id=offering_id,
     )
+
+
+@dataclass(frozen=True)
+class ListStamp:
+    """One row of a coach's day list as its cached table needs it: the row's key in the
+    list's order (for the page's cursors), its day, and what its rendered row depends on."""
+
+    pk: int
+    starts_at: datetime | None
+    updated_at: datetime
+    status: str
+    proposal_id: int | None  # the pending proposal, if any
+
+    @property
+    def mark(self) -> tuple:
+        return (self.pk, self.updated_at, self.proposal_id)
+
+
+# The day lists whose pages can be read as stamps: (selector, keys, its own narrowing kinds).
+_STAMPED_LISTS = {
+    "upcoming": (coach_upcoming_sessions, UPCOMING_KEYS, {"now": "datetime", "status": "str"}),
+    "completed": (coach_completed_sessions, COMPLETED_KEYS, {}),
+}
+_KEY_KINDS = {"pk": "int", "starts_at": "datetime"}
+_PREPARED_STAMPS: dict[tuple[str, int], PreparedQuery] = {}
+
+
+def _stamps_query(select, keys: list[Key], size: int, *, coach_id, offering_id, **values):
+    """The `values_list` of a list page's stamps (see `coach_list_stamps`)."""
+    after = [values.pop(f"after_{i}") for i in range(len(keys))]
+    before = [values.pop(f"before_{i}") for i in range(len(keys))]
+    seek = Seek(
+        after=None if after[0] is None else after,
+        before=None if before[0] is None else before,
+        number=1,
+    )
+    pending = RescheduleProposal.objects.filter(
+        session=OuterRef("pk"), status=ProposalStatus.PENDING
+    ).values("pk")[:1]
+    stamps = select(coach=coach_id, offering_id=offering_id, **values).values_list(
+        "pk", "starts_at", "updated_at", "status", Subquery(pending, output_field=IntegerField())
+    )
+    return keyset_slice(stamps, keys=keys, seek=seek, size=size)
+
+
+def coach_list_stamps(
+    *, tab: str, coach, seek: Seek, size: int, offering_id=None, **narrowing
+) -> list[ListStamp]:
+    """The stamps of the page `seek` names of a coach's Upcoming or Completed list (size + 1
+    rows at most, as `keyset_slice` reads them), narrowed like the list (`now` and `status`
+    for Upcoming; no search: a search runs the list itself). One query, compiled once per
+    process for each combination of filters and cursor (building it is most of its cost)."""
+    select, keys, kinds = _STAMPED_LISTS[tab]
+    prepared = _PREPARED_STAMPS.get((tab, size))
+    if prepared is None:
+        key_kinds = {}
+        for i, key in enumerate(keys):
+            key_kinds[f"after_{i}"] = key_kinds[f"before_{i}"] = _KEY_KINDS[key.name]
+        prepared = _PREPARED_STAMPS[tab, size] = PreparedQuery(
+            partial(_stamps_query, select, keys, size),
+            coach_id="int",
+            offering_id="int",
+            **kinds,
+            **key_kinds,
+        )
+    values = {name: narrowing.get(name) or None for name in kinds}
+    if "now" in values:
+        values["now"] = values["now"] or timezone.now()
+    for i in range(len(keys)):
+        values[f"after_{i}"] = seek.after[i] if seek.after else None
+        values[f"before_{i}"] = seek.before[i] if seek.before else None
+    rows = prepared.rows(coach_id=coach.pk, offering_id=offering_id, **values)
+    return [ListStamp(*row) for row in rows]
 
 
 def coach_canceled_sessions(*, coach, search=None, offering_id=None) -> QuerySet:

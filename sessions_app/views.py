@@ -26,7 +26,7 @@ from catalog import selectors as catalog_selectors
 from core.errors import DomainError
 from core.guards import coach_required, safe_next_url
 from core.money import format_money
-from core.pagination import keyset_page
+from core.pagination import keyset_assemble, keyset_page, keyset_seek
 from core.times import (
     EN_DASH,
     clock_range,
@@ -59,7 +59,7 @@ from sessions_app.forms import (
 )
 from sessions_app.lifecycle import Action, Status
 from sessions_app.models import Session
-from sessions_app.rows import cached_day_table
+from sessions_app.rows import cached_day_table, day_table_from_cache
 
 LIST_PAGE_SIZE = 25
 # How far past an empty week the picker looks for the next open time.
@@ -288,11 +288,16 @@ def _day_list(request, tab: str, select: Callable, keys, statuses=None, rows: bo
     """A coach list shown as one table with a row per day: `select(**filters)` gives the
     sessions in the order of `keys`, narrowed by the page's checked filters (status only where
     `statuses` are). With `rows`, each day's sessions also come as display rows
-    (`sessions_app.rows`) for the lean `_day_table.html`."""
+    (`sessions_app.rows`) for the lean `_day_table.html`, and a page whose table was rendered
+    before for the same rows is served from that table and the rows' stamps alone."""
     filters = _list_filters(request, statuses=statuses)
     narrowing = {"search": filters.search, "offering_id": filters.offering_id}
     if statuses is not None:
         narrowing["status"] = filters.status
+    if rows and not filters.search:
+        response = _day_list_from_cache(request, tab, keys, filters, narrowing)
+        if response is not None:
+            return response
     page = _page(request, select(coach=request.user, **narrowing), keys, filters)
     if rows:
         selectors.with_pending_proposals(page.object_list)
@@ -301,6 +306,28 @@ def _day_list(request, tab: str, select: Callable, keys, statuses=None, rows: bo
     if rows:
         extra["day_table"] = cached_day_table(request, days, tab)
     return render(request, f"sessions_app/{tab}.html", _list_context(filters, page, tab, **extra))
+
+
+def _day_list_from_cache(request, tab: str, keys, filters: ListFilters, narrowing: dict):
+    """The page from its rows' stamps (`selectors.coach_list_stamps`: one compiled query) and
+    its table as rendered before for them; None when that table is not cached (or the page is
+    empty), and the list is read in full."""
+    seek = keyset_seek(request, Session, keys=keys)
+    narrowing = {name: value for name, value in narrowing.items() if name != "search"}
+    stamps = selectors.coach_list_stamps(
+        tab=tab, coach=request.user, seek=seek, size=LIST_PAGE_SIZE, **narrowing
+    )
+    page = keyset_assemble(
+        stamps, keys=keys, seek=seek, size=LIST_PAGE_SIZE, base_query=filters.params
+    )
+    if not page.object_list:
+        return None
+    table = day_table_from_cache(request, [stamp.mark for stamp in page.object_list], tab)
+    if table is None:
+        return None
+    days = _group_by_day(page.object_list, lambda s: s.starts_at)
+    context = _list_context(filters, page, tab, days=days, day_table=table)
+    return render(request, f"sessions_app/{tab}.html", context)
 
 
 @login_required

@@ -332,3 +332,51 @@ def test_upcoming_reuses_its_rendered_table_until_a_row_changes(client, coach, m
     client.cookies.pop("csrftoken", None)  # another browser: its forms need its own token
     client.get(UPCOMING)
     assert len(built) == 3
+
+
+def unmasked(response) -> str:
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
+
+
+def test_a_cached_upcoming_page_reads_only_its_rows_stamps(
+    client, coach, monkeypatch, django_assert_num_queries
+):
+    monkeypatch.setattr(views, "LIST_PAGE_SIZE", 2)
+    sessions = [
+        booked(coach, NOW + timedelta(days=1 + index), status="CONFIRMED") for index in range(3)
+    ]
+    proposed(sessions[1], NOW + timedelta(days=6), coach)
+    client.force_login(coach)
+    cold = client.get(UPCOMING)
+    following = client.get(UPCOMING + cold.context["page_obj"].next_link)
+
+    # The session and user, the coach profile, the offerings, the stamps, the navigation.
+    with django_assert_num_queries(5):
+        warm = client.get(UPCOMING)
+    warm_following = client.get(UPCOMING + warm.context["page_obj"].next_link)
+
+    # The same page: the table as rendered before, the same links (each page's CSRF token
+    # in the Log out form is masked anew).
+    assert unmasked(warm) == unmasked(cold)
+    assert unmasked(warm_following) == unmasked(following)
+    assert listed(warm) == [sessions[0].pk, sessions[1].pk]
+    assert listed(warm_following) == [sessions[2].pk]
+    back = client.get(UPCOMING + warm_following.context["page_obj"].previous_link)
+    assert unmasked(back) == unmasked(cold)
+    groups = [(str(day), [s.pk for s in rows]) for day, rows in warm.context["days"]]
+    assert groups == [("2030-01-11", [sessions[0].pk]), ("2030-01-12", [sessions[1].pk])]
+
+
+def test_a_searched_upcoming_page_is_read_in_full_and_shows_the_same_table(client, two_students):
+    ada_session, _ = two_students
+    client.get(UPCOMING)
+    table = re.compile(r'<table class="day-table">.*?</table>', re.S)
+
+    searched = client.get(UPCOMING, {"search": "ada"})
+    again = client.get(UPCOMING, {"search": "ada"})
+
+    assert listed(searched) == listed(again) == [ada_session.pk]
+    assert (
+        table.search(searched.content.decode()).group()
+        == table.search(again.content.decode()).group()
+    )
